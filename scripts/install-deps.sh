@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian packages oriel needs to build, run and test.
+# Usage: scripts/install-deps.sh [run|test]
+# Only installs what is missing; uses sudo when not root.
+set -euo pipefail
+
+what="${1:-run}"
+
+run_pkgs=(
+  pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-tools
+  gstreamer1.0-libav gstreamer1.0-vaapi
+  xvfb x11-utils
+)
+test_pkgs=(
+  xdotool chromium procps
+)
+# Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
+# Debian for it when the commands are missing.
+if ! command -v node >/dev/null 2>&1; then test_pkgs+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then test_pkgs+=(npm); fi
+
+pkgs=("${run_pkgs[@]}")
+if [ "$what" = test ]; then
+  pkgs+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "oriel: installing ${#missing[@]} missing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "oriel: cargo not found. Install Rust >= 1.95 with rustup (https://rustup.rs) and re-run." >&2
+  exit 1
+fi

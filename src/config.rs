@@ -1,0 +1,210 @@
+//! Command-line configuration. Every flag can also be given as an `ORIEL_*`
+//! environment variable (CLI wins).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oriel",
+    version,
+    about = "Stream this Linux desktop to browsers over WebRTC: capture once, encode once, one peer per browser.",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter, e.g. `info`, `debug`, `oriel=debug,warn`.
+    #[arg(long, env = "ORIEL_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the desktop: web client, signalling and media on one port.
+    Serve(ServeArgs),
+    /// Show every capture backend and encoder, whether it works here and
+    /// which ones `serve` would pick.
+    Probe(MediaArgs),
+}
+
+/// Which desktop to capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureChoice {
+    /// `$DISPLAY` when set, otherwise a virtual X display started by oriel.
+    Auto,
+    /// The X11 display named by `$DISPLAY` (or `--display`).
+    X11,
+    /// Wayland through the ScreenCast portal (not implemented yet).
+    Wayland,
+    /// A moving test pattern; needs no display.
+    Test,
+}
+
+/// Options shared by `serve` and `probe`: what to capture and how to encode.
+#[derive(Debug, Clone, Args)]
+pub struct MediaArgs {
+    /// Capture backend.
+    #[arg(long, env = "ORIEL_CAPTURE", value_enum, default_value = "auto")]
+    pub capture: CaptureChoice,
+
+    /// X display to capture (default: `$DISPLAY`).
+    #[arg(long, env = "ORIEL_DISPLAY")]
+    pub display: Option<String>,
+
+    /// Size of the virtual display oriel starts when there is no `$DISPLAY`,
+    /// and of the test pattern.
+    #[arg(long, env = "ORIEL_VIRTUAL_DISPLAY_SIZE", default_value = "1280x720", value_parser = parse_size)]
+    pub virtual_display_size: (u32, u32),
+
+    /// Command started inside the virtual display (e.g. `xterm`), stopped with oriel.
+    #[arg(long, env = "ORIEL_SESSION_CMD")]
+    pub session_cmd: Option<String>,
+
+    /// Capture frame rate.
+    #[arg(long, env = "ORIEL_FRAMERATE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub framerate: u32,
+
+    /// Video bitrate in kbit/s.
+    #[arg(long, env = "ORIEL_BITRATE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
+    pub bitrate: u32,
+
+    /// Force one encoder (see `oriel probe`); default: the best one that works.
+    #[arg(long, env = "ORIEL_ENCODER")]
+    pub encoder: Option<String>,
+
+    /// Directory whose `pipelines/*.txt` override the built-in fragments.
+    #[arg(long, env = "ORIEL_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub media: MediaArgs,
+
+    /// Address for HTTP and WebSocket. Anything but loopback is reachable by
+    /// others, and oriel has no authentication yet: you are warned.
+    #[arg(long, env = "ORIEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// At most one forced keyframe per this many milliseconds; requests in
+    /// between are coalesced into the next one.
+    #[arg(long, env = "ORIEL_KEYFRAME_INTERVAL_MS", default_value_t = 500)]
+    pub keyframe_interval_ms: u64,
+
+    /// Playout-delay RTP extension sent to browsers, minimum (ms, 0..=40950).
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MIN", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    pub playout_delay_min: u32,
+
+    /// Playout-delay RTP extension sent to browsers, maximum (ms, 0..=40950).
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MAX", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    pub playout_delay_max: u32,
+
+    /// Do not send the playout-delay extension at all (the browser then
+    /// buffers frames for smoothness).
+    #[arg(long, env = "ORIEL_NO_PLAYOUT_DELAY")]
+    pub no_playout_delay: bool,
+
+    /// Maximum number of connected clients.
+    #[arg(long, env = "ORIEL_MAX_CLIENTS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_clients: u32,
+
+    /// Keep capturing this long after the last client left, so a reload
+    /// does not restart the encoder (ms).
+    #[arg(long, env = "ORIEL_IDLE_STOP_MS", default_value_t = 2000)]
+    pub idle_stop_ms: u64,
+
+    /// Extra allowed WebSocket `Origin`s (the agent's own origin is always allowed).
+    #[arg(
+        long = "allow-origin",
+        env = "ORIEL_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// STUN server handed to webrtcbin, e.g. `stun://stun.example.org:3478`.
+    #[arg(long, env = "ORIEL_STUN")]
+    pub stun: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn keyframe_interval(&self) -> Duration {
+        Duration::from_millis(self.keyframe_interval_ms)
+    }
+
+    /// `(min, max)` in milliseconds, or `None` when disabled.
+    pub fn playout_delay(&self) -> Result<Option<(u32, u32)>, String> {
+        if self.no_playout_delay {
+            return Ok(None);
+        }
+        if self.playout_delay_min > self.playout_delay_max {
+            return Err(format!(
+                "--playout-delay-min ({}) is larger than --playout-delay-max ({})",
+                self.playout_delay_min, self.playout_delay_max
+            ));
+        }
+        Ok(Some((self.playout_delay_min, self.playout_delay_max)))
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad width in `{s}`"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad height in `{s}`"))?;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        return Err(format!("`{s}`: width and height must be within 16..=8192"));
+    }
+    if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
+        return Err(format!(
+            "`{s}`: width and height must be even (H.264 4:2:0)"
+        ));
+    }
+    Ok((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_reject() {
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert_eq!(parse_size("1920X1080"), Ok((1920, 1080)));
+        assert!(parse_size("1280").is_err());
+        assert!(parse_size("axb").is_err());
+        assert!(parse_size("1281x720").is_err());
+        assert!(parse_size("0x0").is_err());
+    }
+
+    #[test]
+    fn playout_delay_bounds() {
+        let cli = Cli::try_parse_from([
+            "oriel",
+            "serve",
+            "--playout-delay-min",
+            "100",
+            "--playout-delay-max",
+            "50",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(s.playout_delay().is_err());
+        assert!(Cli::try_parse_from(["oriel", "serve", "--playout-delay-max", "50000"]).is_err());
+    }
+}

@@ -1,0 +1,4 @@
+//! The desktop being shared: which X display, and starting our own when
+//! there is none.
+
+pub mod xvfb;

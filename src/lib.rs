@@ -1,0 +1,12 @@
+//! oriel: a remote-desktop streaming agent. Captures the desktop once,
+//! encodes it once and serves it over WebRTC to every browser that joins.
+//!
+//! Layout (arrows point one way): `main` wires things; `signalling` and
+//! `session` drive `media`; `media` and `desktop` know nothing of the web.
+
+pub mod config;
+pub mod desktop;
+pub mod media;
+pub mod metrics;
+pub mod session;
+pub mod signalling;

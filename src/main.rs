@@ -1,0 +1,275 @@
+//! `oriel`: the command line. Wires capture, encoder, media service,
+//! room and web server together; the parts know nothing of each other.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use oriel::config::{Cli, Command, MediaArgs, ServeArgs};
+use oriel::desktop::xvfb::VirtualDisplay;
+use oriel::media::capture::{self, Capture, Plan};
+use oriel::media::encoder::{self, EncoderSettings};
+use oriel::media::fragments;
+use oriel::media::producer::ProducerConfig;
+use oriel::media::service::{self, MediaConfig};
+use oriel::metrics::Metrics;
+use oriel::session::room::{Room, RoomConfig};
+use oriel::signalling::protocol::VideoInfo;
+use oriel::signalling::server::{self, ServerConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = gst::init() {
+        eprintln!("oriel: GStreamer could not start: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Probe(args) => probe(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oriel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_dir(args: &MediaArgs) -> Option<std::path::PathBuf> {
+    args.config_dir
+        .clone()
+        .or_else(fragments::default_config_dir)
+}
+
+fn settings(args: &MediaArgs) -> EncoderSettings {
+    EncoderSettings {
+        bitrate_kbps: args.bitrate,
+        framerate: args.framerate,
+    }
+}
+
+fn display_arg(args: &MediaArgs) -> Option<String> {
+    args.display
+        .clone()
+        .or_else(|| std::env::var("DISPLAY").ok())
+}
+
+fn probe(args: MediaArgs) -> Result<()> {
+    let dir = config_dir(&args);
+    let dir = dir.as_deref();
+    println!("capture backends:");
+    let display = display_arg(&args).filter(|d| !d.trim().is_empty());
+    match &display {
+        Some(d) => match (Capture::X11 { display: d.clone() }).check(args.framerate, dir) {
+            Ok(()) => println!("  x11      available    display {d}"),
+            Err(e) => println!("  x11      unavailable  display {d}: {e}"),
+        },
+        None => println!("  x11      unavailable  no $DISPLAY (auto starts a virtual display)"),
+    }
+    match which("Xvfb") {
+        Some(path) => println!("  virtual  available    Xvfb at {path}"),
+        None => println!("  virtual  unavailable  Xvfb not installed (package xvfb)"),
+    }
+    println!("  wayland  unavailable  not implemented yet");
+    let test = Capture::Test {
+        width: args.virtual_display_size.0,
+        height: args.virtual_display_size.1,
+    };
+    match test.check(args.framerate, dir) {
+        Ok(()) => println!("  test     available    moving test pattern"),
+        Err(e) => println!("  test     unavailable  {e}"),
+    }
+    let chosen = match capture::plan(args.capture, display, args.virtual_display_size) {
+        Ok(Plan::Ready(c)) => c.name().to_string(),
+        Ok(Plan::VirtualDisplay) => "x11 on a virtual display (Xvfb)".into(),
+        Err(e) => format!("none: {e}"),
+    };
+    println!("serve would capture: {chosen}\n");
+
+    println!("H.264 encoders, best first:");
+    let all = encoder::probe_all(settings(&args), dir);
+    for a in &all {
+        match &a.result {
+            Ok(()) => println!("  {:<14} available", a.name),
+            Err(e) => println!("  {:<14} unavailable  {e}", a.name),
+        }
+    }
+    match encoder::pick(args.encoder.as_deref(), settings(&args), dir) {
+        Ok(name) => println!("serve would encode with: {name}"),
+        Err(e) => println!("serve would fail: {e}"),
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|p| p.join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let media_args = &args.media;
+    let dir = config_dir(media_args);
+    let playout_delay = args.playout_delay().map_err(anyhow::Error::msg)?;
+
+    // The desktop: an existing display, or our own virtual one.
+    let plan = capture::plan(
+        media_args.capture,
+        display_arg(media_args),
+        media_args.virtual_display_size,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut virtual_display = None;
+    let capture = match plan {
+        Plan::Ready(c) => c,
+        Plan::VirtualDisplay => {
+            let (w, h) = media_args.virtual_display_size;
+            let vd = VirtualDisplay::start(w, h, media_args.session_cmd.as_deref())?;
+            tracing::info!("started virtual display {} ({w}x{h})", vd.name);
+            let c = Capture::X11 {
+                display: vd.name.clone(),
+            };
+            virtual_display = Some(vd);
+            c
+        }
+    };
+    if media_args.session_cmd.is_some() && virtual_display.is_none() {
+        tracing::warn!("--session-cmd only applies to a virtual display; ignored");
+    }
+    capture
+        .check(media_args.framerate, dir.as_deref())
+        .map_err(|e| anyhow::anyhow!("capture `{}` does not work: {e}", capture.name()))?;
+    let encoder_name = encoder::pick(
+        media_args.encoder.as_deref(),
+        settings(media_args),
+        dir.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        capture = capture.name(),
+        encoder = encoder_name,
+        "media ready"
+    );
+
+    let producer = ProducerConfig {
+        capture: capture
+            .description(media_args.framerate, dir.as_deref())
+            .map_err(anyhow::Error::msg)?,
+        encoder: encoder::description(encoder_name, settings(media_args), dir.as_deref())
+            .map_err(anyhow::Error::msg)?,
+        playout_delay,
+    };
+    let media_config = MediaConfig {
+        producer,
+        stun: args.stun.clone(),
+        keyframe_interval: args.keyframe_interval(),
+        idle_stop: Duration::from_millis(args.idle_stop_ms),
+        start_timeout: Duration::from_secs(10),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async move {
+        let listener = server::bind(args.listen).await?;
+        let media_cell = Arc::new(std::sync::OnceLock::new());
+        let room = Room::new(RoomConfig {
+            max_clients: args.max_clients as usize,
+            video: VideoInfo {
+                codec: "H264".into(),
+                encoder: encoder_name.into(),
+                framerate: media_args.framerate,
+            },
+            media_lines: 1,
+        });
+        // Metrics need the media stats, the media service needs the room's
+        // event sink: create the sink first, then the service.
+        let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
+        let media = service::spawn(media_config, move |ev| {
+            let _ = event_tx.send(ev);
+        })
+        .context("starting the media thread")?;
+        let metrics = Arc::new(Metrics::new(
+            media.stats.clone(),
+            encoder_name.into(),
+            capture.name().into(),
+        ));
+        let _ = media_cell.set(media.clone());
+        let signalling = server::start_room(room, media_cell, metrics.clone());
+        let sig = signalling.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = event_rx.recv().await {
+                sig.media_event(ev);
+            }
+        });
+
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                "listening on {addr}: anyone who can reach this address can watch the desktop (no authentication yet)"
+            );
+        }
+        println!("oriel: serving http://{addr}/");
+        if let Some(vd) = &virtual_display {
+            println!("oriel: virtual display {}", vd.name);
+        }
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server_future = server::serve(
+            listener,
+            signalling.clone(),
+            metrics,
+            ServerConfig {
+                allow_origins: args.allow_origins.clone(),
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        );
+        tokio::pin!(server_future);
+        tokio::select! {
+            _ = &mut server_future => tracing::error!("the web server stopped"),
+            _ = wait_for_signal() => {
+                tracing::info!("shutting down");
+                signalling.shutdown("the agent is shutting down").await;
+                let _ = stop_tx.send(());
+                let _ = tokio::time::timeout(Duration::from_secs(3), &mut server_future).await;
+            }
+        }
+        let m = media.clone();
+        let _ = tokio::task::spawn_blocking(move || m.shutdown(Duration::from_secs(5))).await;
+        drop(virtual_display);
+        Ok::<(), anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

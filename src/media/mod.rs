@@ -1,0 +1,16 @@
+//! Media: capture the desktop, encode it once, and fan the encoded stream out
+//! to one webrtcbin per client. Nothing in here knows about WebSockets or
+//! JSON; the signalling layer drives it through [`service::MediaHandle`].
+
+pub mod capture;
+pub mod encoder;
+pub mod fragments;
+pub mod keyframes;
+pub mod peer;
+pub mod playout_delay;
+pub mod producer;
+pub mod service;
+pub mod trial;
+
+/// Identifies one client's media branch.
+pub type PeerId = u64;

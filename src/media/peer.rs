@@ -1,0 +1,284 @@
+//! One client's branch off the producer's tee: a small leaky queue and a
+//! send-only webrtcbin, in a bin of its own so that its errors can be told
+//! apart from the producer's and it can be removed without touching anyone
+//! else.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use gst::prelude::*;
+
+use crate::media::producer::Producer;
+use crate::media::PeerId;
+
+/// What a branch reports from GStreamer's threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchEvent {
+    /// The local SDP offer, already set as local description.
+    Offer(String),
+    /// A local ICE candidate.
+    Ice { mline: u32, candidate: String },
+    /// The peer connection state changed (`connected`, `failed`, ...).
+    State(String),
+    /// The remote description or a candidate was refused.
+    Error(String),
+    /// The client asked for a keyframe (PLI/FIR through RTCP).
+    KeyframeRequest,
+}
+
+pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
+
+pub struct PeerBranch {
+    pub id: PeerId,
+    bin: gst::Bin,
+    webrtcbin: gst::Element,
+    tee_pad: gst::Pad,
+    connected: Arc<AtomicBool>,
+}
+
+/// Name of a peer's bin, also used to attribute bus errors.
+pub fn bin_name(id: PeerId) -> String {
+    format!("peer-{id}")
+}
+
+impl PeerBranch {
+    /// Adds the branch to the producer's pipeline and starts negotiation;
+    /// the offer arrives as [`BranchEvent::Offer`].
+    pub fn attach(
+        producer: &Producer,
+        id: PeerId,
+        stun: Option<&str>,
+        events: EventSink,
+    ) -> Result<Self> {
+        let bin = gst::Bin::with_name(&bin_name(id));
+        let queue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 200_000_000u64)
+            // A stalled client loses its own oldest packets; it never
+            // blocks the tee and so never stalls anyone else.
+            .property_from_str("leaky", "downstream")
+            .build()?;
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()?;
+        if let Some(stun) = stun {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        bin.add_many([&queue, &webrtcbin])?;
+        let sink = webrtcbin
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
+        queue
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("queue has no src pad"))?
+            .link(&sink)
+            .context("linking queue to webrtcbin")?;
+        let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        transceiver.set_property(
+            "direction",
+            gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
+        );
+        let queue_sink = queue
+            .static_pad("sink")
+            .ok_or_else(|| anyhow!("queue has no sink pad"))?;
+        let ghost = gst::GhostPad::with_target(&queue_sink)?;
+        bin.add_pad(&ghost)?;
+
+        let connected = Arc::new(AtomicBool::new(false));
+        connect_signals(&webrtcbin, id, events.clone(), connected.clone());
+
+        let pipeline = producer.pipeline();
+        pipeline.add(&bin)?;
+        let tee_pad = producer
+            .tee()
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| anyhow!("tee gave no src pad"))?;
+        gate_until_connected(&tee_pad, connected.clone());
+        intercept_keyframe_requests(&tee_pad, id, events);
+        tee_pad.link(&ghost).context("linking tee to peer")?;
+        bin.sync_state_with_parent()
+            .context("starting the peer branch")?;
+        Ok(PeerBranch {
+            id,
+            bin,
+            webrtcbin,
+            tee_pad,
+            connected,
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Applies the client's SDP answer.
+    pub fn set_answer(&self, sdp: &str, id: PeerId, events: EventSink) -> Result<()> {
+        let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|_| anyhow!("the answer is not valid SDP"))?;
+        if message.medias_len() == 0 {
+            return Err(anyhow!("the answer has no media section"));
+        }
+        let answer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let Some(reason) = promise_error(reply) {
+                events(id, BranchEvent::Error(format!("answer refused: {reason}")));
+            }
+        });
+        self.webrtcbin
+            .emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+        Ok(())
+    }
+
+    /// Adds a remote ICE candidate.
+    pub fn add_ice(&self, mline: u32, candidate: &str) {
+        self.webrtcbin
+            .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+    }
+
+    /// Removes the branch without disturbing the stream: wait until the tee
+    /// pad is idle, unlink it, then release the pad and stop the branch from
+    /// the pipeline's async context (never from a streaming thread).
+    pub fn detach(self, producer: &Producer) {
+        let pipeline = producer.pipeline().clone();
+        let tee = producer.tee().clone();
+        let bin = self.bin;
+        self.tee_pad
+            .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                let pad = pad.clone();
+                let tee = tee.clone();
+                let bin = bin.clone();
+                pipeline.call_async(move |pipeline| {
+                    tee.release_request_pad(&pad);
+                    let _ = bin.set_state(gst::State::Null);
+                    let _ = pipeline.remove(&bin);
+                });
+                gst::PadProbeReturn::Remove
+            });
+    }
+}
+
+/// Holds back media until the client's connection is up: packets sent
+/// while DTLS is still connecting are stale by the time they arrive. The
+/// keyframe forced on `connected` is then the first thing the client gets.
+fn gate_until_connected(pad: &gst::Pad, connected: Arc<AtomicBool>) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| {
+            if connected.load(Ordering::Relaxed) {
+                gst::PadProbeReturn::Remove
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        },
+    );
+}
+
+/// webrtcbin turns a client's PLI/FIR into an upstream force-key-unit event.
+/// Left alone, every client's request would reach the shared encoder; here
+/// they are taken off the pad and handed to the coalescer instead.
+fn intercept_keyframe_requests(pad: &gst::Pad, id: PeerId, events: EventSink) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let is_fku = match info.data.as_ref() {
+            Some(gst::PadProbeData::Event(ev)) => {
+                gst_video::UpstreamForceKeyUnitEvent::parse(ev).is_ok()
+            }
+            _ => false,
+        };
+        if is_fku {
+            events(id, BranchEvent::KeyframeRequest);
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+}
+
+fn connect_signals(
+    webrtcbin: &gst::Element,
+    id: PeerId,
+    events: EventSink,
+    connected: Arc<AtomicBool>,
+) {
+    let offered = Arc::new(AtomicBool::new(false));
+    let ev = events.clone();
+    webrtcbin.connect("on-negotiation-needed", false, move |values| {
+        // Renegotiation is not supported: the one offer is made once.
+        if offered.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let Ok(webrtcbin) = values[0].get::<gst::Element>() else {
+            return None;
+        };
+        let ev = ev.clone();
+        let wb = webrtcbin.downgrade();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(webrtcbin) = wb.upgrade() else {
+                return;
+            };
+            let offer = match reply {
+                Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok(),
+                _ => None,
+            };
+            let Some(offer) = offer else {
+                ev(
+                    id,
+                    BranchEvent::Error(format!(
+                        "could not create an offer: {}",
+                        promise_error(reply).unwrap_or_else(|| "no reply".into())
+                    )),
+                );
+                return;
+            };
+            webrtcbin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+            match offer.sdp().as_text() {
+                Ok(sdp) => ev(id, BranchEvent::Offer(sdp)),
+                Err(e) => ev(id, BranchEvent::Error(format!("offer SDP: {e}"))),
+            }
+        });
+        webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        None
+    });
+
+    let ev = events.clone();
+    webrtcbin.connect("on-ice-candidate", false, move |values| {
+        let mline = values[1].get::<u32>().ok()?;
+        let candidate = values[2].get::<String>().ok()?;
+        ev(id, BranchEvent::Ice { mline, candidate });
+        None
+    });
+
+    webrtcbin.connect_notify(Some("connection-state"), move |webrtcbin, _| {
+        let state = webrtcbin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        let name = match state {
+            gst_webrtc::WebRTCPeerConnectionState::New => "new",
+            gst_webrtc::WebRTCPeerConnectionState::Connecting => "connecting",
+            gst_webrtc::WebRTCPeerConnectionState::Connected => "connected",
+            gst_webrtc::WebRTCPeerConnectionState::Disconnected => "disconnected",
+            gst_webrtc::WebRTCPeerConnectionState::Failed => "failed",
+            gst_webrtc::WebRTCPeerConnectionState::Closed => "closed",
+            _ => "unknown",
+        };
+        if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+            connected.store(true, Ordering::Relaxed);
+        }
+        events(id, BranchEvent::State(name.into()));
+    });
+}
+
+/// The error text of a failed webrtcbin promise, if it failed.
+fn promise_error(reply: Result<Option<&gst::StructureRef>, gst::PromiseError>) -> Option<String> {
+    match reply {
+        Err(e) => Some(format!("{e:?}")),
+        Ok(None) => None,
+        Ok(Some(s)) => s
+            .get::<gst::glib::Error>("error")
+            .ok()
+            .map(|e| e.to_string()),
+    }
+}

@@ -1,0 +1,500 @@
+//! The media service: a dedicated thread that owns the producer and every
+//! peer branch. GStreamer calls that may block (state changes) run here,
+//! never on the async runtime. The rest of oriel talks to it through a
+//! cloneable [`MediaHandle`] and hears back through [`MediaEvent`]s.
+//!
+//! Lifecycle: the producer starts with the first peer and stops
+//! `idle_stop` after the last one left, so nobody watching means nothing is
+//! captured or encoded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+use crate::media::keyframes::KeyframeGate;
+use crate::media::peer::{bin_name, BranchEvent, EventSink, PeerBranch};
+use crate::media::producer::{Producer, ProducerConfig};
+use crate::media::trial::error_text;
+use crate::media::PeerId;
+
+/// What the media service tells the signalling layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Offer {
+        peer: PeerId,
+        sdp: String,
+    },
+    Ice {
+        peer: PeerId,
+        mline: u32,
+        candidate: String,
+    },
+    State {
+        peer: PeerId,
+        state: String,
+    },
+    /// Something the client sent could not be applied; the peer lives on.
+    Error {
+        peer: PeerId,
+        message: String,
+    },
+    /// The peer's branch is gone (its own failure); the client should leave.
+    PeerFailed {
+        peer: PeerId,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub producer: ProducerConfig,
+    pub stun: Option<String>,
+    pub keyframe_interval: Duration,
+    pub idle_stop: Duration,
+    /// How long the producer may take to deliver its first encoded frame.
+    pub start_timeout: Duration,
+}
+
+/// Counters shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    pub peers: AtomicU64,
+    pub pipeline_running: AtomicBool,
+    pub pipeline_starts: AtomicU64,
+    pub pipeline_failures: AtomicU64,
+    pub keyframes_requested: AtomicU64,
+    pub keyframes_forced: AtomicU64,
+    pub keyframes_coalesced: AtomicU64,
+}
+
+enum Command {
+    AddPeer(PeerId),
+    RemovePeer(PeerId),
+    Answer(PeerId, String),
+    Ice(PeerId, u32, String),
+    Branch(PeerId, BranchEvent),
+    ProducerReady(u64),
+    Bus(u64, gst::Message),
+    Shutdown(mpsc::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct MediaHandle {
+    tx: mpsc::Sender<Command>,
+    pub stats: Arc<MediaStats>,
+}
+
+impl MediaHandle {
+    pub fn add_peer(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::AddPeer(peer));
+    }
+    pub fn remove_peer(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::RemovePeer(peer));
+    }
+    pub fn answer(&self, peer: PeerId, sdp: String) {
+        let _ = self.tx.send(Command::Answer(peer, sdp));
+    }
+    pub fn ice(&self, peer: PeerId, mline: u32, candidate: String) {
+        let _ = self.tx.send(Command::Ice(peer, mline, candidate));
+    }
+    /// Removes every peer and stops the pipeline; returns when done (or
+    /// after `timeout`).
+    pub fn shutdown(&self, timeout: Duration) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
+}
+
+/// Starts the media thread. `events` receives everything peers report.
+pub fn spawn(
+    config: MediaConfig,
+    events: impl Fn(MediaEvent) + Send + 'static,
+) -> std::io::Result<MediaHandle> {
+    let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(MediaStats::default());
+    let handle = MediaHandle {
+        tx: tx.clone(),
+        stats: stats.clone(),
+    };
+    std::thread::Builder::new()
+        .name("oriel-media".into())
+        .spawn(move || {
+            let mut service = Service {
+                gate: KeyframeGate::new(config.keyframe_interval),
+                config,
+                tx,
+                events: Box::new(events),
+                stats,
+                producer: None,
+                generation: 0,
+                ready: false,
+                started_at: None,
+                waiting: Vec::new(),
+                peers: HashMap::new(),
+                idle_since: None,
+            };
+            service.run(rx);
+        })?;
+    Ok(handle)
+}
+
+struct Service {
+    config: MediaConfig,
+    tx: mpsc::Sender<Command>,
+    events: Box<dyn Fn(MediaEvent) + Send>,
+    stats: Arc<MediaStats>,
+    producer: Option<Producer>,
+    /// Bumped per producer, so messages from a stopped one are ignored.
+    generation: u64,
+    /// The producer delivered caps: peers can negotiate.
+    ready: bool,
+    started_at: Option<Instant>,
+    /// Peers that joined before the producer was ready.
+    waiting: Vec<PeerId>,
+    peers: HashMap<PeerId, PeerBranch>,
+    idle_since: Option<Instant>,
+    gate: KeyframeGate,
+}
+
+impl Service {
+    fn run(&mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            match rx.recv_timeout(timeout) {
+                Ok(Command::Shutdown(done)) => {
+                    self.stop_producer();
+                    let _ = done.send(());
+                    return;
+                }
+                Ok(cmd) => self.handle(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stop_producer();
+                    return;
+                }
+            }
+            self.on_timers();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let idle = self.idle_since.map(|t| t + self.config.idle_stop);
+        let start = match (self.ready, self.started_at) {
+            (false, Some(t)) => Some(t + self.config.start_timeout),
+            _ => None,
+        };
+        [self.gate.deadline(), idle, start]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        if self.gate.poll(now) {
+            self.force_keyframe();
+        }
+        if let Some(since) = self.idle_since {
+            if now >= since + self.config.idle_stop {
+                tracing::info!("no clients left: stopping capture and encoder");
+                self.stop_producer();
+            }
+        }
+        if let (false, Some(t)) = (self.ready, self.started_at) {
+            if now >= t + self.config.start_timeout {
+                self.fail_producer(format!(
+                    "the capture produced no frame within {} s",
+                    self.config.start_timeout.as_secs()
+                ));
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(peer) => self.add_peer(peer),
+            Command::RemovePeer(peer) => self.remove_peer(peer),
+            Command::Answer(peer, sdp) => {
+                if let Some(branch) = self.peers.get(&peer) {
+                    if let Err(e) = branch.set_answer(&sdp, peer, self.event_sink()) {
+                        (self.events)(MediaEvent::Error {
+                            peer,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Command::Ice(peer, mline, candidate) => {
+                if let Some(branch) = self.peers.get(&peer) {
+                    branch.add_ice(mline, &candidate);
+                }
+            }
+            Command::Branch(peer, event) => self.on_branch_event(peer, event),
+            Command::ProducerReady(generation) => {
+                if generation == self.generation && !self.ready && self.producer.is_some() {
+                    self.ready = true;
+                    if let Some(t) = self.started_at {
+                        tracing::info!(ms = t.elapsed().as_millis() as u64, "first encoded frame");
+                    }
+                    for peer in std::mem::take(&mut self.waiting) {
+                        self.attach(peer);
+                    }
+                }
+            }
+            Command::Bus(generation, msg) => {
+                if generation == self.generation {
+                    self.on_bus(msg);
+                }
+            }
+            Command::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn event_sink(&self) -> EventSink {
+        let tx = self.tx.clone();
+        Arc::new(move |peer, event| {
+            let _ = tx.send(Command::Branch(peer, event));
+        })
+    }
+
+    fn add_peer(&mut self, peer: PeerId) {
+        if self.peers.contains_key(&peer) || self.waiting.contains(&peer) {
+            return;
+        }
+        self.idle_since = None;
+        if self.producer.is_none() {
+            if let Err(e) = self.start_producer() {
+                let reason = format!("could not start the capture pipeline: {e:#}");
+                tracing::error!("{reason}");
+                (self.events)(MediaEvent::PeerFailed { peer, reason });
+                return;
+            }
+        }
+        if self.ready {
+            self.attach(peer);
+        } else {
+            self.waiting.push(peer);
+        }
+        self.update_peer_count();
+    }
+
+    fn attach(&mut self, peer: PeerId) {
+        let Some(producer) = self.producer.as_ref() else {
+            return;
+        };
+        match PeerBranch::attach(
+            producer,
+            peer,
+            self.config.stun.as_deref(),
+            self.event_sink(),
+        ) {
+            Ok(branch) => {
+                tracing::debug!(peer, "peer branch attached");
+                self.peers.insert(peer, branch);
+            }
+            Err(e) => {
+                let reason = format!("could not add a media branch: {e:#}");
+                tracing::warn!(peer, "{reason}");
+                (self.events)(MediaEvent::PeerFailed { peer, reason });
+            }
+        }
+        self.update_peer_count();
+    }
+
+    fn remove_peer(&mut self, peer: PeerId) {
+        self.waiting.retain(|p| *p != peer);
+        if let Some(branch) = self.peers.remove(&peer) {
+            if let Some(producer) = self.producer.as_ref() {
+                branch.detach(producer);
+            }
+            tracing::debug!(peer, "peer branch removed");
+        }
+        self.update_peer_count();
+        if self.peers.is_empty() && self.waiting.is_empty() && self.producer.is_some() {
+            self.idle_since = Some(Instant::now());
+        }
+    }
+
+    fn update_peer_count(&self) {
+        self.stats.peers.store(
+            (self.peers.len() + self.waiting.len()) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn on_branch_event(&mut self, peer: PeerId, event: BranchEvent) {
+        if !self.peers.contains_key(&peer) {
+            return; // a late event from a removed branch
+        }
+        match event {
+            BranchEvent::Offer(sdp) => (self.events)(MediaEvent::Offer { peer, sdp }),
+            BranchEvent::Ice { mline, candidate } => (self.events)(MediaEvent::Ice {
+                peer,
+                mline,
+                candidate,
+            }),
+            BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
+            BranchEvent::KeyframeRequest => self.request_keyframe(),
+            BranchEvent::State(state) => {
+                if state == "connected" {
+                    // The join keyframe: DTLS is up, so this one arrives.
+                    self.request_keyframe();
+                }
+                (self.events)(MediaEvent::State { peer, state });
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self) {
+        if self.gate.request(Instant::now()) {
+            self.force_keyframe();
+        }
+        self.sync_keyframe_stats();
+    }
+
+    fn force_keyframe(&mut self) {
+        if let Some(producer) = self.producer.as_ref() {
+            producer.force_keyframe();
+        }
+        self.sync_keyframe_stats();
+    }
+
+    fn sync_keyframe_stats(&self) {
+        let c = self.gate.counters;
+        self.stats
+            .keyframes_requested
+            .store(c.requested, Ordering::Relaxed);
+        self.stats
+            .keyframes_forced
+            .store(c.forced, Ordering::Relaxed);
+        self.stats
+            .keyframes_coalesced
+            .store(c.coalesced, Ordering::Relaxed);
+    }
+
+    fn start_producer(&mut self) -> anyhow::Result<()> {
+        self.generation += 1;
+        let generation = self.generation;
+        let producer = Producer::build(&self.config.producer)?;
+
+        let tx = self.tx.clone();
+        let bus = producer
+            .pipeline()
+            .bus()
+            .ok_or_else(|| anyhow::anyhow!("pipeline without bus"))?;
+        bus.set_sync_handler(move |_, msg| {
+            if matches!(
+                msg.type_(),
+                gst::MessageType::Error | gst::MessageType::Eos | gst::MessageType::Warning
+            ) {
+                let _ = tx.send(Command::Bus(generation, msg.clone()));
+            }
+            gst::BusSyncReply::Drop
+        });
+
+        let tx = self.tx.clone();
+        let sent = Arc::new(AtomicBool::new(false));
+        producer
+            .tee_sink()?
+            .connect_notify(Some("caps"), move |pad, _| {
+                if pad.current_caps().is_some() && !sent.swap(true, Ordering::SeqCst) {
+                    let _ = tx.send(Command::ProducerReady(generation));
+                }
+            });
+
+        producer.start()?;
+        tracing::info!("capture and encoder started");
+        self.stats.pipeline_starts.fetch_add(1, Ordering::Relaxed);
+        self.stats.pipeline_running.store(true, Ordering::Relaxed);
+        self.producer = Some(producer);
+        self.ready = false;
+        self.started_at = Some(Instant::now());
+        Ok(())
+    }
+
+    fn stop_producer(&mut self) {
+        for (_, branch) in self.peers.drain() {
+            drop(branch);
+        }
+        self.waiting.clear();
+        if let Some(producer) = self.producer.take() {
+            producer.stop();
+        }
+        self.generation += 1;
+        self.ready = false;
+        self.started_at = None;
+        self.idle_since = None;
+        self.stats.pipeline_running.store(false, Ordering::Relaxed);
+        self.update_peer_count();
+    }
+
+    /// The shared part failed: every client is told, and the next join
+    /// starts a fresh pipeline.
+    fn fail_producer(&mut self, reason: String) {
+        tracing::error!("capture pipeline failed: {reason}");
+        self.stats.pipeline_failures.fetch_add(1, Ordering::Relaxed);
+        let peers: Vec<PeerId> = self
+            .peers
+            .keys()
+            .copied()
+            .chain(self.waiting.iter().copied())
+            .collect();
+        self.stop_producer();
+        for peer in peers {
+            (self.events)(MediaEvent::PeerFailed {
+                peer,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    fn on_bus(&mut self, msg: gst::Message) {
+        let owner = msg.src().and_then(|src| self.owning_peer(src));
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let text = error_text(e);
+                match owner {
+                    // An error inside one client's branch only ends that client.
+                    Some(peer) => {
+                        tracing::warn!(peer, "peer branch error: {text}");
+                        self.remove_peer(peer);
+                        (self.events)(MediaEvent::PeerFailed {
+                            peer,
+                            reason: format!("media error: {text}"),
+                        });
+                    }
+                    None => self.fail_producer(text),
+                }
+            }
+            gst::MessageView::Eos(_) => self.fail_producer("the capture source ended".into()),
+            gst::MessageView::Warning(w) => {
+                tracing::debug!(peer = owner, "pipeline warning: {}", w.error());
+            }
+            _ => {}
+        }
+    }
+
+    /// The peer whose bin contains `src`, if any.
+    fn owning_peer(&self, src: &gst::Object) -> Option<PeerId> {
+        let mut cur = Some(src.clone());
+        while let Some(obj) = cur {
+            let name = obj.name();
+            if let Some(id) = name.strip_prefix("peer-").and_then(|n| n.parse().ok()) {
+                if obj.name() == bin_name(id) {
+                    return Some(id);
+                }
+            }
+            cur = obj.parent();
+        }
+        None
+    }
+}

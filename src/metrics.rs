@@ -1,0 +1,169 @@
+//! Prometheus text exposition of what the agent is doing, and `/healthz`.
+//! Counters live where they are counted (media service, room); this module
+//! only gathers and renders them.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::media::service::MediaStats;
+use crate::session::room::RoomStats;
+
+/// A snapshot of the room, published by the signalling actor after each
+/// input (the room itself lives inside that actor).
+#[derive(Debug, Default, Clone)]
+pub struct RoomSnapshot {
+    pub clients: usize,
+    pub joined: usize,
+    pub stats: RoomStats,
+}
+
+pub struct Metrics {
+    pub media: Arc<MediaStats>,
+    pub room: Mutex<RoomSnapshot>,
+    pub encoder: String,
+    pub capture: String,
+    /// WebSocket upgrades refused for their `Origin`.
+    pub origin_refused: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub clients: usize,
+    pub peers: u64,
+    pub pipeline: &'static str,
+    pub encoder: String,
+    pub capture: String,
+}
+
+impl Metrics {
+    pub fn new(media: Arc<MediaStats>, encoder: String, capture: String) -> Self {
+        Metrics {
+            media,
+            room: Mutex::new(RoomSnapshot::default()),
+            encoder,
+            capture,
+            origin_refused: Default::default(),
+        }
+    }
+
+    fn room(&self) -> RoomSnapshot {
+        self.room.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn health(&self) -> Health {
+        let room = self.room();
+        Health {
+            status: "ok",
+            clients: room.clients,
+            peers: self.media.peers.load(Ordering::Relaxed),
+            pipeline: if self.media.pipeline_running.load(Ordering::Relaxed) {
+                "playing"
+            } else {
+                "stopped"
+            },
+            encoder: self.encoder.clone(),
+            capture: self.capture.clone(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let room = self.room();
+        let m = &self.media;
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "oriel_clients",
+            "gauge",
+            "Connected signalling clients.",
+            room.clients as u64,
+        );
+        metric(
+            "oriel_peers",
+            "gauge",
+            "Live media branches (one per watching client).",
+            m.peers.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_pipeline_running",
+            "gauge",
+            "1 while the capture and encoder run.",
+            m.pipeline_running.load(Ordering::Relaxed) as u64,
+        );
+        metric(
+            "oriel_pipeline_starts_total",
+            "counter",
+            "Times capture and encoder were started.",
+            m.pipeline_starts.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_pipeline_failures_total",
+            "counter",
+            "Times the shared pipeline failed.",
+            m.pipeline_failures.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_keyframes_requested_total",
+            "counter",
+            "Keyframe requests from clients (joins, PLI, FIR).",
+            m.keyframes_requested.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_keyframes_forced_total",
+            "counter",
+            "Keyframes forced on the shared encoder.",
+            m.keyframes_forced.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_keyframes_coalesced_total",
+            "counter",
+            "Keyframe requests merged into another.",
+            m.keyframes_coalesced.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_joins_total",
+            "counter",
+            "Clients that joined a media session.",
+            room.stats.joins,
+        );
+        metric(
+            "oriel_mdns_candidates_dropped_total",
+            "counter",
+            "Remote .local ICE candidates dropped.",
+            room.stats.mdns_candidates_dropped,
+        );
+        metric(
+            "oriel_origin_refused_total",
+            "counter",
+            "WebSocket upgrades refused for their Origin.",
+            self.origin_refused.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"
+        );
+        for (code, n) in &room.stats.errors {
+            let _ = writeln!(
+                s,
+                "oriel_signalling_errors_total{{code=\"{}\"}} {n}",
+                code.as_str()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP oriel_info Static facts about this agent.\n# TYPE oriel_info gauge\noriel_info{{encoder=\"{}\",capture=\"{}\",version=\"{}\"}} 1",
+            self.encoder,
+            self.capture,
+            env!("CARGO_PKG_VERSION")
+        );
+        s
+    }
+}

@@ -1,0 +1,6 @@
+//! Signalling: the JSON protocol spoken over the WebSocket, and the warp
+//! server that carries it next to the web client.
+
+pub mod assets;
+pub mod protocol;
+pub mod server;

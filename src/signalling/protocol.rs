@@ -1,0 +1,340 @@
+//! The signalling protocol: one serde enum per direction, tagged by `type`,
+//! camelCase fields. `docs/protocol.md` documents it for client authors.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this agent speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Text frames above this size get a `tooLarge` error.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Frames above this size close the socket (WebSocket code 1009).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Messages a client sends to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Join the session; must come first. The agent answers `welcome` and
+    /// then sends its offer.
+    #[serde(rename_all = "camelCase")]
+    Hello { protocol: u32 },
+    /// The SDP answer to the agent's offer.
+    Answer { sdp: String },
+    /// A trickled ICE candidate; an empty `candidate` marks the end.
+    #[serde(rename_all = "camelCase")]
+    Ice {
+        candidate: String,
+        sdp_m_line_index: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+    },
+    /// Keepalive; answered with `pong`.
+    Ping {},
+    /// Leave the session.
+    Bye {},
+}
+
+/// What the agent reports about the video it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoInfo {
+    pub codec: String,
+    pub encoder: String,
+    pub framerate: u32,
+}
+
+/// Messages the agent sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    /// The join worked; an `offer` follows.
+    #[serde(rename_all = "camelCase")]
+    Welcome {
+        peer_id: u64,
+        protocol: u32,
+        video: VideoInfo,
+    },
+    /// The agent's SDP offer (send-only video).
+    Offer { sdp: String },
+    /// A trickled ICE candidate of the agent.
+    #[serde(rename_all = "camelCase")]
+    Ice {
+        candidate: String,
+        sdp_m_line_index: u32,
+    },
+    /// The agent-side WebRTC connection state changed.
+    PeerState { state: String },
+    /// Reply to `ping`.
+    Pong,
+    /// Something the client sent was refused; the connection stays up.
+    Error { code: ErrorCode, message: String },
+    /// The agent ends the session; the socket closes next.
+    Bye { reason: String },
+}
+
+/// Why a client message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, or a known type with bad fields.
+    Malformed,
+    /// `type` missing or unknown.
+    UnknownType,
+    /// Above [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// A valid message at the wrong moment.
+    Unexpected,
+    /// `hello` with a protocol version this agent does not speak.
+    UnsupportedProtocol,
+    /// A binary frame on the text-only signalling channel.
+    Binary,
+    /// The media side could not apply what was sent, or failed.
+    Media,
+    /// The agent serves its maximum number of clients.
+    Full,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnknownType => "unknownType",
+            ErrorCode::TooLarge => "tooLarge",
+            ErrorCode::Unexpected => "unexpected",
+            ErrorCode::UnsupportedProtocol => "unsupportedProtocol",
+            ErrorCode::Binary => "binary",
+            ErrorCode::Media => "media",
+            ErrorCode::Full => "full",
+        }
+    }
+}
+
+/// A refused frame: the code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+const CLIENT_TYPES: &[&str] = &["hello", "answer", "ice", "ping", "bye"];
+
+/// Parses one text frame, telling malformed, unknown and oversized apart.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError {
+            code: ErrorCode::TooLarge,
+            message: format!(
+                "message of {} bytes exceeds the {} byte limit",
+                text.len(),
+                MAX_MESSAGE_BYTES
+            ),
+        });
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError {
+        code: ErrorCode::Malformed,
+        message: format!("not JSON: {e}"),
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(ParseError {
+            code: ErrorCode::Malformed,
+            message: "a message must be a JSON object".into(),
+        });
+    };
+    match object.get("type").and_then(|t| t.as_str()) {
+        None => {
+            return Err(ParseError {
+                code: ErrorCode::UnknownType,
+                message: "missing string field `type`".into(),
+            })
+        }
+        Some(t) if !CLIENT_TYPES.contains(&t) => {
+            return Err(ParseError {
+                code: ErrorCode::UnknownType,
+                message: format!(
+                    "unknown type `{}`; expected one of {}",
+                    truncate(t, 40),
+                    CLIENT_TYPES.join(", ")
+                ),
+            })
+        }
+        Some(_) => {}
+    }
+    serde_json::from_value(value).map_err(|e| ParseError {
+        code: ErrorCode::Malformed,
+        message: e.to_string(),
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error"}"#.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_round_trip() {
+        let all = [
+            ClientMessage::Hello { protocol: 1 },
+            ClientMessage::Answer {
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::Ice {
+                candidate: "candidate:1 1 UDP 1 127.0.0.1 5000 typ host".into(),
+                sdp_m_line_index: 0,
+                sdp_mid: Some("video0".into()),
+            },
+            ClientMessage::Ping {},
+            ClientMessage::Bye {},
+        ];
+        for m in all {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(parse_client_message(&text).unwrap(), m, "{text}");
+        }
+    }
+
+    #[test]
+    fn wire_format_is_camel_case() {
+        let m = parse_client_message(
+            r#"{"type":"ice","candidate":"c","sdpMLineIndex":2,"sdpMid":"0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Ice {
+                candidate: "c".into(),
+                sdp_m_line_index: 2,
+                sdp_mid: Some("0".into())
+            }
+        );
+        let s = ServerMessage::Welcome {
+            peer_id: 7,
+            protocol: 1,
+            video: VideoInfo {
+                codec: "H264".into(),
+                encoder: "x264enc".into(),
+                framerate: 30,
+            },
+        }
+        .to_json();
+        assert!(
+            s.contains(r#""type":"welcome""#) && s.contains(r#""peerId":7"#),
+            "{s}"
+        );
+        let s = ServerMessage::PeerState {
+            state: "connected".into(),
+        }
+        .to_json();
+        assert_eq!(s, r#"{"type":"peerState","state":"connected"}"#);
+        let s = ServerMessage::error(ErrorCode::UnknownType, "x").to_json();
+        assert_eq!(s, r#"{"type":"error","code":"unknownType","message":"x"}"#);
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let all = [
+            ServerMessage::Offer { sdp: "v=0".into() },
+            ServerMessage::Ice {
+                candidate: "c".into(),
+                sdp_m_line_index: 0,
+            },
+            ServerMessage::Pong,
+            ServerMessage::error(ErrorCode::TooLarge, "big"),
+            ServerMessage::Bye {
+                reason: "bye".into(),
+            },
+        ];
+        for m in all {
+            let back: ServerMessage = serde_json::from_str(&m.to_json()).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client_message(text).unwrap_err().code
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(code("{"), ErrorCode::Malformed);
+        assert_eq!(code(""), ErrorCode::Malformed);
+        assert_eq!(code("[1,2]"), ErrorCode::Malformed);
+        assert_eq!(code("42"), ErrorCode::Malformed);
+        assert_eq!(code(r#"{"type":"hello"}"#), ErrorCode::Malformed);
+        assert_eq!(
+            code(r#"{"type":"hello","protocol":"1"}"#),
+            ErrorCode::Malformed
+        );
+        assert_eq!(
+            code(r#"{"type":"hello","protocol":-1}"#),
+            ErrorCode::Malformed
+        );
+        assert_eq!(code(r#"{"type":"answer","sdp":5}"#), ErrorCode::Malformed);
+        assert_eq!(
+            code(r#"{"type":"ice","candidate":"c","sdpMLineIndex":4294967296}"#),
+            ErrorCode::Malformed
+        );
+        assert_eq!(code(r#"{"type":"ping","extra":1}"#), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn rejects_unknown_types() {
+        assert_eq!(code(r#"{"type":"launchMissiles"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":7}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"sdp":"x"}"#), ErrorCode::UnknownType);
+        // Server-only types are not accepted from clients.
+        assert_eq!(
+            code(r#"{"type":"offer","sdp":"x"}"#),
+            ErrorCode::UnknownType
+        );
+        let long = format!(r#"{{"type":"{}"}}"#, "x".repeat(1000));
+        let e = parse_client_message(&long).unwrap_err();
+        assert!(e.message.len() < 200, "echoes at most a short prefix");
+    }
+
+    #[test]
+    fn rejects_oversized() {
+        let big = format!(
+            r#"{{"type":"answer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code(&big), ErrorCode::TooLarge);
+        let fits = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "a".repeat(1000));
+        assert!(parse_client_message(&fits).is_ok());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap fuzz: every prefix of valid messages, and junk.
+        let samples = [
+            r#"{"type":"ice","candidate":"c","sdpMLineIndex":2,"sdpMid":"0"}"#,
+            r#"{"type":"hello","protocol":1}"#,
+            "\u{0}\u{ffff}{\"type\":\"\u{1F600}\"}",
+        ];
+        for s in samples {
+            for (i, _) in s.char_indices() {
+                let _ = parse_client_message(&s[..i]);
+            }
+        }
+    }
+}
