@@ -12,7 +12,7 @@ run_pkgs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-tools
   gstreamer1.0-libav gstreamer1.0-vaapi
-  xvfb x11-utils
+  xvfb x11-utils xterm
 )
 test_pkgs=(
   xdotool chromium procps
