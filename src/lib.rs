@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod desktop;
+pub mod input;
 pub mod media;
 pub mod metrics;
 pub mod session;
