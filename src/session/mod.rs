@@ -2,4 +2,6 @@
 //! plain state machine (messages in, messages out) with no sockets or
 //! GStreamer inside, so it is tested by feeding it messages.
 
+pub mod roles;
 pub mod room;
+pub mod token;
