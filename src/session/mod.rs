@@ -2,6 +2,7 @@
 //! plain state machine (messages in, messages out) with no sockets or
 //! GStreamer inside, so it is tested by feeding it messages.
 
+pub mod links;
 pub mod roles;
 pub mod room;
 pub mod token;
