@@ -94,7 +94,7 @@ pub struct ServeArgs {
 
     /// At most one forced keyframe per this many milliseconds; requests in
     /// between are coalesced into the next one.
-    #[arg(long, env = "ORIEL_KEYFRAME_INTERVAL_MS", default_value_t = 500)]
+    #[arg(long, env = "ORIEL_KEYFRAME_INTERVAL_MS", default_value_t = 250)]
     pub keyframe_interval_ms: u64,
 
     /// Playout-delay RTP extension sent to browsers, minimum (ms, 0..=40950).
