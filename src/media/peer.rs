@@ -80,6 +80,14 @@ impl PeerBranch {
             "direction",
             gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
         );
+        // Tell webrtcbin the exact stream it will get. Without codec
+        // preferences, create-offer queries caps upstream through the tee,
+        // which asks every other branch's webrtcbin too: two clients
+        // creating offers at once deadlocked that way (AB/BA on their
+        // locks), and every later client waited behind them forever.
+        if let Some(caps) = producer.tee_sink()?.current_caps() {
+            transceiver.set_property("codec-preferences", codec_preferences(&caps));
+        }
         let queue_sink = queue
             .static_pad("sink")
             .ok_or_else(|| anyhow!("queue has no sink pad"))?;
@@ -91,15 +99,28 @@ impl PeerBranch {
 
         let pipeline = producer.pipeline();
         pipeline.add(&bin)?;
-        let tee_pad = producer
-            .tee()
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| anyhow!("tee gave no src pad"))?;
+        // Running before linked: the tee pushes sticky events into a new
+        // pad at once, and a branch still in NULL answers FLUSHING, which
+        // the tee hands upstream; the capture task then pauses for good,
+        // silently, and every client freezes.
+        if let Err(e) = bin.sync_state_with_parent() {
+            let _ = bin.set_state(gst::State::Null);
+            let _ = pipeline.remove(&bin);
+            return Err(anyhow!("starting the peer branch: {e}"));
+        }
+        let Some(tee_pad) = producer.tee().request_pad_simple("src_%u") else {
+            let _ = bin.set_state(gst::State::Null);
+            let _ = pipeline.remove(&bin);
+            return Err(anyhow!("tee gave no src pad"));
+        };
         gate_until_connected(&tee_pad, connected.clone());
         intercept_keyframe_requests(&tee_pad, id, events);
-        tee_pad.link(&ghost).context("linking tee to peer")?;
-        bin.sync_state_with_parent()
-            .context("starting the peer branch")?;
+        if let Err(e) = tee_pad.link(&ghost) {
+            producer.tee().release_request_pad(&tee_pad);
+            let _ = bin.set_state(gst::State::Null);
+            let _ = pipeline.remove(&bin);
+            return Err(anyhow!("linking tee to peer: {e}"));
+        }
         Ok(PeerBranch {
             id,
             bin,
@@ -161,6 +182,18 @@ impl PeerBranch {
                 gst::PadProbeReturn::Remove
             });
     }
+}
+
+/// The producer's RTP caps without the per-stream fields that do not
+/// belong in an offer's codec description.
+fn codec_preferences(caps: &gst::Caps) -> gst::Caps {
+    let mut caps = caps.copy();
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        for field in ["ssrc", "timestamp-offset", "seqnum-offset"] {
+            s.remove_field(field);
+        }
+    }
+    caps
 }
 
 /// Holds back media until the client's connection is up, then until the

@@ -28,18 +28,25 @@ pub struct ProducerConfig {
 }
 
 pub struct Producer {
+    /// Buffers that reached the tee; the media thread watches it for stalls.
+    pub buffers: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pipeline: gst::Pipeline,
     tee: gst::Element,
+    /// The encoder fragment's output pad, where keyframe requests go in.
+    encoder_src: gst::Pad,
 }
 
 impl Producer {
     /// Builds the pipeline (in NULL state).
     pub fn build(config: &ProducerConfig) -> Result<Self> {
         // One launch line, so the fragments may begin or end with caps.
+        // rtph264pay keeps its default aggregate mode: with
+        // `aggregate-mode=zero-latency` Chromium 156 dropped a frame at
+        // every keyframe and answered with a PLI, a keyframe loop.
         let description = format!(
             "{capture} ! videoconvert name=convert ! {encoder} \
              ! h264parse name=parse \
-             ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 aggregate-mode=zero-latency \
+             ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 \
              ! capsfilter name=rtpcaps ! tee name=fanout allow-not-linked=true",
             capture = config.capture,
             encoder = config.encoder,
@@ -55,6 +62,10 @@ impl Producer {
                 .ok_or_else(|| anyhow!("producer element `{name}` missing"))
         };
         let rtp_filter = by_name("rtpcaps")?;
+        let encoder_src = by_name("parse")?
+            .static_pad("sink")
+            .and_then(|p| p.peer())
+            .ok_or_else(|| anyhow!("the encoder fragment is not linked to h264parse"))?;
         let tee = by_name("fanout")?;
         // SPS/PPS go with every IDR (config-interval=-1), so any keyframe
         // is a starting point; the tee keeps flowing with no branch linked.
@@ -78,7 +89,23 @@ impl Producer {
                 .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
             playout_delay::install(&src, min, max);
         }
-        Ok(Producer { pipeline, tee })
+        let buffers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = buffers.clone();
+        tee.static_pad("sink")
+            .ok_or_else(|| anyhow!("tee has no sink pad"))?
+            .add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        Ok(Producer {
+            buffers,
+            pipeline,
+            tee,
+            encoder_src,
+        })
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {
@@ -104,15 +131,17 @@ impl Producer {
             .map_err(|_| anyhow!("the capture pipeline could not start"))
     }
 
-    /// Asks the encoder for a keyframe with SPS/PPS. The event travels
-    /// upstream from the tee through the payloader and parser.
+    /// Asks the encoder for a keyframe. The request goes straight into the
+    /// encoder fragment's output pad, past h264parse and rtph264pay: the
+    /// payloader answers a force-key-unit event by sending SPS/PPS with the
+    /// very next frame, a P-frame, which Chromium takes for a broken
+    /// keyframe, drops, and answers with a PLI: a keyframe loop. SPS/PPS
+    /// still precede every IDR (rtph264pay config-interval=-1).
     pub fn force_keyframe(&self) {
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
-        if let Ok(pad) = self.tee_sink() {
-            pad.push_event(event);
-        }
+        self.encoder_src.send_event(event);
     }
 
     pub fn stop(&self) {

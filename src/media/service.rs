@@ -138,6 +138,8 @@ pub fn spawn(
                 waiting: Vec::new(),
                 peers: HashMap::new(),
                 idle_since: None,
+                awaiting_offer: HashMap::new(),
+                flow: (Instant::now(), 0),
             };
             service.run(rx);
         })?;
@@ -160,7 +162,20 @@ struct Service {
     peers: HashMap<PeerId, PeerBranch>,
     idle_since: Option<Instant>,
     gate: KeyframeGate,
+    /// Peers attached but still without an offer, and when to give up.
+    awaiting_offer: HashMap<PeerId, Instant>,
+    /// Last time the tee's buffer count was seen to move, and the count.
+    flow: (Instant, u64),
 }
+
+/// A running producer whose tee saw no buffer for this long has stalled
+/// (a streaming task can stop without an error message): restart it.
+const STALL_TIMEOUT: Duration = Duration::from_secs(4);
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
+/// A branch that has not produced its offer by then is failed, so its
+/// client reconnects instead of waiting forever.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Service {
     fn run(&mut self, rx: mpsc::Receiver<Command>) {
@@ -192,7 +207,9 @@ impl Service {
             (false, Some(t)) => Some(t + self.config.start_timeout),
             _ => None,
         };
-        [self.gate.deadline(), idle, start]
+        let offer = self.awaiting_offer.values().min().copied();
+        let stall = (self.ready && self.producer.is_some()).then(|| Instant::now() + STALL_CHECK);
+        [self.gate.deadline(), idle, start, offer, stall]
             .into_iter()
             .flatten()
             .min()
@@ -200,8 +217,38 @@ impl Service {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        let late: Vec<PeerId> = self
+            .awaiting_offer
+            .iter()
+            .filter(|(_, deadline)| now >= **deadline)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in late {
+            tracing::warn!(
+                peer,
+                "no offer within {} s: dropping the branch",
+                OFFER_TIMEOUT.as_secs()
+            );
+            self.remove_peer(peer);
+            (self.events)(MediaEvent::PeerFailed {
+                peer,
+                reason: "the media branch produced no offer in time".into(),
+            });
+        }
         if self.gate.poll(now) {
             self.force_keyframe();
+        }
+        if let (true, Some(producer)) = (self.ready, self.producer.as_ref()) {
+            let count = producer.buffers.load(Ordering::Relaxed);
+            if count != self.flow.1 {
+                self.flow = (now, count);
+            } else if now.duration_since(self.flow.0) >= STALL_TIMEOUT {
+                self.fail_producer(format!(
+                    "the capture stalled: no frame for {} s",
+                    STALL_TIMEOUT.as_secs()
+                ));
+                return;
+            }
         }
         if let Some(since) = self.idle_since {
             if now >= since + self.config.idle_stop {
@@ -242,6 +289,7 @@ impl Service {
             Command::ProducerReady(generation) => {
                 if generation == self.generation && !self.ready && self.producer.is_some() {
                     self.ready = true;
+                    self.flow = (Instant::now(), 0);
                     if let Some(t) = self.started_at {
                         tracing::info!(ms = t.elapsed().as_millis() as u64, "first encoded frame");
                     }
@@ -300,6 +348,8 @@ impl Service {
             Ok(branch) => {
                 tracing::debug!(peer, "peer branch attached");
                 self.peers.insert(peer, branch);
+                self.awaiting_offer
+                    .insert(peer, Instant::now() + OFFER_TIMEOUT);
             }
             Err(e) => {
                 let reason = format!("could not add a media branch: {e:#}");
@@ -312,6 +362,7 @@ impl Service {
 
     fn remove_peer(&mut self, peer: PeerId) {
         self.waiting.retain(|p| *p != peer);
+        self.awaiting_offer.remove(&peer);
         if let Some(branch) = self.peers.remove(&peer) {
             if let Some(producer) = self.producer.as_ref() {
                 branch.detach(producer);
@@ -336,7 +387,10 @@ impl Service {
             return; // a late event from a removed branch
         }
         match event {
-            BranchEvent::Offer(sdp) => (self.events)(MediaEvent::Offer { peer, sdp }),
+            BranchEvent::Offer(sdp) => {
+                self.awaiting_offer.remove(&peer);
+                (self.events)(MediaEvent::Offer { peer, sdp })
+            }
             BranchEvent::Ice { mline, candidate } => (self.events)(MediaEvent::Ice {
                 peer,
                 mline,
@@ -425,6 +479,7 @@ impl Service {
         for (_, branch) in self.peers.drain() {
             drop(branch);
         }
+        self.awaiting_offer.clear();
         self.waiting.clear();
         if let Some(producer) = self.producer.take() {
             producer.stop();
