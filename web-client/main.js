@@ -1,0 +1,390 @@
+// The page: owns the session lifecycle (connect, reconnect with backoff),
+// the status banner, the buttons, frame counting and the test hook
+// `window.oriel`. Wire format lives in signalling.js, WebRTC in peer.js,
+// numbers in stats.js.
+
+import { Signalling } from './signalling.js';
+import { Peer } from './peer.js';
+import { StatsPoller } from './stats.js';
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+const MAX_ERRORS_KEPT = 50;
+// A session whose WebRTC connection is not up this long after the socket
+// opened is stuck (lost offer, blocked ICE): start over rather than hang.
+const CONNECT_TIMEOUT_MS = 15000;
+
+const $ = (id) => document.getElementById(id);
+const video = $('video');
+const banner = $('banner');
+const bannerText = $('banner-text');
+const bannerDetail = $('banner-detail');
+const statsEl = $('stats');
+
+const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const stats = new StatsPoller();
+
+// Page-wide state (survives reconnects).
+const page = {
+  session: null, // the current session, see newSession()
+  stopped: false, // true after disconnect()/pagehide: no automatic reconnect
+  backoffMs: BACKOFF_MIN_MS,
+  retryTimer: null,
+  retryAt: 0,
+  connects: 0, // WebSocket sessions that reached 'open'
+  errors: [],
+  detail: '', // last error/bye text, shown in the banner until video plays again
+  firstFrameSinceLoadMs: null,
+};
+
+/** Everything that belongs to one WebSocket + RTCPeerConnection pair. */
+function newSession() {
+  return {
+    sig: null,
+    peer: null,
+    stream: null,
+    peerId: null,
+    agentState: null, // last peerState from the agent
+    openedAt: null, // performance.now() at WebSocket open
+    firstFrameSinceConnectMs: null,
+    framesPresented: 0,
+    lastPresentedFrames: null, // rVFC metadata.presentedFrames at the last callback
+    reachedConnected: false,
+    ended: false,
+    watchdog: null,
+  };
+}
+
+function recordError(text) {
+  page.errors.push(text);
+  if (page.errors.length > MAX_ERRORS_KEPT) page.errors.shift();
+  page.detail = text;
+  console.warn('oriel:', text);
+  updateBanner();
+}
+
+// ---------------------------------------------------------------- sessions
+
+function connect() {
+  clearRetry();
+  endSession(true);
+  page.stopped = false;
+  const s = newSession();
+  page.session = s;
+  s.sig = new Signalling(wsUrl, {
+    onOpen: () => {
+      if (page.session !== s) return;
+      page.connects += 1;
+      s.openedAt = performance.now();
+      s.watchdog = setTimeout(() => {
+        if (page.session === s && !s.reachedConnected) {
+          sessionLost(s, `no WebRTC connection ${CONNECT_TIMEOUT_MS / 1000} s after joining`);
+        }
+      }, CONNECT_TIMEOUT_MS);
+      updateBanner();
+    },
+    onMessage: (msg) => {
+      if (page.session === s) onMessage(s, msg);
+    },
+    onClose: () => {
+      if (page.session === s) sessionLost(s, null);
+    },
+  });
+  updateBanner();
+}
+
+function ensurePeer(s) {
+  if (s.peer) return s.peer;
+  s.peer = new Peer({
+    send: (msg) => s.sig.send(msg),
+    onTrack: (stream) => {
+      if (page.session !== s) return;
+      s.stream = stream;
+      video.srcObject = stream;
+      s.lastPresentedFrames = null;
+      video.play().catch(() => {
+        /* autoplay is allowed because the video is muted; ignore races */
+      });
+    },
+    onStateChange: (state) => {
+      if (page.session !== s) return;
+      if (state === 'connected') s.reachedConnected = true;
+      // 'disconnected' may heal by itself; 'failed' will not.
+      if (state === 'failed') sessionLost(s, 'WebRTC connection failed');
+      updateBanner();
+    },
+    onError: (message) => {
+      if (page.session !== s) return;
+      recordError(message);
+    },
+  });
+  stats.attach(s.peer);
+  return s.peer;
+}
+
+function onMessage(s, msg) {
+  switch (msg.type) {
+    case 'welcome':
+      s.peerId = typeof msg.peerId === 'number' ? msg.peerId : null;
+      ensurePeer(s);
+      break;
+    case 'offer':
+      if (typeof msg.sdp === 'string') ensurePeer(s).handleOffer(msg.sdp);
+      break;
+    case 'ice':
+      s.peer?.addRemoteCandidate(msg);
+      break;
+    case 'peerState':
+      s.agentState = msg.state;
+      break;
+    case 'pong':
+      break;
+    case 'error':
+      recordError(`${msg.code ?? 'error'}: ${msg.message ?? ''}`.trim());
+      break;
+    case 'bye':
+      // The socket closes next; onClose schedules the reconnect.
+      page.detail = `Agent ended the session${msg.reason ? `: ${msg.reason}` : ''}`;
+      updateBanner();
+      break;
+    default:
+      // Newer agents may add messages; ignoring them keeps old clients working.
+      break;
+  }
+}
+
+/** Close the current session's peer and socket (peer first, so no late media). */
+function endSession(sayBye) {
+  const s = page.session;
+  if (!s || s.ended) return;
+  s.ended = true;
+  clearTimeout(s.watchdog);
+  s.peer?.close();
+  s.sig?.close(sayBye);
+  if (video.srcObject && video.srcObject === s.stream) video.srcObject = null;
+  stats.attach(null);
+}
+
+/** The socket closed or the peer failed: tear down and retry with backoff. */
+function sessionLost(s, reason) {
+  if (s.ended) return;
+  if (reason) recordError(reason);
+  endSession(true);
+  if (page.stopped) return;
+  if (s.reachedConnected) page.backoffMs = BACKOFF_MIN_MS;
+  const delay = page.backoffMs;
+  page.backoffMs = Math.min(page.backoffMs * 2, BACKOFF_MAX_MS);
+  page.retryAt = performance.now() + delay;
+  page.retryTimer = setTimeout(() => {
+    page.retryTimer = null;
+    connect();
+  }, delay);
+  updateBanner();
+}
+
+function clearRetry() {
+  if (page.retryTimer !== null) clearTimeout(page.retryTimer);
+  page.retryTimer = null;
+}
+
+/** Leave for good (tests, pagehide): bye, close, no reconnect. */
+function disconnect() {
+  page.stopped = true;
+  clearRetry();
+  endSession(true);
+  updateBanner();
+}
+
+// ------------------------------------------------------------ frame counting
+
+// requestVideoFrameCallback fires once per frame handed to the compositor,
+// which is what the user sees; getStats' framesDecoded counts decoder output.
+function onVideoFrame(_now, meta) {
+  const s = page.session;
+  if (s && !s.ended && video.srcObject && video.srcObject === s.stream) {
+    const pf = meta.presentedFrames;
+    // presentedFrames is per element and may skip when the compositor is busy.
+    const delta =
+      s.lastPresentedFrames !== null && pf > s.lastPresentedFrames ? pf - s.lastPresentedFrames : 1;
+    s.lastPresentedFrames = pf;
+    s.framesPresented += delta;
+    if (s.firstFrameSinceConnectMs === null && s.openedAt !== null) {
+      const t = performance.now();
+      s.firstFrameSinceConnectMs = t - s.openedAt;
+      if (page.firstFrameSinceLoadMs === null) page.firstFrameSinceLoadMs = t;
+      page.detail = '';
+      updateBanner();
+    }
+  }
+  video.requestVideoFrameCallback(onVideoFrame);
+}
+if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
+  video.requestVideoFrameCallback(onVideoFrame);
+} else {
+  console.warn('oriel: requestVideoFrameCallback unsupported; presented frames not counted');
+}
+
+// Video size changes (e.g. the desktop resolution changed) need no action
+// beyond object-fit, but refresh the banner in case it was the first frame.
+video.addEventListener('resize', updateBanner);
+
+// ------------------------------------------------------------------ banner
+
+function isPlaying(s) {
+  return (
+    !!s && !s.ended && s.firstFrameSinceConnectMs !== null && s.peer?.state === 'connected'
+  );
+}
+
+function updateBanner() {
+  const s = page.session;
+  let text;
+  if (isPlaying(s)) {
+    text = null;
+  } else if (page.stopped) {
+    text = 'Disconnected';
+  } else if (page.retryTimer !== null) {
+    const left = Math.max(0, page.retryAt - performance.now()) / 1000;
+    text = `Disconnected — retrying in ${left < 1 ? left.toFixed(1) : Math.ceil(left)} s`;
+  } else if (s?.peer?.state === 'disconnected') {
+    text = 'Connection interrupted…';
+  } else {
+    text = 'Connecting…';
+  }
+  // While playing, a fresh error still shows (the user should know), without text.
+  banner.hidden = text === null && !page.detail;
+  bannerText.textContent = text ?? '';
+  bannerText.hidden = text === null;
+  bannerDetail.textContent = page.detail;
+}
+// The countdown needs ticking; cheap enough to refresh a few times a second.
+setInterval(() => {
+  if (page.retryTimer !== null) updateBanner();
+}, 250);
+
+// ---------------------------------------------------------- stats overlay
+
+let lastPresented = { t: performance.now(), n: 0, session: null };
+let presentedFps = null;
+
+function renderStats() {
+  const s = page.session;
+  const now = performance.now();
+  const n = s?.framesPresented ?? 0;
+  if (lastPresented.session === s && now > lastPresented.t) {
+    presentedFps = ((n - lastPresented.n) * 1000) / (now - lastPresented.t);
+  } else {
+    presentedFps = null;
+  }
+  lastPresented = { t: now, n, session: s };
+  if (statsEl.hidden) return;
+  statsEl.textContent = stats.render({
+    width: video.videoWidth,
+    height: video.videoHeight,
+    presentedFps,
+    firstFrameMs: s?.firstFrameSinceConnectMs ?? null,
+    pcState: s?.peer?.state ?? null,
+    peerId: s?.peerId ?? null,
+  });
+}
+setInterval(renderStats, 1000);
+
+function setStatsVisible(visible) {
+  statsEl.hidden = !visible;
+  try {
+    localStorage.setItem('oriel.stats', visible ? '1' : '0');
+  } catch {
+    /* storage may be disabled */
+  }
+  renderStats();
+}
+function toggleStats() {
+  setStatsVisible(statsEl.hidden);
+}
+{
+  let saved = null;
+  try {
+    saved = localStorage.getItem('oriel.stats');
+  } catch {
+    /* storage may be disabled */
+  }
+  statsEl.hidden = saved === '0'; // visible by default
+}
+
+// ----------------------------------------------------------------- controls
+
+const unmuteBtn = $('btn-unmute');
+unmuteBtn.addEventListener('click', () => {
+  // Unmuting from a click satisfies the autoplay policy.
+  video.muted = !video.muted;
+  unmuteBtn.textContent = video.muted ? 'Unmute' : 'Mute';
+  video.play().catch(() => {});
+});
+
+const fullscreenBtn = $('btn-fullscreen');
+fullscreenBtn.addEventListener('click', () => {
+  if (document.fullscreenElement) {
+    document.exitFullscreen().catch(() => {});
+  } else {
+    // The whole page, so the toolbar and overlay stay usable in fullscreen.
+    document.documentElement.requestFullscreen({ navigationUI: 'hide' }).catch((e) => {
+      recordError(`fullscreen refused: ${e.message}`);
+    });
+  }
+});
+document.addEventListener('fullscreenchange', () => {
+  fullscreenBtn.textContent = document.fullscreenElement ? 'Exit fullscreen' : 'Fullscreen';
+});
+
+$('btn-stats').addEventListener('click', toggleStats);
+window.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey && ev.altKey && ev.code === 'KeyS') {
+    ev.preventDefault();
+    toggleStats();
+  }
+});
+
+// ------------------------------------------------------------- lifecycle
+
+// Tell the agent right away instead of letting it time out after 30 s.
+window.addEventListener('pagehide', () => disconnect());
+// Back from the back/forward cache: the old session is gone, start a new one.
+window.addEventListener('pageshow', (ev) => {
+  if (ev.persisted) connect();
+});
+
+// ------------------------------------------------------------- test hook
+
+/**
+ * Stable hook for the e2e tests and benchmarks. status() is synchronous;
+ * framesDecoded & co. come from getStats() polled every 250 ms.
+ * framesPresented, firstFrameSinceConnectMs and the getStats counters are
+ * per session (they restart at 0/null on reconnect); connects, errors and
+ * firstFrameSinceLoadMs are per page.
+ */
+window.oriel = {
+  status() {
+    const s = page.session;
+    const st = stats.latest;
+    return {
+      ws: s?.sig?.state ?? 'closed',
+      peerId: s?.peerId ?? null,
+      pcState: s?.peer?.state ?? null,
+      framesDecoded: st.framesDecoded,
+      framesPresented: s?.framesPresented ?? 0,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      keyFramesDecoded: st.keyFramesDecoded,
+      framesDropped: st.framesDropped,
+      firstFrameSinceLoadMs: page.firstFrameSinceLoadMs,
+      firstFrameSinceConnectMs: s?.firstFrameSinceConnectMs ?? null,
+      connects: page.connects,
+      errors: [...page.errors],
+    };
+  },
+  disconnect,
+  /** Start a new session (after disconnect(), or to force a reconnect). */
+  connect,
+};
+
+connect();

@@ -1,0 +1,103 @@
+// The WebRTC side of one session: answer the agent's offer, trickle ICE both
+// ways, hand the received video track to the page. One Peer per session.
+
+export class Peer {
+  /**
+   * @param {{send: (msg: object) => void,
+   *          onTrack: (stream: MediaStream) => void,
+   *          onStateChange: (state: string) => void,
+   *          onError: (message: string) => void,
+   *          iceServers?: RTCIceServer[]}} opts
+   */
+  constructor(opts) {
+    this.opts = opts;
+    // No ICE servers by default: the agent is reached directly (LAN, tunnel)
+    // and a STUN server would be an external URL. max-bundle: one transport.
+    this.pc = new RTCPeerConnection({
+      iceServers: opts.iceServers ?? [],
+      bundlePolicy: 'max-bundle',
+    });
+    // Remote candidates and the offer are applied strictly in arrival order:
+    // a candidate must not reach the pc before the offer it belongs to.
+    this.queue = Promise.resolve();
+    this.closed = false;
+    // Candidates that arrive before the offer wait here (the protocol says
+    // they follow it, but a reordering agent must not cost the session).
+    this.haveOffer = false;
+    this.early = [];
+
+    this.pc.addEventListener('icecandidate', (ev) => {
+      const c = ev.candidate;
+      // null = end of gathering; the agent needs no notice of it.
+      if (!c || !c.candidate) return;
+      const msg = { type: 'ice', candidate: c.candidate, sdpMLineIndex: c.sdpMLineIndex ?? 0 };
+      if (c.sdpMid != null) msg.sdpMid = c.sdpMid;
+      this.opts.send(msg);
+    });
+    this.pc.addEventListener('track', (ev) => {
+      // Low latency: ask the jitter buffer to hold as little as possible
+      // (the agent also sends playout-delay 0/0 on every packet).
+      try {
+        if ('jitterBufferTarget' in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+        if ('playoutDelayHint' in ev.receiver) ev.receiver.playoutDelayHint = 0;
+      } catch {
+        /* older browsers: best effort */
+      }
+      const stream = ev.streams[0] ?? new MediaStream([ev.track]);
+      this.opts.onTrack(stream);
+    });
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (!this.closed) this.opts.onStateChange(this.pc.connectionState);
+    });
+  }
+
+  get state() {
+    return this.closed ? 'closed' : this.pc.connectionState;
+  }
+
+  /** Apply the agent's offer and send back our answer. */
+  handleOffer(sdp) {
+    this.haveOffer = true;
+    this.enqueue(async () => {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      this.opts.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
+    }, 'could not apply the offer');
+    for (const init of this.early.splice(0)) this.addCandidate(init);
+  }
+
+  /** Add one of the agent's trickled candidates. */
+  addRemoteCandidate(msg) {
+    if (typeof msg.candidate !== 'string' || msg.candidate === '') return;
+    const init = { candidate: msg.candidate, sdpMLineIndex: msg.sdpMLineIndex ?? 0 };
+    if (typeof msg.sdpMid === 'string') init.sdpMid = msg.sdpMid;
+    if (this.haveOffer) this.addCandidate(init);
+    else this.early.push(init);
+  }
+
+  addCandidate(init) {
+    this.enqueue(() => this.pc.addIceCandidate(init), 'could not add an ICE candidate');
+  }
+
+  enqueue(step, what) {
+    this.queue = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await step();
+      } catch (e) {
+        if (!this.closed) this.opts.onError(`${what}: ${e?.message ?? e}`);
+      }
+    });
+  }
+
+  getStats() {
+    return this.pc.getStats();
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.pc.close();
+  }
+}
