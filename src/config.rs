@@ -30,6 +30,63 @@ pub enum Command {
     /// Show every capture backend and encoder, whether it works here and
     /// which ones `serve` would pick.
     Probe(MediaArgs),
+    /// Mint, list and revoke links (controller, viewer, player).
+    Link(LinkArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Where the link secret and link list live (default
+    /// `$XDG_STATE_HOME/oriel`, i.e. `~/.local/state/oriel`).
+    #[arg(long, env = "ORIEL_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    #[command(subcommand)]
+    pub command: LinkCommand,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Who a link lets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleChoice {
+    /// Keyboard, mouse and gamepad 1; one at a time.
+    Controller,
+    /// Watches only.
+    Viewer,
+    /// Drives one gamepad slot (`--slot`, 2..N).
+    Player,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Mint a link and print its URL (the token travels in the URL fragment).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleChoice,
+        /// Gamepad slot for a player link (2..=16).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=16))]
+        slot: Option<u8>,
+        /// Lifetime: e.g. `30m`, `2h`, `7d`, or `never`.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// A note shown by `oriel link list`.
+        #[arg(long)]
+        label: Option<String>,
+        /// The agent's address as browsers reach it.
+        #[arg(long, env = "ORIEL_PUBLIC_URL", default_value = "http://127.0.0.1:8080/")]
+        url: String,
+    },
+    /// List links with their role, expiry and state.
+    List,
+    /// Revoke a link; connected clients using it are disconnected.
+    Revoke {
+        /// The link id shown by `oriel link list`.
+        id: String,
+    },
 }
 
 /// Which desktop to capture.
@@ -130,6 +187,18 @@ pub struct ServeArgs {
     /// STUN server handed to webrtcbin, e.g. `stun://stun.example.org:3478`.
     #[arg(long, env = "ORIEL_STUN")]
     pub stun: Option<String>,
+
+    /// Highest player slot: players own gamepads 2..=N.
+    #[arg(long, env = "ORIEL_MAX_PLAYERS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub max_players: u8,
+
+    /// The agent's address as browsers reach it, for printed links
+    /// (default: http://LISTEN/).
+    #[arg(long, env = "ORIEL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 impl ServeArgs {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use oriel::config::{Cli, Command, MediaArgs, ServeArgs};
+use oriel::config::{Cli, Command, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs};
 use oriel::desktop::xvfb::VirtualDisplay;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
@@ -16,6 +16,8 @@ use oriel::media::fragments;
 use oriel::media::producer::ProducerConfig;
 use oriel::media::service::{self, MediaConfig};
 use oriel::metrics::Metrics;
+use oriel::session::links::{self, StoreCredentials};
+use oriel::session::roles::Role;
 use oriel::session::room::{Room, RoomConfig};
 use oriel::signalling::protocol::VideoInfo;
 use oriel::signalling::server::{self, ServerConfig};
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Probe(args) => probe(args),
+        Command::Link(args) => link(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,6 +114,102 @@ fn probe(args: MediaArgs) -> Result<()> {
     Ok(())
 }
 
+fn open_store(state: &StateArgs) -> Result<links::Store> {
+    let dir = state
+        .state_dir
+        .clone()
+        .or_else(links::default_state_dir)
+        .context("no state directory: set --state-dir or $HOME")?;
+    links::Store::open(&dir)
+}
+
+/// `URL#token=TOKEN`: the fragment never reaches server logs or Referer.
+fn link_url(base: &str, token: &str) -> String {
+    let base = base.split('#').next().unwrap_or(base);
+    let sep = if base.ends_with('/') { "" } else { "/" };
+    format!("{base}{sep}#token={token}")
+}
+
+fn link(args: LinkArgs) -> Result<()> {
+    let store = open_store(&args.state)?;
+    match args.command {
+        LinkCommand::Create {
+            role,
+            slot,
+            ttl,
+            label,
+            url,
+        } => {
+            let role = match (role, slot) {
+                (RoleChoice::Controller, None) => Role::Controller,
+                (RoleChoice::Viewer, None) => Role::Viewer,
+                (RoleChoice::Player, Some(slot)) => Role::Player { slot },
+                (RoleChoice::Player, None) => anyhow::bail!("a player link needs --slot N (2..=16)"),
+                (_, Some(_)) => anyhow::bail!("--slot only applies to --role player"),
+            };
+            let ttl = links::parse_ttl(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+            let (link, token) = store.create(role, ttl, label)?;
+            eprintln!(
+                "oriel: link {} ({}{}), {}",
+                link.id,
+                link.role,
+                link.slot.map(|s| format!(" slot {s}")).unwrap_or_default(),
+                expiry_text(link.expires)
+            );
+            println!("{}", link_url(&url, &token));
+        }
+        LinkCommand::List => {
+            let all = store.list()?;
+            if all.is_empty() {
+                println!("no links (create one with `oriel link create --role viewer`)");
+            }
+            println!("{:<14} {:<11} {:<5} {:<8} {:<26} label", "id", "role", "slot", "state", "expires");
+            for l in all {
+                let state = if l.revoked {
+                    "revoked"
+                } else if l.expires.is_some_and(|e| e <= links::now_unix()) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<14} {:<11} {:<5} {:<8} {:<26} {}",
+                    l.id,
+                    l.role,
+                    l.slot.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    state,
+                    expiry_text(l.expires),
+                    l.label.unwrap_or_default()
+                );
+            }
+        }
+        LinkCommand::Revoke { id } => {
+            let l = store.revoke(&id)?;
+            println!("revoked link {} ({}); connected clients using it are disconnected", l.id, l.role);
+        }
+    }
+    Ok(())
+}
+
+fn expiry_text(expires: Option<u64>) -> String {
+    match expires {
+        None => "never expires".into(),
+        Some(e) => {
+            let now = links::now_unix();
+            if e <= now {
+                "expired".into()
+            } else {
+                let left = e - now;
+                match left {
+                    0..=5399 => format!("expires in {} min", left.div_ceil(60)),
+                    5400..=172_799 => format!("expires in {} h", left / 3600),
+                    _ => format!("expires in {} days", left / 86400),
+                }
+            }
+        }
+    }
+}
+
 fn which(program: &str) -> Option<String> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -179,6 +278,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         start_timeout: Duration::from_secs(10),
     };
 
+    let store = open_store(&args.state)?;
+    let (_, controller_token) = store.startup_controller()?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,15 +289,19 @@ fn serve(args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let listener = server::bind(args.listen).await?;
         let media_cell = Arc::new(std::sync::OnceLock::new());
-        let room = Room::new(RoomConfig {
-            max_clients: args.max_clients as usize,
-            video: VideoInfo {
-                codec: "H264".into(),
-                encoder: encoder_name.into(),
-                framerate: media_args.framerate,
+        let room = Room::new(
+            RoomConfig {
+                max_clients: args.max_clients as usize,
+                video: VideoInfo {
+                    codec: "H264".into(),
+                    encoder: encoder_name.into(),
+                    framerate: media_args.framerate,
+                },
+                media_lines: 1,
+                max_slot: args.max_players,
             },
-            media_lines: 1,
-        });
+            Box::new(StoreCredentials::new(&store)),
+        );
         // Metrics need the media stats, the media service needs the room's
         // event sink: create the sink first, then the service.
         let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -209,7 +315,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             capture.name().into(),
         ));
         let _ = media_cell.set(media.clone());
-        let signalling = server::start_room(room, media_cell, metrics.clone());
+        let signalling = server::start_room(room, media_cell, metrics.clone(), store.links_path());
         let sig = signalling.clone();
         tokio::spawn(async move {
             while let Some(ev) = event_rx.recv().await {
@@ -224,6 +330,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             );
         }
         println!("oriel: serving http://{addr}/");
+        let public = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}/"));
+        println!("oriel: controller link {}", link_url(&public, &controller_token));
         if let Some(vd) = &virtual_display {
             println!("oriel: virtual display {}", vd.name);
         }

@@ -7,9 +7,26 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::media::service::MediaEvent;
 use crate::media::PeerId;
+use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    ClientMessage, ErrorCode, ParseError, ServerMessage, VideoInfo, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ParseError, Participant, ServerMessage, VideoInfo, PROTOCOL_VERSION,
 };
+
+/// What a valid token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub link_id: String,
+    pub role: Role,
+}
+
+/// Checks a client's token: signature, expiry and revocation. The room
+/// never looks inside tokens itself.
+pub trait Credentials: Send {
+    fn check(&mut self, token: &str) -> Result<Grant, String>;
+}
+
+/// Longest display name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
 
 /// One WebSocket connection.
 pub type ClientId = u64;
@@ -27,6 +44,8 @@ pub enum Input {
     Disconnected(ClientId),
     /// The media service reported something.
     Media(MediaEvent),
+    /// These links were revoked: their sessions end now.
+    Revoked(Vec<String>),
 }
 
 /// Something to do.
@@ -35,7 +54,8 @@ pub enum Output {
     Send(ClientId, ServerMessage),
     /// Close the client's socket (after sending what came before).
     Close(ClientId),
-    AddPeer(PeerId),
+    /// Create a media branch for a client that joined with this role.
+    AddPeer(PeerId, Role),
     RemovePeer(PeerId),
     Answer(PeerId, String),
     Ice(PeerId, u32, String),
@@ -47,6 +67,8 @@ pub struct RoomConfig {
     pub video: VideoInfo,
     /// Number of m-lines in our offers; candidates must name one of them.
     pub media_lines: u32,
+    /// Highest player slot (players own slots 2..=max_slot).
+    pub max_slot: u8,
 }
 
 /// Counters for the metrics endpoint.
@@ -66,12 +88,16 @@ struct Client {
 #[derive(Debug)]
 struct Session {
     peer: PeerId,
+    role: Role,
+    link_id: String,
+    name: String,
     offered: bool,
     answered: bool,
 }
 
 pub struct Room {
     config: RoomConfig,
+    credentials: Box<dyn Credentials>,
     clients: BTreeMap<ClientId, Client>,
     by_peer: HashMap<PeerId, ClientId>,
     next_peer: PeerId,
@@ -79,9 +105,10 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn new(config: RoomConfig) -> Self {
+    pub fn new(config: RoomConfig, credentials: Box<dyn Credentials>) -> Self {
         Room {
             config,
+            credentials,
             clients: BTreeMap::new(),
             by_peer: HashMap::new(),
             next_peer: 1,
@@ -122,8 +149,51 @@ impl Room {
             Input::Refused(client, e) => self.error(client, e.code, e.message, &mut out),
             Input::Disconnected(client) => self.leave(client, &mut out),
             Input::Media(event) => self.on_media(event, &mut out),
+            Input::Revoked(links) => {
+                let hit: Vec<ClientId> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.session.as_ref().is_some_and(|s| links.contains(&s.link_id)))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for client in hit {
+                    self.end(client, "the link was revoked", &mut out);
+                }
+            }
         }
         out
+    }
+
+    /// Ends a client's session: bye, close, media branch removed.
+    fn end(&mut self, client: ClientId, reason: &str, out: &mut Vec<Output>) {
+        out.push(Output::Send(client, ServerMessage::Bye { reason: reason.into() }));
+        out.push(Output::Close(client));
+        self.leave(client, out);
+    }
+
+    /// Everyone's view of who is here, sent to every joined client.
+    fn broadcast_participants(&self, out: &mut Vec<Output>) {
+        let participants: Vec<Participant> = self
+            .clients
+            .values()
+            .filter_map(|c| c.session.as_ref())
+            .map(|s| Participant {
+                peer_id: s.peer,
+                role: s.role.name().into(),
+                slot: s.role.gamepad_slot(),
+                name: s.name.clone(),
+            })
+            .collect();
+        for (id, c) in &self.clients {
+            if c.session.is_some() {
+                out.push(Output::Send(
+                    *id,
+                    ServerMessage::Participants {
+                        participants: participants.clone(),
+                    },
+                ));
+            }
+        }
     }
 
     fn error(&mut self, client: ClientId, code: ErrorCode, message: String, out: &mut Vec<Output>) {
@@ -138,7 +208,11 @@ impl Room {
     fn on_message(&mut self, client: ClientId, msg: ClientMessage, out: &mut Vec<Output>) {
         match msg {
             ClientMessage::Ping {} => out.push(Output::Send(client, ServerMessage::Pong)),
-            ClientMessage::Hello { protocol } => self.hello(client, protocol, out),
+            ClientMessage::Hello {
+                protocol,
+                token,
+                name,
+            } => self.hello(client, protocol, &token, name, out),
             ClientMessage::Answer { sdp } => {
                 let Some(session) = self.session_mut(client) else {
                     return self.error(
@@ -230,49 +304,75 @@ impl Room {
         }
     }
 
-    fn hello(&mut self, client: ClientId, protocol: u32, out: &mut Vec<Output>) {
+    fn hello(
+        &mut self,
+        client: ClientId,
+        protocol: u32,
+        token: &str,
+        name: Option<String>,
+        out: &mut Vec<Output>,
+    ) {
         if self.session_mut(client).is_some() {
-            return self.error(
-                client,
-                ErrorCode::Unexpected,
-                "already joined: `hello` is sent once".into(),
-                out,
-            );
+            return self.error(client, ErrorCode::Unexpected, "already joined: `hello` is sent once".into(), out);
         }
         if protocol != PROTOCOL_VERSION {
             return self.error(
                 client,
                 ErrorCode::UnsupportedProtocol,
-                format!(
-                    "protocol {protocol} is not supported; this agent speaks {PROTOCOL_VERSION}"
-                ),
+                format!("protocol {protocol} is not supported; this agent speaks {PROTOCOL_VERSION}"),
                 out,
             );
         }
+        // The role comes from the token alone.
+        let grant = match self.credentials.check(token) {
+            Ok(g) => g,
+            Err(why) => return self.refuse(client, ErrorCode::Unauthorized, why, out),
+        };
+        if let Role::Player { slot } = grant.role {
+            if slot > self.config.max_slot {
+                let max = self.config.max_slot;
+                return self.refuse(
+                    client,
+                    ErrorCode::Unauthorized,
+                    format!("this agent has player slots 2..={max}; the link is for slot {slot}"),
+                    out,
+                );
+            }
+        }
+        // Single seats (controller, each player slot): the same link takes
+        // its seat back (a reconnect replaces the old session); another
+        // link is refused.
+        if grant.role != Role::Viewer {
+            let holder = self.clients.iter().find_map(|(id, c)| {
+                let s = c.session.as_ref()?;
+                (s.role == grant.role).then(|| (*id, s.link_id.clone()))
+            });
+            if let Some((old, link)) = holder {
+                if link == grant.link_id {
+                    self.end(old, "replaced by a new session from the same link", out);
+                } else {
+                    let what = match grant.role {
+                        Role::Player { slot } => format!("player slot {slot} is in use"),
+                        _ => "a controller is already connected".to_string(),
+                    };
+                    return self.refuse(client, ErrorCode::RoleTaken, what, out);
+                }
+            }
+        }
         if self.by_peer.len() >= self.config.max_clients {
             let max = self.config.max_clients;
-            self.error(
-                client,
-                ErrorCode::Full,
-                format!("the agent already serves its maximum of {max} clients"),
-                out,
-            );
-            out.push(Output::Send(
-                client,
-                ServerMessage::Bye {
-                    reason: "full".into(),
-                },
-            ));
-            out.push(Output::Close(client));
-            self.clients.remove(&client);
-            return;
+            return self.refuse(client, ErrorCode::Full, format!("the agent already serves its maximum of {max} clients"), out);
         }
         let peer = self.next_peer;
         self.next_peer += 1;
         self.stats.joins += 1;
+        let name = clean_name(name.as_deref()).unwrap_or_else(|| format!("{} {peer}", grant.role.name()));
         if let Some(c) = self.clients.get_mut(&client) {
             c.session = Some(Session {
                 peer,
+                role: grant.role,
+                link_id: grant.link_id,
+                name,
                 offered: false,
                 answered: false,
             });
@@ -283,10 +383,21 @@ impl Room {
             ServerMessage::Welcome {
                 peer_id: peer,
                 protocol: PROTOCOL_VERSION,
+                role: grant.role.name().into(),
+                slot: grant.role.gamepad_slot(),
                 video: self.config.video.clone(),
             },
         ));
-        out.push(Output::AddPeer(peer));
+        out.push(Output::AddPeer(peer, grant.role));
+        self.broadcast_participants(out);
+    }
+
+    /// Refuses a join: error, bye, close.
+    fn refuse(&mut self, client: ClientId, code: ErrorCode, why: String, out: &mut Vec<Output>) {
+        self.error(client, code, why.clone(), out);
+        out.push(Output::Send(client, ServerMessage::Bye { reason: why }));
+        out.push(Output::Close(client));
+        self.clients.remove(&client);
     }
 
     fn leave(&mut self, client: ClientId, out: &mut Vec<Output>) {
@@ -294,6 +405,7 @@ impl Room {
             if let Some(session) = c.session {
                 self.by_peer.remove(&session.peer);
                 out.push(Output::RemovePeer(session.peer));
+                self.broadcast_participants(out);
             }
         }
     }
@@ -338,9 +450,22 @@ impl Room {
                 *self.stats.errors.entry(ErrorCode::Media).or_default() += 1;
                 out.push(Output::Send(client, ServerMessage::Bye { reason }));
                 out.push(Output::Close(client));
+                self.broadcast_participants(out);
             }
         }
     }
+}
+
+/// A display name fit to show others: printable, trimmed, at most
+/// [`MAX_NAME_CHARS`]; `None` when nothing is left.
+fn clean_name(name: Option<&str>) -> Option<String> {
+    let cleaned: String = name?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim().to_string();
+    (!cleaned.is_empty()).then_some(cleaned)
 }
 
 /// The connection address of an ICE candidate line
@@ -359,25 +484,59 @@ fn candidate_address(candidate: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn room(max: usize) -> Room {
-        Room::new(RoomConfig {
-            max_clients: max,
-            video: VideoInfo {
-                codec: "H264".into(),
-                encoder: "x264enc".into(),
-                framerate: 30,
-            },
-            media_lines: 1,
-        })
+    /// Tokens in tests read `<role>:<link>`, e.g. `controller:c1`,
+    /// `viewer:v1`, `player3:p3`; anything else is forged.
+    struct FakeCredentials;
+
+    impl Credentials for FakeCredentials {
+        fn check(&mut self, token: &str) -> Result<Grant, String> {
+            let (role, link) = token.split_once(':').ok_or("forged token")?;
+            let role = match role {
+                "controller" => Role::Controller,
+                "viewer" => Role::Viewer,
+                p if p.starts_with("player") => Role::Player {
+                    slot: p[6..].parse().map_err(|_| "forged token")?,
+                },
+                _ => return Err("forged token".into()),
+            };
+            Ok(Grant { link_id: link.into(), role })
+        }
     }
 
-    fn hello() -> ClientMessage {
-        ClientMessage::Hello { protocol: 1 }
+    fn room(max: usize) -> Room {
+        Room::new(
+            RoomConfig {
+                max_clients: max,
+                video: VideoInfo {
+                    codec: "H264".into(),
+                    encoder: "x264enc".into(),
+                    framerate: 30,
+                },
+                media_lines: 1,
+                max_slot: 4,
+            },
+            Box::new(FakeCredentials),
+        )
+    }
+
+    fn hello(token: &str) -> ClientMessage {
+        ClientMessage::Hello {
+            protocol: 1,
+            token: token.into(),
+            name: None,
+        }
     }
 
     fn error_code(out: &[Output]) -> Option<ErrorCode> {
         out.iter().find_map(|o| match o {
             Output::Send(_, ServerMessage::Error { code, .. }) => Some(*code),
+            _ => None,
+        })
+    }
+
+    fn added(out: &[Output]) -> Option<(PeerId, Role)> {
+        out.iter().find_map(|o| match o {
+            Output::AddPeer(p, r) => Some((*p, *r)),
             _ => None,
         })
     }
@@ -390,21 +549,12 @@ mod tests {
         }
     }
 
-    /// Joins client `c` and delivers the agent's offer; returns its peer.
-    fn join(r: &mut Room, c: ClientId) -> PeerId {
+    /// Joins client `c` with `token` and delivers the agent's offer.
+    fn join(r: &mut Room, c: ClientId, token: &str) -> PeerId {
         r.handle(Input::Connected(c));
-        let out = r.handle(Input::Message(c, hello()));
-        let peer = out
-            .iter()
-            .find_map(|o| match o {
-                Output::AddPeer(p) => Some(*p),
-                _ => None,
-            })
-            .expect("AddPeer");
-        r.handle(Input::Media(MediaEvent::Offer {
-            peer,
-            sdp: "v=0".into(),
-        }));
+        let out = r.handle(Input::Message(c, hello(token)));
+        let (peer, _) = added(&out).unwrap_or_else(|| panic!("{token} refused: {out:?}"));
+        r.handle(Input::Media(MediaEvent::Offer { peer, sdp: "v=0".into() }));
         peer
     }
 
@@ -412,47 +562,123 @@ mod tests {
     fn happy_path() {
         let mut r = room(4);
         r.handle(Input::Connected(1));
-        let out = r.handle(Input::Message(1, hello()));
+        let out = r.handle(Input::Message(1, hello("controller:c1")));
         assert!(matches!(
-            out[0],
-            Output::Send(1, ServerMessage::Welcome { peer_id: 1, .. })
+            &out[0],
+            Output::Send(1, ServerMessage::Welcome { peer_id: 1, role, slot: Some(1), .. }) if role == "controller"
         ));
-        assert_eq!(out[1], Output::AddPeer(1));
-        let out = r.handle(Input::Media(MediaEvent::Offer {
-            peer: 1,
-            sdp: "offer".into(),
-        }));
-        assert_eq!(
-            out,
-            vec![Output::Send(
-                1,
-                ServerMessage::Offer {
-                    sdp: "offer".into()
-                }
-            )]
-        );
-        let out = r.handle(Input::Message(
-            1,
-            ClientMessage::Answer {
-                sdp: "answer".into(),
-            },
-        ));
+        assert_eq!(out[1], Output::AddPeer(1, Role::Controller));
+        let out = r.handle(Input::Media(MediaEvent::Offer { peer: 1, sdp: "offer".into() }));
+        assert_eq!(out, vec![Output::Send(1, ServerMessage::Offer { sdp: "offer".into() })]);
+        let out = r.handle(Input::Message(1, ClientMessage::Answer { sdp: "answer".into() }));
         assert_eq!(out, vec![Output::Answer(1, "answer".into())]);
         let out = r.handle(Input::Message(1, host_candidate("10.0.0.2")));
         assert!(matches!(&out[0], Output::Ice(1, 0, c) if c.contains("10.0.0.2")));
-        let out = r.handle(Input::Media(MediaEvent::Ice {
-            peer: 1,
-            mline: 0,
-            candidate: "c".into(),
-        }));
-        assert!(matches!(
-            &out[0],
-            Output::Send(1, ServerMessage::Ice { .. })
-        ));
+        let out = r.handle(Input::Media(MediaEvent::Ice { peer: 1, mline: 0, candidate: "c".into() }));
+        assert!(matches!(&out[0], Output::Send(1, ServerMessage::Ice { .. })));
         let out = r.handle(Input::Disconnected(1));
         assert_eq!(out, vec![Output::RemovePeer(1)]);
         assert_eq!(r.client_count(), 0);
         assert_eq!(r.joined_count(), 0);
+    }
+
+    #[test]
+    fn role_comes_from_the_token_only() {
+        let mut r = room(8);
+        for (c, token, role) in [
+            (1, "viewer:v", Role::Viewer),
+            (2, "player2:p2", Role::Player { slot: 2 }),
+            (3, "controller:c", Role::Controller),
+        ] {
+            r.handle(Input::Connected(c));
+            let out = r.handle(Input::Message(c, hello(token)));
+            assert_eq!(added(&out).map(|a| a.1), Some(role), "{token}");
+        }
+        for (c, token) in [(4, ""), (5, "admin:x"), (6, "garbage")] {
+            r.handle(Input::Connected(c));
+            let out = r.handle(Input::Message(c, hello(token)));
+            assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized), "{token}");
+            assert!(out.contains(&Output::Close(c)));
+            assert!(added(&out).is_none());
+        }
+        // A slot beyond the configured players is refused.
+        r.handle(Input::Connected(7));
+        let out = r.handle(Input::Message(7, hello("player9:p9")));
+        assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
+    }
+
+    #[test]
+    fn one_controller_one_player_per_slot_reconnect_replaces() {
+        let mut r = room(8);
+        let c1 = join(&mut r, 1, "controller:c1");
+        // Another controller link is refused while c1 is connected.
+        r.handle(Input::Connected(2));
+        let out = r.handle(Input::Message(2, hello("controller:c2")));
+        assert_eq!(error_code(&out), Some(ErrorCode::RoleTaken));
+        // The same link reconnecting replaces the old session.
+        r.handle(Input::Connected(3));
+        let out = r.handle(Input::Message(3, hello("controller:c1")));
+        assert!(out.contains(&Output::Close(1)), "{out:?}");
+        assert!(out.contains(&Output::RemovePeer(c1)));
+        assert_eq!(added(&out).map(|a| a.1), Some(Role::Controller));
+        // Players: one per slot, same rules.
+        join(&mut r, 4, "player2:p2");
+        r.handle(Input::Connected(5));
+        let out = r.handle(Input::Message(5, hello("player2:other")));
+        assert_eq!(error_code(&out), Some(ErrorCode::RoleTaken));
+        join(&mut r, 6, "player3:p3");
+        // Viewers share a link freely.
+        join(&mut r, 7, "viewer:v");
+        join(&mut r, 8, "viewer:v");
+        assert_eq!(r.joined_count(), 5);
+        // After the controller leaves, another controller link may join.
+        r.handle(Input::Disconnected(3));
+        join(&mut r, 9, "controller:c2");
+    }
+
+    #[test]
+    fn participants_are_broadcast_on_join_and_leave() {
+        let mut r = room(8);
+        join(&mut r, 1, "controller:c");
+        r.handle(Input::Connected(2));
+        let out = r.handle(Input::Message(
+            2,
+            ClientMessage::Hello { protocol: 1, token: "player2:p".into(), name: Some(" Ada\u{7}\n ".into()) },
+        ));
+        let lists: Vec<(ClientId, Vec<Participant>)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(c, ServerMessage::Participants { participants }) => Some((*c, participants.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lists.len(), 2, "both clients told");
+        let list = &lists[0].1;
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].name, "Ada");
+        assert_eq!(list[1].role, "player");
+        assert_eq!(list[1].slot, Some(2));
+        assert_eq!(list[0].name, "controller 1");
+        let out = r.handle(Input::Disconnected(2));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Send(1, ServerMessage::Participants { participants }) if participants.len() == 1
+        )));
+    }
+
+    #[test]
+    fn revoking_a_link_ends_its_sessions() {
+        let mut r = room(8);
+        let v1 = join(&mut r, 1, "viewer:shared");
+        let v2 = join(&mut r, 2, "viewer:shared");
+        join(&mut r, 3, "viewer:other");
+        let out = r.handle(Input::Revoked(vec!["shared".into()]));
+        for (c, p) in [(1, v1), (2, v2)] {
+            assert!(out.contains(&Output::Close(c)));
+            assert!(out.contains(&Output::RemovePeer(p)));
+        }
+        assert!(!out.contains(&Output::Close(3)));
+        assert_eq!(r.joined_count(), 1);
     }
 
     #[test]
@@ -463,24 +689,18 @@ mod tests {
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
         let out = r.handle(Input::Message(1, host_candidate("1.2.3.4")));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
-        r.handle(Input::Message(1, hello()));
+        r.handle(Input::Message(1, hello("viewer:v")));
         // Answer before the offer arrived.
         let out = r.handle(Input::Message(1, ClientMessage::Answer { sdp: "x".into() }));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
-        let out = r.handle(Input::Message(1, hello()));
+        let out = r.handle(Input::Message(1, hello("viewer:v")));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
-        r.handle(Input::Media(MediaEvent::Offer {
-            peer: 1,
-            sdp: "o".into(),
-        }));
+        r.handle(Input::Media(MediaEvent::Offer { peer: 1, sdp: "o".into() }));
         r.handle(Input::Message(1, ClientMessage::Answer { sdp: "a".into() }));
         let out = r.handle(Input::Message(1, ClientMessage::Answer { sdp: "a".into() }));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
         assert!(!out.iter().any(|o| matches!(o, Output::Close(_))));
-        assert_eq!(
-            r.handle(Input::Message(1, ClientMessage::Ping {})),
-            vec![Output::Send(1, ServerMessage::Pong)]
-        );
+        assert_eq!(r.handle(Input::Message(1, ClientMessage::Ping {})), vec![Output::Send(1, ServerMessage::Pong)]);
         assert_eq!(r.stats().errors[&ErrorCode::Unexpected], 5);
     }
 
@@ -488,7 +708,7 @@ mod tests {
     fn wrong_protocol_version() {
         let mut r = room(4);
         r.handle(Input::Connected(1));
-        let out = r.handle(Input::Message(1, ClientMessage::Hello { protocol: 99 }));
+        let out = r.handle(Input::Message(1, ClientMessage::Hello { protocol: 99, token: "viewer:v".into(), name: None }));
         assert_eq!(error_code(&out), Some(ErrorCode::UnsupportedProtocol));
         assert_eq!(r.joined_count(), 0);
     }
@@ -496,20 +716,13 @@ mod tests {
     #[test]
     fn mdns_candidates_are_dropped_others_validated() {
         let mut r = room(4);
-        join(&mut r, 1);
-        let out = r.handle(Input::Message(
-            1,
-            host_candidate("3f1c2d4e-aaaa-bbbb-cccc-0123456789ab.local"),
-        ));
+        join(&mut r, 1, "viewer:v");
+        let out = r.handle(Input::Message(1, host_candidate("3f1c2d4e-aaaa-bbbb-cccc-0123456789ab.local")));
         assert!(out.is_empty());
         assert_eq!(r.stats().mdns_candidates_dropped, 1);
         let out = r.handle(Input::Message(
             1,
-            ClientMessage::Ice {
-                candidate: "garbage".into(),
-                sdp_m_line_index: 0,
-                sdp_mid: None,
-            },
+            ClientMessage::Ice { candidate: "garbage".into(), sdp_m_line_index: 0, sdp_mid: None },
         ));
         assert_eq!(error_code(&out), Some(ErrorCode::Malformed));
         let out = r.handle(Input::Message(
@@ -524,11 +737,7 @@ mod tests {
         // End-of-candidates is accepted silently.
         let out = r.handle(Input::Message(
             1,
-            ClientMessage::Ice {
-                candidate: String::new(),
-                sdp_m_line_index: 0,
-                sdp_mid: None,
-            },
+            ClientMessage::Ice { candidate: String::new(), sdp_m_line_index: 0, sdp_mid: None },
         ));
         assert!(out.is_empty());
     }
@@ -536,73 +745,53 @@ mod tests {
     #[test]
     fn max_clients_enforced() {
         let mut r = room(2);
-        join(&mut r, 1);
-        join(&mut r, 2);
+        join(&mut r, 1, "viewer:v");
+        join(&mut r, 2, "viewer:v");
         r.handle(Input::Connected(3));
-        let out = r.handle(Input::Message(3, hello()));
+        let out = r.handle(Input::Message(3, hello("viewer:v")));
         assert_eq!(error_code(&out), Some(ErrorCode::Full));
         assert!(out.contains(&Output::Close(3)));
-        assert!(!out.iter().any(|o| matches!(o, Output::AddPeer(_))));
+        assert!(added(&out).is_none());
         // Room frees up when someone leaves.
         r.handle(Input::Disconnected(1));
         r.handle(Input::Connected(4));
-        let out = r.handle(Input::Message(4, hello()));
-        assert!(out.iter().any(|o| matches!(o, Output::AddPeer(_))));
+        let out = r.handle(Input::Message(4, hello("viewer:v")));
+        assert!(added(&out).is_some());
     }
 
     #[test]
     fn media_events_reach_only_their_client() {
         let mut r = room(4);
-        let p1 = join(&mut r, 1);
-        let p2 = join(&mut r, 2);
-        let out = r.handle(Input::Media(MediaEvent::State {
-            peer: p2,
-            state: "connected".into(),
-        }));
-        assert_eq!(
-            out,
-            vec![Output::Send(
-                2,
-                ServerMessage::PeerState {
-                    state: "connected".into()
-                }
-            )]
-        );
-        let out = r.handle(Input::Media(MediaEvent::PeerFailed {
-            peer: p1,
-            reason: "boom".into(),
-        }));
-        assert_eq!(
-            out,
-            vec![
-                Output::Send(
-                    1,
-                    ServerMessage::Bye {
-                        reason: "boom".into()
-                    }
-                ),
-                Output::Close(1)
-            ]
-        );
+        let p1 = join(&mut r, 1, "viewer:v");
+        let p2 = join(&mut r, 2, "viewer:v");
+        let out = r.handle(Input::Media(MediaEvent::State { peer: p2, state: "connected".into() }));
+        assert_eq!(out, vec![Output::Send(2, ServerMessage::PeerState { state: "connected".into() })]);
+        let out = r.handle(Input::Media(MediaEvent::PeerFailed { peer: p1, reason: "boom".into() }));
+        assert_eq!(out[0], Output::Send(1, ServerMessage::Bye { reason: "boom".into() }));
+        assert_eq!(out[1], Output::Close(1));
         // The failed peer is not removed twice when its socket closes.
-        assert!(r.handle(Input::Disconnected(1)).is_empty());
+        assert!(!r.handle(Input::Disconnected(1)).iter().any(|o| matches!(o, Output::RemovePeer(_))));
         // Events for peers whose client left are ignored.
-        assert!(r
-            .handle(Input::Media(MediaEvent::Offer {
-                peer: p1,
-                sdp: "x".into()
-            }))
-            .is_empty());
+        assert!(r.handle(Input::Media(MediaEvent::Offer { peer: p1, sdp: "x".into() })).is_empty());
     }
 
     #[test]
     fn bye_removes_peer_and_closes() {
         let mut r = room(4);
-        let p = join(&mut r, 1);
+        let p = join(&mut r, 1, "viewer:v");
         let out = r.handle(Input::Message(1, ClientMessage::Bye {}));
         assert!(out.contains(&Output::RemovePeer(p)));
         assert!(out.contains(&Output::Close(1)));
         assert!(r.handle(Input::Disconnected(1)).is_empty());
+    }
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_name(Some("  Bob ")), Some("Bob".into()));
+        assert_eq!(clean_name(Some("\u{0}\u{1b}[31m")), Some("[31m".into()));
+        assert_eq!(clean_name(Some("   ")), None);
+        assert_eq!(clean_name(None), None);
+        assert_eq!(clean_name(Some(&"é".repeat(100))).map(|n| n.chars().count()), Some(32));
     }
 
     #[test]
@@ -611,10 +800,7 @@ mod tests {
             candidate_address("candidate:842163049 1 udp 1677729535 192.0.2.1 46154 typ srflx raddr 0.0.0.0 rport 0"),
             Some("192.0.2.1")
         );
-        assert_eq!(
-            candidate_address("a=candidate:1 1 udp 1 ::1 5 typ host"),
-            Some("::1")
-        );
+        assert_eq!(candidate_address("a=candidate:1 1 udp 1 ::1 5 typ host"), Some("::1"));
         assert_eq!(candidate_address("candidate:1 1 udp"), None);
         assert_eq!(candidate_address("hello"), None);
     }

@@ -16,10 +16,17 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Join the session; must come first. The agent answers `welcome` and
-    /// then sends its offer.
+    /// Join the session; must come first. `token` is the capability token
+    /// from the link's URL fragment; the role comes from it alone. The agent
+    /// answers `welcome` and then sends its offer.
     #[serde(rename_all = "camelCase")]
-    Hello { protocol: u32 },
+    Hello {
+        protocol: u32,
+        token: String,
+        /// Shown to the other participants (at most 32 characters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// The SDP answer to the agent's offer.
     Answer { sdp: String },
     /// A trickled ICE candidate; an empty `candidate` marks the end.
@@ -45,17 +52,36 @@ pub struct VideoInfo {
     pub framerate: u32,
 }
 
+/// One connected client, as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub peer_id: u64,
+    /// `controller`, `viewer` or `player`.
+    pub role: String,
+    /// The gamepad slot (controller 1, players 2..N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
+    pub name: String,
+}
+
 /// Messages the agent sends to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ServerMessage {
-    /// The join worked; an `offer` follows.
+    /// The join worked; an `offer` follows. `role` and `slot` are what the
+    /// token grants.
     #[serde(rename_all = "camelCase")]
     Welcome {
         peer_id: u64,
         protocol: u32,
+        role: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slot: Option<u8>,
         video: VideoInfo,
     },
+    /// Everyone connected, sent to all on every join and leave.
+    Participants { participants: Vec<Participant> },
     /// The agent's SDP offer (send-only video).
     Offer { sdp: String },
     /// A trickled ICE candidate of the agent.
@@ -94,6 +120,11 @@ pub enum ErrorCode {
     Media,
     /// The agent serves its maximum number of clients.
     Full,
+    /// No token, or a forged, expired or revoked one.
+    Unauthorized,
+    /// The link's seat is taken: a controller is connected, or the
+    /// player's slot is in use (by another link).
+    RoleTaken,
 }
 
 impl ErrorCode {
@@ -107,6 +138,8 @@ impl ErrorCode {
             ErrorCode::Binary => "binary",
             ErrorCode::Media => "media",
             ErrorCode::Full => "full",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RoleTaken => "roleTaken",
         }
     }
 }
@@ -195,7 +228,11 @@ mod tests {
     #[test]
     fn client_messages_round_trip() {
         let all = [
-            ClientMessage::Hello { protocol: 1 },
+            ClientMessage::Hello {
+                protocol: 1,
+                token: "t".into(),
+                name: Some("Ada".into()),
+            },
             ClientMessage::Answer {
                 sdp: "v=0\r\n".into(),
             },
@@ -230,6 +267,8 @@ mod tests {
         let s = ServerMessage::Welcome {
             peer_id: 7,
             protocol: 1,
+            role: "viewer".into(),
+            slot: None,
             video: VideoInfo {
                 codec: "H264".into(),
                 encoder: "x264enc".into(),
@@ -328,7 +367,7 @@ mod tests {
         // A cheap fuzz: every prefix of valid messages, and junk.
         let samples = [
             r#"{"type":"ice","candidate":"c","sdpMLineIndex":2,"sdpMid":"0"}"#,
-            r#"{"type":"hello","protocol":1}"#,
+            r#"{"type":"hello","protocol":1,"token":"abc.def"}"#,
             "\u{0}\u{ffff}{\"type\":\"\u{1F600}\"}",
         ];
         for s in samples {

@@ -16,6 +16,7 @@ use warp::Filter;
 
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::metrics::{Metrics, RoomSnapshot};
+use crate::session::links::{revoked_ids, LinkWatcher};
 use crate::session::room::{ClientId, Input, Output, Room};
 use crate::signalling::assets;
 use crate::signalling::protocol::{
@@ -69,11 +70,36 @@ pub fn start_room(
     room: Room,
     media: Arc<std::sync::OnceLock<MediaHandle>>,
     metrics: Arc<Metrics>,
+    links_path: std::path::PathBuf,
 ) -> Signalling {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(room_actor(room, rx, media, metrics));
+    tokio::spawn(watch_links(links_path, tx.clone()));
     Signalling { tx }
 }
+
+/// `oriel link revoke` runs in another process and edits the link list;
+/// watching the file makes revocation reach connected clients within a
+/// second.
+async fn watch_links(path: std::path::PathBuf, tx: mpsc::UnboundedSender<ActorMsg>) {
+    let mut watcher = LinkWatcher::new(path);
+    let mut tick = tokio::time::interval(LINK_POLL);
+    loop {
+        tick.tick().await;
+        if watcher.refresh() {
+            let revoked = revoked_ids(&watcher);
+            if !revoked.is_empty() && tx.send(ActorMsg::Input(Input::Revoked(revoked))).is_err() {
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// How often the link list is checked for revocations.
+const LINK_POLL: Duration = Duration::from_millis(500);
 
 async fn room_actor(
     mut room: Room,
@@ -142,7 +168,7 @@ fn apply(
                 let _ = tx.send(Outgoing::Close(1000, "session ended"));
             }
         }
-        Output::AddPeer(p) => media.iter().for_each(|m| m.add_peer(p)),
+        Output::AddPeer(p, _role) => media.iter().for_each(|m| m.add_peer(p)),
         Output::RemovePeer(p) => media.iter().for_each(|m| m.remove_peer(p)),
         Output::Answer(p, sdp) => media.iter().for_each(|m| m.answer(p, sdp.clone())),
         Output::Ice(p, mline, c) => media.iter().for_each(|m| m.ice(p, mline, c.clone())),
