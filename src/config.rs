@@ -77,7 +77,11 @@ pub enum LinkCommand {
         #[arg(long)]
         label: Option<String>,
         /// The agent's address as browsers reach it.
-        #[arg(long, env = "ORIEL_PUBLIC_URL", default_value = "http://127.0.0.1:8080/")]
+        #[arg(
+            long,
+            env = "ORIEL_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080/"
+        )]
         url: String,
     },
     /// List links with their role, expiry and state.

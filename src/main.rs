@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use oriel::config::{Cli, Command, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs};
+use oriel::config::{
+    Cli, Command, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
+};
 use oriel::desktop::xvfb::VirtualDisplay;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
@@ -144,7 +146,9 @@ fn link(args: LinkArgs) -> Result<()> {
                 (RoleChoice::Controller, None) => Role::Controller,
                 (RoleChoice::Viewer, None) => Role::Viewer,
                 (RoleChoice::Player, Some(slot)) => Role::Player { slot },
-                (RoleChoice::Player, None) => anyhow::bail!("a player link needs --slot N (2..=16)"),
+                (RoleChoice::Player, None) => {
+                    anyhow::bail!("a player link needs --slot N (2..=16)")
+                }
                 (_, Some(_)) => anyhow::bail!("--slot only applies to --role player"),
             };
             let ttl = links::parse_ttl(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
@@ -163,7 +167,10 @@ fn link(args: LinkArgs) -> Result<()> {
             if all.is_empty() {
                 println!("no links (create one with `oriel link create --role viewer`)");
             }
-            println!("{:<14} {:<11} {:<5} {:<8} {:<26} label", "id", "role", "slot", "state", "expires");
+            println!(
+                "{:<14} {:<11} {:<5} {:<8} {:<26} label",
+                "id", "role", "slot", "state", "expires"
+            );
             for l in all {
                 let state = if l.revoked {
                     "revoked"
@@ -185,7 +192,10 @@ fn link(args: LinkArgs) -> Result<()> {
         }
         LinkCommand::Revoke { id } => {
             let l = store.revoke(&id)?;
-            println!("revoked link {} ({}); connected clients using it are disconnected", l.id, l.role);
+            println!(
+                "revoked link {} ({}); connected clients using it are disconnected",
+                l.id, l.role
+            );
         }
     }
     Ok(())

@@ -12,18 +12,43 @@ use tokio_tungstenite::tungstenite::Message;
 struct Agent {
     child: Child,
     addr: String,
+    state_dir: std::path::PathBuf,
+    controller_token: String,
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
 
+fn temp_state_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "oriel-it-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn token_of(url: &str) -> String {
+    url.trim()
+        .split_once("#token=")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| panic!("no token in {url:?}"))
+}
+
 fn start_agent(extra: &[&str]) -> Agent {
+    let state_dir = temp_state_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oriel"))
         .args(["serve", "--listen", "127.0.0.1:0", "--capture", "test"])
+        .arg("--state-dir")
+        .arg(&state_dir)
         .args(extra)
         .env_remove("DISPLAY")
         .stdout(Stdio::piped())
@@ -31,15 +56,57 @@ fn start_agent(extra: &[&str]) -> Agent {
         .spawn()
         .expect("start oriel");
     let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().expect("a line").expect("read");
     let addr = line
         .trim()
         .strip_prefix("oriel: serving http://")
         .and_then(|s| s.strip_suffix('/'))
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    Agent { child, addr }
+    let line = lines.next().expect("a second line").expect("read");
+    assert!(line.starts_with("oriel: controller link http://"), "{line}");
+    let controller_token = token_of(&line);
+    Agent {
+        child,
+        addr,
+        state_dir,
+        controller_token,
+    }
+}
+
+/// Runs `oriel link ARGS --state-dir DIR`; returns (stdout, stderr).
+fn link_cli(agent: &Agent, args: &[&str]) -> (String, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_oriel"))
+        .arg("link")
+        .args(args)
+        .arg("--state-dir")
+        .arg(&agent.state_dir)
+        .output()
+        .expect("run oriel link");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+/// Mints a link; returns (token, link id).
+fn create_link(agent: &Agent, args: &[&str]) -> (String, String) {
+    let mut all = vec!["create"];
+    all.extend_from_slice(args);
+    let (stdout, stderr, ok) = link_cli(agent, &all);
+    assert!(ok, "link create failed: {stderr}");
+    let id = stderr
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no id in {stderr:?}"))
+        .to_string();
+    (token_of(&stdout), id)
+}
+
+fn hello(token: &str) -> String {
+    serde_json::json!({"type": "hello", "protocol": 1, "token": token}).to_string()
 }
 
 type Ws =
@@ -75,9 +142,12 @@ async fn send(ws: &mut Ws, text: &str) {
 async fn offer_is_sendonly_h264_with_playout_delay() {
     let agent = start_agent(&[]);
     let mut ws = connect(&agent).await;
-    send(&mut ws, r#"{"type":"hello","protocol":1}"#).await;
+    send(&mut ws, &hello(&agent.controller_token)).await;
     let welcome = next_json(&mut ws).await;
     assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["role"], "controller");
+    assert_eq!(welcome["slot"], 1);
+    assert_eq!(next_json(&mut ws).await["type"], "participants");
     assert_eq!(welcome["video"]["codec"], "H264");
     let offer = next_json(&mut ws).await;
     assert_eq!(offer["type"], "offer", "{offer}");
@@ -100,8 +170,9 @@ async fn offer_is_sendonly_h264_with_playout_delay() {
 async fn playout_delay_can_be_turned_off() {
     let agent = start_agent(&["--no-playout-delay"]);
     let mut ws = connect(&agent).await;
-    send(&mut ws, r#"{"type":"hello","protocol":1}"#).await;
+    send(&mut ws, &hello(&agent.controller_token)).await;
     let _welcome = next_json(&mut ws).await;
+    let _participants = next_json(&mut ws).await;
     let offer = next_json(&mut ws).await;
     let sdp = offer["sdp"].as_str().expect("sdp");
     assert!(!sdp.contains("playout-delay"), "{sdp}");
@@ -115,7 +186,10 @@ async fn refusals_keep_the_connection_and_are_counted() {
         ("not json", "malformed"),
         (r#"{"type":"teleport"}"#, "unknownType"),
         (r#"{"type":"answer","sdp":"x"}"#, "unexpected"),
-        (r#"{"type":"hello","protocol":2}"#, "unsupportedProtocol"),
+        (
+            r#"{"type":"hello","protocol":2,"token":"x"}"#,
+            "unsupportedProtocol",
+        ),
     ] {
         send(&mut ws, text).await;
         let reply = next_json(&mut ws).await;
@@ -135,11 +209,12 @@ async fn refusals_keep_the_connection_and_are_counted() {
 #[tokio::test]
 async fn max_clients_refuses_with_full() {
     let agent = start_agent(&["--max-clients", "1"]);
+    let (viewer, _) = create_link(&agent, &["--role", "viewer"]);
     let mut first = connect(&agent).await;
-    send(&mut first, r#"{"type":"hello","protocol":1}"#).await;
+    send(&mut first, &hello(&viewer)).await;
     assert_eq!(next_json(&mut first).await["type"], "welcome");
     let mut second = connect(&agent).await;
-    send(&mut second, r#"{"type":"hello","protocol":1}"#).await;
+    send(&mut second, &hello(&viewer)).await;
     let reply = next_json(&mut second).await;
     assert_eq!(reply["code"], "full", "{reply}");
     assert_eq!(next_json(&mut second).await["type"], "bye");
@@ -157,4 +232,92 @@ async fn http_get(addr: &str, path: &str) -> String {
     let mut body = String::new();
     s.read_to_string(&mut body).await.expect("read");
     body
+}
+
+/// Reads messages until one of `kind` arrives.
+async fn until(ws: &mut Ws, kind: &str) -> serde_json::Value {
+    loop {
+        let m = next_json(ws).await;
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tokens_decide_the_role_and_bad_ones_are_refused() {
+    let agent = start_agent(&[]);
+    let (viewer, _) = create_link(&agent, &["--role", "viewer"]);
+    let (player, _) = create_link(&agent, &["--role", "player", "--slot", "3", "--ttl", "2h"]);
+    for (token, role, slot) in [(&viewer, "viewer", None), (&player, "player", Some(3))] {
+        let mut ws = connect(&agent).await;
+        send(&mut ws, &hello(token)).await;
+        let w = next_json(&mut ws).await;
+        assert_eq!(w["role"], role, "{w}");
+        assert_eq!(w["slot"].as_u64(), slot, "{w}");
+    }
+    // Forged: a viewer token with its claims swapped for a controller's.
+    let (_, sig) = viewer.split_once('.').unwrap();
+    let (claims, _) = agent.controller_token.split_once('.').unwrap();
+    for bad in ["", "nonsense", &format!("{claims}.{sig}")] {
+        let mut ws = connect(&agent).await;
+        send(&mut ws, &hello(bad)).await;
+        let e = next_json(&mut ws).await;
+        assert_eq!(e["code"], "unauthorized", "{bad}: {e}");
+        assert_eq!(next_json(&mut ws).await["type"], "bye");
+    }
+    // A token that never expired by its claims but whose link expired: the
+    // CLI refuses a zero lifetime, so check the CLI error instead.
+    let (_, stderr, ok) = link_cli(&agent, &["create", "--role", "viewer", "--ttl", "0m"]);
+    assert!(!ok && stderr.contains("--ttl"), "{stderr}");
+    let (_, stderr, ok) = link_cli(&agent, &["create", "--role", "player"]);
+    assert!(!ok && stderr.contains("--slot"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_second_controller_is_refused_a_reconnect_replaces() {
+    let agent = start_agent(&[]);
+    let mut first = connect(&agent).await;
+    send(&mut first, &hello(&agent.controller_token)).await;
+    assert_eq!(next_json(&mut first).await["type"], "welcome");
+    let (other, _) = create_link(&agent, &["--role", "controller"]);
+    let mut second = connect(&agent).await;
+    send(&mut second, &hello(&other)).await;
+    assert_eq!(next_json(&mut second).await["code"], "roleTaken");
+    // The same link again takes the seat over.
+    let mut again = connect(&agent).await;
+    send(&mut again, &hello(&agent.controller_token)).await;
+    assert_eq!(next_json(&mut again).await["type"], "welcome");
+    let bye = until(&mut first, "bye").await;
+    assert!(
+        bye["reason"].as_str().unwrap().contains("replaced"),
+        "{bye}"
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_link_disconnects_its_clients() {
+    let agent = start_agent(&[]);
+    let (viewer, id) = create_link(&agent, &["--role", "viewer"]);
+    let mut ws = connect(&agent).await;
+    send(&mut ws, &hello(&viewer)).await;
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    let (stdout, stderr, ok) = link_cli(&agent, &["revoke", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&id));
+    let bye = until(&mut ws, "bye").await;
+    assert!(bye["reason"].as_str().unwrap().contains("revoked"), "{bye}");
+    // The link no longer gets in.
+    let mut ws = connect(&agent).await;
+    send(&mut ws, &hello(&viewer)).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["code"], "unauthorized", "{e}");
+    let (list, _, _) = link_cli(&agent, &["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("revoked")),
+        "{list}"
+    );
+    let (_, stderr, ok) = link_cli(&agent, &["revoke", "nope"]);
+    assert!(!ok && stderr.contains("no link"), "{stderr}");
 }

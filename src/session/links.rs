@@ -279,6 +279,90 @@ pub fn parse_ttl(s: &str) -> Result<Option<u64>, String> {
     Ok(Some(n.saturating_mul(mult)))
 }
 
+/// The agent's credential check: a token must verify against the secret,
+/// not be expired, and name a link that is listed and not revoked.
+pub struct StoreCredentials {
+    secret: Vec<u8>,
+    watcher: LinkWatcher,
+}
+
+impl StoreCredentials {
+    pub fn new(store: &Store) -> Self {
+        StoreCredentials {
+            secret: store.secret().to_vec(),
+            watcher: LinkWatcher::new(store.links_path()),
+        }
+    }
+}
+
+impl crate::session::room::Credentials for StoreCredentials {
+    fn check(&mut self, token: &str) -> Result<crate::session::room::Grant, String> {
+        if token.is_empty() {
+            return Err("no token: open the agent through a link (`oriel link create`)".into());
+        }
+        let claims =
+            token::verify(&self.secret, token, now_unix()).map_err(|e| e.as_str().to_string())?;
+        self.watcher.refresh();
+        match self.watcher.status(&claims.link_id) {
+            LinkStatus::Active => Ok(crate::session::room::Grant {
+                link_id: claims.link_id,
+                role: claims.role,
+            }),
+            LinkStatus::Revoked => Err("the link was revoked".into()),
+            LinkStatus::Unknown => Err("unknown link (not in this agent's link list)".into()),
+        }
+    }
+}
+
+/// Ids of revoked links, for ending their live sessions.
+pub fn revoked_ids(watcher: &LinkWatcher) -> Vec<String> {
+    watcher
+        .links
+        .iter()
+        .filter(|l| l.revoked)
+        .map(|l| l.id.clone())
+        .collect()
+}
+
+impl Store {
+    /// The token of an existing link (tokens are deterministic: the same
+    /// claims signed with the same secret).
+    pub fn token_for(&self, link: &Link) -> Option<String> {
+        let role = match (link.role.as_str(), link.slot) {
+            ("controller", None) => Role::Controller,
+            ("viewer", None) => Role::Viewer,
+            ("player", Some(slot)) => Role::Player { slot },
+            _ => return None,
+        };
+        Some(token::sign(
+            &self.secret,
+            &Claims {
+                link_id: link.id.clone(),
+                role,
+                expires: link.expires,
+            },
+        ))
+    }
+
+    /// The controller link `serve` prints at start: the newest active,
+    /// unexpired one labelled `serve`, or a new one (valid 30 days).
+    pub fn startup_controller(&self) -> Result<(Link, String)> {
+        let now = now_unix();
+        let existing = self.list()?.into_iter().rev().find(|l| {
+            l.label.as_deref() == Some("serve")
+                && l.role == "controller"
+                && !l.revoked
+                && l.expires.is_none_or(|e| e > now + 86400)
+        });
+        if let Some(link) = existing {
+            if let Some(token) = self.token_for(&link) {
+                return Ok((link, token));
+            }
+        }
+        self.create(Role::Controller, Some(30 * 86400), Some("serve".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,83 +430,5 @@ mod tests {
         assert!(parse_ttl("2w").is_err());
         assert!(parse_ttl("h").is_err());
         assert!(parse_ttl("").is_err());
-    }
-}
-
-/// The agent's credential check: a token must verify against the secret,
-/// not be expired, and name a link that is listed and not revoked.
-pub struct StoreCredentials {
-    secret: Vec<u8>,
-    watcher: LinkWatcher,
-}
-
-impl StoreCredentials {
-    pub fn new(store: &Store) -> Self {
-        StoreCredentials {
-            secret: store.secret().to_vec(),
-            watcher: LinkWatcher::new(store.links_path()),
-        }
-    }
-}
-
-impl crate::session::room::Credentials for StoreCredentials {
-    fn check(&mut self, token: &str) -> Result<crate::session::room::Grant, String> {
-        if token.is_empty() {
-            return Err("no token: open the agent through a link (`oriel link create`)".into());
-        }
-        let claims = token::verify(&self.secret, token, now_unix()).map_err(|e| e.as_str().to_string())?;
-        self.watcher.refresh();
-        match self.watcher.status(&claims.link_id) {
-            LinkStatus::Active => Ok(crate::session::room::Grant {
-                link_id: claims.link_id,
-                role: claims.role,
-            }),
-            LinkStatus::Revoked => Err("the link was revoked".into()),
-            LinkStatus::Unknown => Err("unknown link (not in this agent's link list)".into()),
-        }
-    }
-}
-
-/// Ids of revoked links, for ending their live sessions.
-pub fn revoked_ids(watcher: &LinkWatcher) -> Vec<String> {
-    watcher.links.iter().filter(|l| l.revoked).map(|l| l.id.clone()).collect()
-}
-
-impl Store {
-    /// The token of an existing link (tokens are deterministic: the same
-    /// claims signed with the same secret).
-    pub fn token_for(&self, link: &Link) -> Option<String> {
-        let role = match (link.role.as_str(), link.slot) {
-            ("controller", None) => Role::Controller,
-            ("viewer", None) => Role::Viewer,
-            ("player", Some(slot)) => Role::Player { slot },
-            _ => return None,
-        };
-        Some(token::sign(
-            &self.secret,
-            &Claims {
-                link_id: link.id.clone(),
-                role,
-                expires: link.expires,
-            },
-        ))
-    }
-
-    /// The controller link `serve` prints at start: the newest active,
-    /// unexpired one labelled `serve`, or a new one (valid 30 days).
-    pub fn startup_controller(&self) -> Result<(Link, String)> {
-        let now = now_unix();
-        let existing = self.list()?.into_iter().rev().find(|l| {
-            l.label.as_deref() == Some("serve")
-                && l.role == "controller"
-                && !l.revoked
-                && l.expires.is_none_or(|e| e > now + 86400)
-        });
-        if let Some(link) = existing {
-            if let Some(token) = self.token_for(&link) {
-                return Ok((link, token));
-            }
-        }
-        self.create(Role::Controller, Some(30 * 86400), Some("serve".into()))
     }
 }

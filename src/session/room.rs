@@ -153,7 +153,11 @@ impl Room {
                 let hit: Vec<ClientId> = self
                     .clients
                     .iter()
-                    .filter(|(_, c)| c.session.as_ref().is_some_and(|s| links.contains(&s.link_id)))
+                    .filter(|(_, c)| {
+                        c.session
+                            .as_ref()
+                            .is_some_and(|s| links.contains(&s.link_id))
+                    })
                     .map(|(id, _)| *id)
                     .collect();
                 for client in hit {
@@ -166,7 +170,12 @@ impl Room {
 
     /// Ends a client's session: bye, close, media branch removed.
     fn end(&mut self, client: ClientId, reason: &str, out: &mut Vec<Output>) {
-        out.push(Output::Send(client, ServerMessage::Bye { reason: reason.into() }));
+        out.push(Output::Send(
+            client,
+            ServerMessage::Bye {
+                reason: reason.into(),
+            },
+        ));
         out.push(Output::Close(client));
         self.leave(client, out);
     }
@@ -313,13 +322,20 @@ impl Room {
         out: &mut Vec<Output>,
     ) {
         if self.session_mut(client).is_some() {
-            return self.error(client, ErrorCode::Unexpected, "already joined: `hello` is sent once".into(), out);
+            return self.error(
+                client,
+                ErrorCode::Unexpected,
+                "already joined: `hello` is sent once".into(),
+                out,
+            );
         }
         if protocol != PROTOCOL_VERSION {
             return self.error(
                 client,
                 ErrorCode::UnsupportedProtocol,
-                format!("protocol {protocol} is not supported; this agent speaks {PROTOCOL_VERSION}"),
+                format!(
+                    "protocol {protocol} is not supported; this agent speaks {PROTOCOL_VERSION}"
+                ),
                 out,
             );
         }
@@ -361,12 +377,18 @@ impl Room {
         }
         if self.by_peer.len() >= self.config.max_clients {
             let max = self.config.max_clients;
-            return self.refuse(client, ErrorCode::Full, format!("the agent already serves its maximum of {max} clients"), out);
+            return self.refuse(
+                client,
+                ErrorCode::Full,
+                format!("the agent already serves its maximum of {max} clients"),
+                out,
+            );
         }
         let peer = self.next_peer;
         self.next_peer += 1;
         self.stats.joins += 1;
-        let name = clean_name(name.as_deref()).unwrap_or_else(|| format!("{} {peer}", grant.role.name()));
+        let name =
+            clean_name(name.as_deref()).unwrap_or_else(|| format!("{} {peer}", grant.role.name()));
         if let Some(c) = self.clients.get_mut(&client) {
             c.session = Some(Session {
                 peer,
@@ -499,7 +521,10 @@ mod tests {
                 },
                 _ => return Err("forged token".into()),
             };
-            Ok(Grant { link_id: link.into(), role })
+            Ok(Grant {
+                link_id: link.into(),
+                role,
+            })
         }
     }
 
@@ -554,7 +579,10 @@ mod tests {
         r.handle(Input::Connected(c));
         let out = r.handle(Input::Message(c, hello(token)));
         let (peer, _) = added(&out).unwrap_or_else(|| panic!("{token} refused: {out:?}"));
-        r.handle(Input::Media(MediaEvent::Offer { peer, sdp: "v=0".into() }));
+        r.handle(Input::Media(MediaEvent::Offer {
+            peer,
+            sdp: "v=0".into(),
+        }));
         peer
     }
 
@@ -568,14 +596,37 @@ mod tests {
             Output::Send(1, ServerMessage::Welcome { peer_id: 1, role, slot: Some(1), .. }) if role == "controller"
         ));
         assert_eq!(out[1], Output::AddPeer(1, Role::Controller));
-        let out = r.handle(Input::Media(MediaEvent::Offer { peer: 1, sdp: "offer".into() }));
-        assert_eq!(out, vec![Output::Send(1, ServerMessage::Offer { sdp: "offer".into() })]);
-        let out = r.handle(Input::Message(1, ClientMessage::Answer { sdp: "answer".into() }));
+        let out = r.handle(Input::Media(MediaEvent::Offer {
+            peer: 1,
+            sdp: "offer".into(),
+        }));
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                1,
+                ServerMessage::Offer {
+                    sdp: "offer".into()
+                }
+            )]
+        );
+        let out = r.handle(Input::Message(
+            1,
+            ClientMessage::Answer {
+                sdp: "answer".into(),
+            },
+        ));
         assert_eq!(out, vec![Output::Answer(1, "answer".into())]);
         let out = r.handle(Input::Message(1, host_candidate("10.0.0.2")));
         assert!(matches!(&out[0], Output::Ice(1, 0, c) if c.contains("10.0.0.2")));
-        let out = r.handle(Input::Media(MediaEvent::Ice { peer: 1, mline: 0, candidate: "c".into() }));
-        assert!(matches!(&out[0], Output::Send(1, ServerMessage::Ice { .. })));
+        let out = r.handle(Input::Media(MediaEvent::Ice {
+            peer: 1,
+            mline: 0,
+            candidate: "c".into(),
+        }));
+        assert!(matches!(
+            &out[0],
+            Output::Send(1, ServerMessage::Ice { .. })
+        ));
         let out = r.handle(Input::Disconnected(1));
         assert_eq!(out, vec![Output::RemovePeer(1)]);
         assert_eq!(r.client_count(), 0);
@@ -643,12 +694,18 @@ mod tests {
         r.handle(Input::Connected(2));
         let out = r.handle(Input::Message(
             2,
-            ClientMessage::Hello { protocol: 1, token: "player2:p".into(), name: Some(" Ada\u{7}\n ".into()) },
+            ClientMessage::Hello {
+                protocol: 1,
+                token: "player2:p".into(),
+                name: Some(" Ada\u{7}\n ".into()),
+            },
         ));
         let lists: Vec<(ClientId, Vec<Participant>)> = out
             .iter()
             .filter_map(|o| match o {
-                Output::Send(c, ServerMessage::Participants { participants }) => Some((*c, participants.clone())),
+                Output::Send(c, ServerMessage::Participants { participants }) => {
+                    Some((*c, participants.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -695,12 +752,18 @@ mod tests {
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
         let out = r.handle(Input::Message(1, hello("viewer:v")));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
-        r.handle(Input::Media(MediaEvent::Offer { peer: 1, sdp: "o".into() }));
+        r.handle(Input::Media(MediaEvent::Offer {
+            peer: 1,
+            sdp: "o".into(),
+        }));
         r.handle(Input::Message(1, ClientMessage::Answer { sdp: "a".into() }));
         let out = r.handle(Input::Message(1, ClientMessage::Answer { sdp: "a".into() }));
         assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
         assert!(!out.iter().any(|o| matches!(o, Output::Close(_))));
-        assert_eq!(r.handle(Input::Message(1, ClientMessage::Ping {})), vec![Output::Send(1, ServerMessage::Pong)]);
+        assert_eq!(
+            r.handle(Input::Message(1, ClientMessage::Ping {})),
+            vec![Output::Send(1, ServerMessage::Pong)]
+        );
         assert_eq!(r.stats().errors[&ErrorCode::Unexpected], 5);
     }
 
@@ -708,7 +771,14 @@ mod tests {
     fn wrong_protocol_version() {
         let mut r = room(4);
         r.handle(Input::Connected(1));
-        let out = r.handle(Input::Message(1, ClientMessage::Hello { protocol: 99, token: "viewer:v".into(), name: None }));
+        let out = r.handle(Input::Message(
+            1,
+            ClientMessage::Hello {
+                protocol: 99,
+                token: "viewer:v".into(),
+                name: None,
+            },
+        ));
         assert_eq!(error_code(&out), Some(ErrorCode::UnsupportedProtocol));
         assert_eq!(r.joined_count(), 0);
     }
@@ -717,12 +787,19 @@ mod tests {
     fn mdns_candidates_are_dropped_others_validated() {
         let mut r = room(4);
         join(&mut r, 1, "viewer:v");
-        let out = r.handle(Input::Message(1, host_candidate("3f1c2d4e-aaaa-bbbb-cccc-0123456789ab.local")));
+        let out = r.handle(Input::Message(
+            1,
+            host_candidate("3f1c2d4e-aaaa-bbbb-cccc-0123456789ab.local"),
+        ));
         assert!(out.is_empty());
         assert_eq!(r.stats().mdns_candidates_dropped, 1);
         let out = r.handle(Input::Message(
             1,
-            ClientMessage::Ice { candidate: "garbage".into(), sdp_m_line_index: 0, sdp_mid: None },
+            ClientMessage::Ice {
+                candidate: "garbage".into(),
+                sdp_m_line_index: 0,
+                sdp_mid: None,
+            },
         ));
         assert_eq!(error_code(&out), Some(ErrorCode::Malformed));
         let out = r.handle(Input::Message(
@@ -737,7 +814,11 @@ mod tests {
         // End-of-candidates is accepted silently.
         let out = r.handle(Input::Message(
             1,
-            ClientMessage::Ice { candidate: String::new(), sdp_m_line_index: 0, sdp_mid: None },
+            ClientMessage::Ice {
+                candidate: String::new(),
+                sdp_m_line_index: 0,
+                sdp_mid: None,
+            },
         ));
         assert!(out.is_empty());
     }
@@ -764,15 +845,45 @@ mod tests {
         let mut r = room(4);
         let p1 = join(&mut r, 1, "viewer:v");
         let p2 = join(&mut r, 2, "viewer:v");
-        let out = r.handle(Input::Media(MediaEvent::State { peer: p2, state: "connected".into() }));
-        assert_eq!(out, vec![Output::Send(2, ServerMessage::PeerState { state: "connected".into() })]);
-        let out = r.handle(Input::Media(MediaEvent::PeerFailed { peer: p1, reason: "boom".into() }));
-        assert_eq!(out[0], Output::Send(1, ServerMessage::Bye { reason: "boom".into() }));
+        let out = r.handle(Input::Media(MediaEvent::State {
+            peer: p2,
+            state: "connected".into(),
+        }));
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                2,
+                ServerMessage::PeerState {
+                    state: "connected".into()
+                }
+            )]
+        );
+        let out = r.handle(Input::Media(MediaEvent::PeerFailed {
+            peer: p1,
+            reason: "boom".into(),
+        }));
+        assert_eq!(
+            out[0],
+            Output::Send(
+                1,
+                ServerMessage::Bye {
+                    reason: "boom".into()
+                }
+            )
+        );
         assert_eq!(out[1], Output::Close(1));
         // The failed peer is not removed twice when its socket closes.
-        assert!(!r.handle(Input::Disconnected(1)).iter().any(|o| matches!(o, Output::RemovePeer(_))));
+        assert!(!r
+            .handle(Input::Disconnected(1))
+            .iter()
+            .any(|o| matches!(o, Output::RemovePeer(_))));
         // Events for peers whose client left are ignored.
-        assert!(r.handle(Input::Media(MediaEvent::Offer { peer: p1, sdp: "x".into() })).is_empty());
+        assert!(r
+            .handle(Input::Media(MediaEvent::Offer {
+                peer: p1,
+                sdp: "x".into()
+            }))
+            .is_empty());
     }
 
     #[test]
@@ -791,7 +902,10 @@ mod tests {
         assert_eq!(clean_name(Some("\u{0}\u{1b}[31m")), Some("[31m".into()));
         assert_eq!(clean_name(Some("   ")), None);
         assert_eq!(clean_name(None), None);
-        assert_eq!(clean_name(Some(&"é".repeat(100))).map(|n| n.chars().count()), Some(32));
+        assert_eq!(
+            clean_name(Some(&"é".repeat(100))).map(|n| n.chars().count()),
+            Some(32)
+        );
     }
 
     #[test]
@@ -800,7 +914,10 @@ mod tests {
             candidate_address("candidate:842163049 1 udp 1677729535 192.0.2.1 46154 typ srflx raddr 0.0.0.0 rport 0"),
             Some("192.0.2.1")
         );
-        assert_eq!(candidate_address("a=candidate:1 1 udp 1 ::1 5 typ host"), Some("::1"));
+        assert_eq!(
+            candidate_address("a=candidate:1 1 udp 1 ::1 5 typ host"),
+            Some("::1")
+        );
         assert_eq!(candidate_address("candidate:1 1 udp"), None);
         assert_eq!(candidate_address("hello"), None);
     }
