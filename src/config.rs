@@ -201,8 +201,34 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// How input is injected: `auto` (XTest on the X display; uinput comes
+    /// later), `xtest`, `record:PATH` (JSON lines, for tests), or `none`.
+    #[arg(long, env = "ORIEL_INPUT", default_value = "auto", value_parser = parse_input)]
+    pub input: InputChoice,
+
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// Where input goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputChoice {
+    Auto,
+    XTest,
+    Record(PathBuf),
+    None,
+}
+
+pub fn parse_input(s: &str) -> Result<InputChoice, String> {
+    match s {
+        "auto" => Ok(InputChoice::Auto),
+        "xtest" => Ok(InputChoice::XTest),
+        "none" => Ok(InputChoice::None),
+        _ => match s.strip_prefix("record:") {
+            Some(path) if !path.is_empty() => Ok(InputChoice::Record(PathBuf::from(path))),
+            _ => Err(format!("`{s}`: expected auto, xtest, record:PATH or none")),
+        },
+    }
 }
 
 impl ServeArgs {

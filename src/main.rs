@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use oriel::config::{
-    Cli, Command, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
+    Cli, Command, InputChoice, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
 };
 use oriel::desktop::xvfb::VirtualDisplay;
+use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
 use oriel::media::fragments;
@@ -21,7 +22,7 @@ use oriel::metrics::Metrics;
 use oriel::session::links::{self, StoreCredentials};
 use oriel::session::roles::Role;
 use oriel::session::room::{Room, RoomConfig};
-use oriel::signalling::protocol::VideoInfo;
+use oriel::signalling::protocol::{InputInfo, VideoInfo};
 use oriel::signalling::server::{self, ServerConfig};
 
 fn main() -> ExitCode {
@@ -220,6 +221,45 @@ fn expiry_text(expires: Option<u64>) -> String {
     }
 }
 
+/// Starts the input backend the user asked for. `auto` injects through
+/// XTest on the captured X display (uinput support comes next); with no X
+/// display, input is off and the log says so.
+fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHandle>> {
+    use oriel::input::{record::Recorder, service, xtest::XTest};
+    let display = match capture {
+        Capture::X11 { display } => Some(display.clone()),
+        Capture::Test { .. } => None,
+    };
+    let backend: Box<dyn oriel::input::backend::Backend> = match (choice, display) {
+        (InputChoice::None, _) => {
+            tracing::info!("input disabled (--input none): clients can only watch");
+            return Ok(None);
+        }
+        (InputChoice::Record(path), _) => Box::new(Recorder::create(path)?),
+        (InputChoice::XTest | InputChoice::Auto, Some(display)) => {
+            Box::new(XTest::connect(&display)?)
+        }
+        (InputChoice::XTest, None) => anyhow::bail!("--input xtest needs an X display to capture"),
+        (InputChoice::Auto, None) => {
+            tracing::warn!(
+                "no X display and no uinput support yet: input is off, clients can only watch"
+            );
+            return Ok(None);
+        }
+    };
+    tracing::info!(
+        backend = backend.name(),
+        gamepads = backend.gamepads(),
+        "input ready{}",
+        if backend.gamepads() {
+            ""
+        } else {
+            " (gamepads unavailable: they need /dev/uinput)"
+        }
+    );
+    Ok(Some(service::spawn(backend)?))
+}
+
 fn which(program: &str) -> Option<String> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -280,7 +320,14 @@ fn serve(args: ServeArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?,
         playout_delay,
     };
+    let input = start_input(&args.input, &capture)?;
+    let input_sink: Option<oriel::media::peer::InputSink> = input.clone().map(|i| {
+        let sink: oriel::media::peer::InputSink =
+            Arc::new(move |peer, bytes: &[u8]| i.data(peer, bytes));
+        sink
+    });
     let media_config = MediaConfig {
+        input: input_sink,
         producer,
         stun: args.stun.clone(),
         keyframe_interval: args.keyframe_interval(),
@@ -307,7 +354,12 @@ fn serve(args: ServeArgs) -> Result<()> {
                     encoder: encoder_name.into(),
                     framerate: media_args.framerate,
                 },
-                media_lines: 1,
+                input: InputInfo {
+                    backend: input.as_ref().map_or("none", |i| i.backend).into(),
+                    gamepads: input.as_ref().is_some_and(|i| i.gamepads),
+                },
+                // Video and the data channels' application line.
+                media_lines: 2,
                 max_slot: args.max_players,
             },
             Box::new(StoreCredentials::new(&store)),
@@ -319,13 +371,12 @@ fn serve(args: ServeArgs) -> Result<()> {
             let _ = event_tx.send(ev);
         })
         .context("starting the media thread")?;
-        let metrics = Arc::new(Metrics::new(
-            media.stats.clone(),
-            encoder_name.into(),
-            capture.name().into(),
-        ));
+        let mut metrics = Metrics::new(media.stats.clone(), encoder_name.into(), capture.name().into());
+        metrics.input = input.as_ref().map(|i| i.stats.clone());
+        metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
+        let metrics = Arc::new(metrics);
         let _ = media_cell.set(media.clone());
-        let signalling = server::start_room(room, media_cell, metrics.clone(), store.links_path());
+        let signalling = server::start_room(room, media_cell, input.clone(), metrics.clone(), store.links_path());
         let sig = signalling.clone();
         tokio::spawn(async move {
             while let Some(ev) = event_rx.recv().await {

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub capture: String,
     /// WebSocket upgrades refused for their `Origin`.
     pub origin_refused: std::sync::atomic::AtomicU64,
+    pub input: Option<Arc<crate::input::service::InputStats>>,
+    pub input_backend: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +49,8 @@ impl Metrics {
             encoder,
             capture,
             origin_refused: Default::default(),
+            input: None,
+            input_backend: "none".into(),
         }
     }
 
@@ -157,11 +161,26 @@ impl Metrics {
                 code.as_str()
             );
         }
+        if let Some(input) = &self.input {
+            let _ = writeln!(
+                s,
+                "# HELP oriel_input_injected_total Input events injected.\n# TYPE oriel_input_injected_total counter\noriel_input_injected_total {}",
+                input.injected.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                s,
+                "# HELP oriel_input_dropped_total Input messages dropped, by reason.\n# TYPE oriel_input_dropped_total counter"
+            );
+            for (reason, n) in input.dropped_snapshot() {
+                let _ = writeln!(s, "oriel_input_dropped_total{{reason=\"{reason}\"}} {n}");
+            }
+        }
         let _ = writeln!(
             s,
-            "# HELP oriel_info Static facts about this agent.\n# TYPE oriel_info gauge\noriel_info{{encoder=\"{}\",capture=\"{}\",version=\"{}\"}} 1",
+            "# HELP oriel_info Static facts about this agent.\n# TYPE oriel_info gauge\noriel_info{{encoder=\"{}\",capture=\"{}\",input=\"{}\",version=\"{}\"}} 1",
             self.encoder,
             self.capture,
+            self.input_backend,
             env!("CARGO_PKG_VERSION")
         );
         s

@@ -1,7 +1,11 @@
 //! Input: what browsers send on their data channels and how it reaches the
-//! desktop. Nothing here knows about WebSockets or roles' credentials; the
-//! session layer says who may send what.
+//! desktop. Nothing here knows about WebSockets or tokens; the session layer
+//! tells the input service each peer's role.
 
+pub mod backend;
 pub mod gamepad;
 pub mod keymap;
 pub mod protocol;
+pub mod record;
+pub mod service;
+pub mod xtest;

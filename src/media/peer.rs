@@ -29,12 +29,21 @@ pub enum BranchEvent {
 
 pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
 
+/// Receives the bytes of every data-channel message of a peer.
+pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
+
+/// Data channels the agent opens on every connection: keys and buttons
+/// reliable and ordered (a lost key-up is a stuck key); pointer motion and
+/// gamepad axes unordered without retransmits (the latest value wins).
+const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
+
 pub struct PeerBranch {
     pub id: PeerId,
     bin: gst::Bin,
     webrtcbin: gst::Element,
     tee_pad: gst::Pad,
     connected: Arc<AtomicBool>,
+    _channels: Vec<gst_webrtc::WebRTCDataChannel>,
 }
 
 /// Name of a peer's bin, also used to attribute bus errors.
@@ -50,6 +59,7 @@ impl PeerBranch {
         id: PeerId,
         stun: Option<&str>,
         events: EventSink,
+        input: Option<InputSink>,
     ) -> Result<Self> {
         let bin = gst::Bin::with_name(&bin_name(id));
         let queue = gst::ElementFactory::make("queue")
@@ -108,6 +118,45 @@ impl PeerBranch {
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("starting the peer branch: {e}"));
         }
+        // Data channels can only be created once webrtcbin is READY, and
+        // must exist before the offer so that it carries them.
+        let mut channels = Vec::new();
+        if let Some(input) = input {
+            for (label, reliable) in CHANNELS {
+                let mut config = gst::Structure::builder("config").field("ordered", *reliable);
+                if !reliable {
+                    config = config.field("max-retransmits", 0i32);
+                }
+                let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                    "create-data-channel",
+                    &[label, &Some(config.build())],
+                );
+                match channel {
+                    Some(c) => {
+                        let sink = input.clone();
+                        c.connect("on-message-data", false, move |values| {
+                            if let Some(Ok(Some(data))) =
+                                values.get(1).map(|v| v.get::<Option<gst::glib::Bytes>>())
+                            {
+                                sink(id, &data);
+                            }
+                            None
+                        });
+                        let sink = input.clone();
+                        // Text is not part of the input protocol: passed on
+                        // empty, it is counted as malformed.
+                        c.connect("on-message-string", false, move |_| {
+                            sink(id, &[]);
+                            None
+                        });
+                        channels.push(c);
+                    }
+                    None => tracing::warn!(peer = id, label, "could not create a data channel"),
+                }
+            }
+        }
+        create_offer(&webrtcbin, id, events.clone());
+
         let Some(tee_pad) = producer.tee().request_pad_simple("src_%u") else {
             let _ = bin.set_state(gst::State::Null);
             let _ = pipeline.remove(&bin);
@@ -127,6 +176,7 @@ impl PeerBranch {
             webrtcbin,
             tee_pad,
             connected,
+            _channels: channels,
         })
     }
 
@@ -253,52 +303,43 @@ fn intercept_keyframe_requests(pad: &gst::Pad, id: PeerId, events: EventSink) {
     });
 }
 
+/// Creates the offer and sets it as local description. Called once the
+/// transceiver and data channels exist; renegotiation is not supported.
+fn create_offer(webrtcbin: &gst::Element, id: PeerId, ev: EventSink) {
+    let wb = webrtcbin.downgrade();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let Some(webrtcbin) = wb.upgrade() else {
+            return;
+        };
+        let offer = match reply {
+            Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok(),
+            _ => None,
+        };
+        let Some(offer) = offer else {
+            ev(
+                id,
+                BranchEvent::Error(format!(
+                    "could not create an offer: {}",
+                    promise_error(reply).unwrap_or_else(|| "no reply".into())
+                )),
+            );
+            return;
+        };
+        webrtcbin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        match offer.sdp().as_text() {
+            Ok(sdp) => ev(id, BranchEvent::Offer(sdp)),
+            Err(e) => ev(id, BranchEvent::Error(format!("offer SDP: {e}"))),
+        }
+    });
+    webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+}
+
 fn connect_signals(
     webrtcbin: &gst::Element,
     id: PeerId,
     events: EventSink,
     connected: Arc<AtomicBool>,
 ) {
-    let offered = Arc::new(AtomicBool::new(false));
-    let ev = events.clone();
-    webrtcbin.connect("on-negotiation-needed", false, move |values| {
-        // Renegotiation is not supported: the one offer is made once.
-        if offered.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        let Ok(webrtcbin) = values[0].get::<gst::Element>() else {
-            return None;
-        };
-        let ev = ev.clone();
-        let wb = webrtcbin.downgrade();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let Some(webrtcbin) = wb.upgrade() else {
-                return;
-            };
-            let offer = match reply {
-                Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok(),
-                _ => None,
-            };
-            let Some(offer) = offer else {
-                ev(
-                    id,
-                    BranchEvent::Error(format!(
-                        "could not create an offer: {}",
-                        promise_error(reply).unwrap_or_else(|| "no reply".into())
-                    )),
-                );
-                return;
-            };
-            webrtcbin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-            match offer.sdp().as_text() {
-                Ok(sdp) => ev(id, BranchEvent::Offer(sdp)),
-                Err(e) => ev(id, BranchEvent::Error(format!("offer SDP: {e}"))),
-            }
-        });
-        webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        None
-    });
-
     let ev = events.clone();
     webrtcbin.connect("on-ice-candidate", false, move |values| {
         let mline = values[1].get::<u32>().ok()?;

@@ -49,7 +49,7 @@ pub enum MediaEvent {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaConfig {
     pub producer: ProducerConfig,
     pub stun: Option<String>,
@@ -57,6 +57,8 @@ pub struct MediaConfig {
     pub idle_stop: Duration,
     /// How long the producer may take to deliver its first encoded frame.
     pub start_timeout: Duration,
+    /// Where data-channel bytes go; `None` opens no data channels.
+    pub input: Option<crate::media::peer::InputSink>,
 }
 
 /// Counters shared with the metrics endpoint.
@@ -344,6 +346,7 @@ impl Service {
             peer,
             self.config.stun.as_deref(),
             self.event_sink(),
+            self.config.input.clone(),
         ) {
             Ok(branch) => {
                 tracing::debug!(peer, "peer branch attached");

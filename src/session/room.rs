@@ -9,7 +9,8 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    ClientMessage, ErrorCode, ParseError, Participant, ServerMessage, VideoInfo, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage, VideoInfo,
+    PROTOCOL_VERSION,
 };
 
 /// What a valid token grants.
@@ -65,6 +66,7 @@ pub enum Output {
 pub struct RoomConfig {
     pub max_clients: usize,
     pub video: VideoInfo,
+    pub input: InputInfo,
     /// Number of m-lines in our offers; candidates must name one of them.
     pub media_lines: u32,
     /// Highest player slot (players own slots 2..=max_slot).
@@ -408,6 +410,7 @@ impl Room {
                 role: grant.role.name().into(),
                 slot: grant.role.gamepad_slot(),
                 video: self.config.video.clone(),
+                input: self.config.input.clone(),
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));
@@ -472,6 +475,8 @@ impl Room {
                 *self.stats.errors.entry(ErrorCode::Media).or_default() += 1;
                 out.push(Output::Send(client, ServerMessage::Bye { reason }));
                 out.push(Output::Close(client));
+                // Already gone on the media side; this tells input too.
+                out.push(Output::RemovePeer(peer));
                 self.broadcast_participants(out);
             }
         }
@@ -537,7 +542,11 @@ mod tests {
                     encoder: "x264enc".into(),
                     framerate: 30,
                 },
-                media_lines: 1,
+                input: InputInfo {
+                    backend: "record".into(),
+                    gamepads: true,
+                },
+                media_lines: 2,
                 max_slot: 4,
             },
             Box::new(FakeCredentials),
@@ -872,6 +881,7 @@ mod tests {
             )
         );
         assert_eq!(out[1], Output::Close(1));
+        assert!(out.contains(&Output::RemovePeer(p1)));
         // The failed peer is not removed twice when its socket closes.
         assert!(!r
             .handle(Input::Disconnected(1))

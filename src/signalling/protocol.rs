@@ -52,6 +52,16 @@ pub struct VideoInfo {
     pub framerate: u32,
 }
 
+/// How this agent injects input, so the client can say what works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputInfo {
+    /// `xtest`, `uinput`, `record` or `none`.
+    pub backend: String,
+    /// Whether gamepads can be created (they need uinput).
+    pub gamepads: bool,
+}
+
 /// One connected client, as the others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,6 +89,7 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slot: Option<u8>,
         video: VideoInfo,
+        input: InputInfo,
     },
     /// Everyone connected, sent to all on every join and leave.
     Participants { participants: Vec<Participant> },
@@ -273,6 +284,10 @@ mod tests {
                 codec: "H264".into(),
                 encoder: "x264enc".into(),
                 framerate: 30,
+            },
+            input: InputInfo {
+                backend: "xtest".into(),
+                gamepads: false,
             },
         }
         .to_json();

@@ -14,6 +14,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::ws::{Message, WebSocket};
 use warp::Filter;
 
+use crate::input::service::InputHandle;
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::metrics::{Metrics, RoomSnapshot};
 use crate::session::links::{revoked_ids, LinkWatcher};
@@ -69,11 +70,12 @@ impl Signalling {
 pub fn start_room(
     room: Room,
     media: Arc<std::sync::OnceLock<MediaHandle>>,
+    input: Option<InputHandle>,
     metrics: Arc<Metrics>,
     links_path: std::path::PathBuf,
 ) -> Signalling {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(room_actor(room, rx, media, metrics));
+    tokio::spawn(room_actor(room, rx, media, input, metrics));
     tokio::spawn(watch_links(links_path, tx.clone()));
     Signalling { tx }
 }
@@ -105,6 +107,7 @@ async fn room_actor(
     mut room: Room,
     mut rx: mpsc::UnboundedReceiver<ActorMsg>,
     media: Arc<std::sync::OnceLock<MediaHandle>>,
+    input: Option<InputHandle>,
     metrics: Arc<Metrics>,
 ) {
     let mut clients: HashMap<ClientId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
@@ -140,7 +143,7 @@ async fn room_actor(
             }
         };
         for output in outputs {
-            apply(output, &clients, media.get());
+            apply(output, &clients, media.get(), input.as_ref());
         }
         if let Ok(mut snap) = metrics.room.lock() {
             *snap = RoomSnapshot {
@@ -156,6 +159,7 @@ fn apply(
     output: Output,
     clients: &HashMap<ClientId, mpsc::UnboundedSender<Outgoing>>,
     media: Option<&MediaHandle>,
+    input: Option<&InputHandle>,
 ) {
     match output {
         Output::Send(id, msg) => {
@@ -168,8 +172,15 @@ fn apply(
                 let _ = tx.send(Outgoing::Close(1000, "session ended"));
             }
         }
-        Output::AddPeer(p, _role) => media.iter().for_each(|m| m.add_peer(p)),
-        Output::RemovePeer(p) => media.iter().for_each(|m| m.remove_peer(p)),
+        Output::AddPeer(p, role) => {
+            // The role reaches input before any data channel can open.
+            input.iter().for_each(|i| i.join(p, role));
+            media.iter().for_each(|m| m.add_peer(p));
+        }
+        Output::RemovePeer(p) => {
+            media.iter().for_each(|m| m.remove_peer(p));
+            input.iter().for_each(|i| i.leave(p));
+        }
         Output::Answer(p, sdp) => media.iter().for_each(|m| m.answer(p, sdp.clone())),
         Output::Ice(p, mline, c) => media.iter().for_each(|m| m.ice(p, mline, c.clone())),
     }

@@ -1,0 +1,96 @@
+//! The XTest backend against a real X server (Xvfb): the pointer lands
+//! where asked, buttons and keys are seen as pressed and released by the
+//! server.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oriel::input::backend::Backend;
+use oriel::input::protocol::MouseButton;
+use oriel::input::xtest::XTest;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ConnectionExt;
+
+struct Xvfb(Child, String);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xvfb() -> Xvfb {
+    use std::io::BufRead;
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x720x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb installed (make test installs it)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    Xvfb(child, format!(":{}", line.trim()))
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn pointer_buttons_and_keys_reach_the_x_server() {
+    let x = xvfb();
+    let mut backend = XTest::connect(&x.1).expect("XTest");
+    let (conn, screen) = x11rb::connect(Some(&x.1)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let pointer = || {
+        let r = conn.query_pointer(root).unwrap().reply().unwrap();
+        (r.root_x, r.root_y, u16::from(r.mask))
+    };
+
+    // Normalised coordinates: the middle and the far corner.
+    backend.pointer_abs(32768, 32768).unwrap();
+    wait_until("pointer at the centre", || {
+        let (x, y, _) = pointer();
+        (639..=640).contains(&x) && (359..=360).contains(&y)
+    });
+    backend.pointer_abs(65535, 65535).unwrap();
+    wait_until("pointer at the corner", || {
+        pointer().0 == 1279 && pointer().1 == 719
+    });
+    backend.pointer_rel(-100, -50).unwrap();
+    wait_until("relative motion", || {
+        pointer().0 == 1179 && pointer().1 == 669
+    });
+
+    // Button 1 is mask bit 8 (Button1Mask = 256).
+    backend.button(MouseButton::Left, true).unwrap();
+    wait_until("left button down", || pointer().2 & 256 != 0);
+    backend.button(MouseButton::Left, false).unwrap();
+    wait_until("left button up", || pointer().2 & 256 == 0);
+
+    // KEY_A (evdev 30) is X keycode 38.
+    let pressed = |code: u8| {
+        let keys = conn.query_keymap().unwrap().reply().unwrap().keys;
+        keys[(code / 8) as usize] & (1 << (code % 8)) != 0
+    };
+    backend.key(30, true).unwrap();
+    wait_until("KEY_A down", || pressed(38));
+    backend.key(30, false).unwrap();
+    wait_until("KEY_A up", || !pressed(38));
+}
