@@ -6,7 +6,7 @@
 
 pub mod config;
 pub mod desktop;
-pub mod input;
+pub use oriel_input as input;
 pub mod media;
 pub mod metrics;
 pub mod session;

@@ -3,6 +3,6 @@
 //! GStreamer inside, so it is tested by feeding it messages.
 
 pub mod links;
-pub mod roles;
+pub use oriel_input::roles;
 pub mod room;
 pub mod token;

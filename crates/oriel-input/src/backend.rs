@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
-use crate::input::gamepad::PadEvent;
-use crate::input::protocol::MouseButton;
+use crate::gamepad::PadEvent;
+use crate::protocol::MouseButton;
 
 pub trait Backend: Send {
     /// Shown in logs, `/metrics` and to clients.

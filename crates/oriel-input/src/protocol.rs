@@ -231,7 +231,7 @@ pub fn decode(b: &[u8]) -> Result<InputMessage, DecodeError> {
         }
         GAMEPAD_BUTTON => {
             expect(5)?;
-            if b[2] >= crate::input::gamepad::STANDARD_BUTTONS {
+            if b[2] >= crate::gamepad::STANDARD_BUTTONS {
                 return Err(DecodeError::BadField);
             }
             InputMessage::GamepadButton {
@@ -241,7 +241,7 @@ pub fn decode(b: &[u8]) -> Result<InputMessage, DecodeError> {
         }
         GAMEPAD_AXIS => {
             expect(5)?;
-            if b[2] >= crate::input::gamepad::STANDARD_AXES {
+            if b[2] >= crate::gamepad::STANDARD_AXES {
                 return Err(DecodeError::BadField);
             }
             InputMessage::GamepadAxis {

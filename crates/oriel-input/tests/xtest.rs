@@ -5,9 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oriel::input::backend::Backend;
-use oriel::input::protocol::MouseButton;
-use oriel::input::xtest::XTest;
+use oriel_input::backend::Backend;
+use oriel_input::protocol::MouseButton;
+use oriel_input::xtest::XTest;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt;
 

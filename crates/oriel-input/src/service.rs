@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::input::backend::Backend;
-use crate::input::gamepad::PadState;
-use crate::input::keymap;
-use crate::input::protocol::{decode, InputMessage, MouseButton};
-use crate::media::PeerId;
-use crate::session::roles::{allowed, Role};
+use crate::backend::Backend;
+use crate::gamepad::PadState;
+use crate::keymap;
+use crate::protocol::{decode, InputMessage, MouseButton};
+use crate::roles::{allowed, Role};
+use crate::PeerId;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -275,8 +275,8 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::gamepad::PadEvent;
-    use crate::input::protocol::encode;
+    use crate::gamepad::PadEvent;
+    use crate::protocol::encode;
     use std::time::{Duration, Instant};
 
     /// A backend that remembers what it was asked to do.

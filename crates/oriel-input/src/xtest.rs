@@ -11,9 +11,9 @@ use x11rb::protocol::xproto::{
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 
-use crate::input::backend::{Backend, NotchAccumulator};
-use crate::input::gamepad::PadEvent;
-use crate::input::protocol::MouseButton;
+use crate::backend::{Backend, NotchAccumulator};
+use crate::gamepad::PadEvent;
+use crate::protocol::MouseButton;
 
 const EVDEV_OFFSET: u16 = 8;
 /// evdev KEY_LEFTSHIFT, used to type shifted characters.

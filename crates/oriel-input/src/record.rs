@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::input::backend::Backend;
-use crate::input::gamepad::PadEvent;
-use crate::input::protocol::MouseButton;
+use crate::backend::Backend;
+use crate::gamepad::PadEvent;
+use crate::protocol::MouseButton;
 
 pub struct Recorder {
     out: BufWriter<File>,

@@ -1,7 +1,7 @@
 //! Roles and what each may send. Enforcement happens where input is
 //! injected, from the role the server derived from the client's token.
 
-use crate::input::protocol::InputMessage;
+use crate::protocol::InputMessage;
 
 /// The first gamepad slot, owned by the controller.
 pub const CONTROLLER_SLOT: u8 = 1;
@@ -91,7 +91,7 @@ pub fn allowed(role: Role, m: &InputMessage) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::protocol::MouseButton;
+    use crate::protocol::MouseButton;
 
     fn every_kind() -> Vec<InputMessage> {
         use InputMessage::*;
