@@ -174,6 +174,14 @@ impl Metrics {
             for (reason, n) in input.dropped_snapshot() {
                 let _ = writeln!(s, "oriel_input_dropped_total{{reason=\"{reason}\"}} {n}");
             }
+            if let Some((p50, p99, n)) = input.latency_quantiles() {
+                let _ = writeln!(
+                    s,
+                    "# HELP oriel_input_latency_seconds Data-channel arrival to injection done, recent {n} events.\n# TYPE oriel_input_latency_seconds summary\noriel_input_latency_seconds{{quantile=\"0.5\"}} {}\noriel_input_latency_seconds{{quantile=\"0.99\"}} {}",
+                    p50 as f64 / 1e6,
+                    p99 as f64 / 1e6
+                );
+            }
         }
         let _ = writeln!(
             s,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::gamepad::PadState;
@@ -22,7 +23,13 @@ pub struct InputStats {
     pub injected: AtomicU64,
     /// Dropped messages by reason (`viewer`, `malformed_length`, ...).
     pub dropped: Mutex<BTreeMap<String, u64>>,
+    /// Microseconds from a message's arrival off the data channel to the
+    /// backend call returning, for the last [`LATENCY_SAMPLES`] injections.
+    latency_us: Mutex<std::collections::VecDeque<u32>>,
 }
+
+/// How many recent injection latencies are kept for quantiles.
+pub const LATENCY_SAMPLES: usize = 4096;
 
 impl InputStats {
     fn count_drop(&self, reason: &str) {
@@ -34,12 +41,32 @@ impl InputStats {
     pub fn dropped_snapshot(&self) -> BTreeMap<String, u64> {
         self.dropped.lock().map(|d| d.clone()).unwrap_or_default()
     }
+
+    fn record_latency(&self, d: Duration) {
+        if let Ok(mut l) = self.latency_us.lock() {
+            if l.len() == LATENCY_SAMPLES {
+                l.pop_front();
+            }
+            l.push_back(d.as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+
+    /// `(p50, p99, samples)` of recent injection latencies, in microseconds.
+    pub fn latency_quantiles(&self) -> Option<(u32, u32, usize)> {
+        let mut v: Vec<u32> = self.latency_us.lock().ok()?.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        Some((q(0.5), q(0.99), v.len()))
+    }
 }
 
 enum Command {
     Join(PeerId, Role),
     Leave(PeerId),
-    Data(PeerId, Vec<u8>),
+    Data(PeerId, Vec<u8>, Instant),
 }
 
 #[derive(Clone)]
@@ -59,7 +86,9 @@ impl InputHandle {
     }
     /// Bytes from one of the peer's data channels (any thread).
     pub fn data(&self, peer: PeerId, bytes: &[u8]) {
-        let _ = self.tx.send(Command::Data(peer, bytes.to_vec()));
+        let _ = self
+            .tx
+            .send(Command::Data(peer, bytes.to_vec(), Instant::now()));
     }
 }
 
@@ -139,11 +168,11 @@ impl Service {
                 self.release(peer);
                 self.peers.remove(&peer);
             }
-            Command::Data(peer, bytes) => self.data(peer, &bytes),
+            Command::Data(peer, bytes, arrived) => self.data(peer, &bytes, arrived),
         }
     }
 
-    fn data(&mut self, peer: PeerId, bytes: &[u8]) {
+    fn data(&mut self, peer: PeerId, bytes: &[u8], arrived: Instant) {
         let Some(role) = self.peers.get(&peer).map(|p| p.role) else {
             return self.stats.count_drop("unknown_peer");
         };
@@ -157,6 +186,7 @@ impl Service {
         match self.inject(peer, role, msg) {
             Ok(()) => {
                 self.stats.injected.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_latency(arrived.elapsed());
             }
             Err(reason) => self.stats.count_drop(reason),
         }
@@ -277,7 +307,6 @@ mod tests {
     use super::*;
     use crate::gamepad::PadEvent;
     use crate::protocol::encode;
-    use std::time::{Duration, Instant};
 
     /// A backend that remembers what it was asked to do.
     struct Log(Arc<Mutex<Vec<String>>>, bool);
