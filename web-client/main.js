@@ -22,6 +22,20 @@ const bannerDetail = $('banner-detail');
 const statsEl = $('stats');
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+
+// The link's capability token travels in the URL fragment, which browsers
+// never send to servers. It is read once and never logged.
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
+const displayName = (() => {
+  try {
+    return localStorage.getItem('oriel.name');
+  } catch {
+    return null;
+  }
+})();
+// Refusals that a retry cannot fix: stop reconnecting and say why.
+const FINAL_ERRORS = new Set(['unauthorized', 'roleTaken', 'unsupportedProtocol']);
+const FINAL_BYE = /revoked|replaced/;
 const stats = new StatsPoller();
 
 // Page-wide state (survives reconnects).
@@ -35,6 +49,10 @@ const page = {
   errors: [],
   detail: '', // last error/bye text, shown in the banner until video plays again
   firstFrameSinceLoadMs: null,
+  refused: null, // why the agent will not let this page in; no reconnect then
+  role: null,
+  slot: null,
+  participants: [],
 };
 
 /** Everything that belongs to one WebSocket + RTCPeerConnection pair. */
@@ -71,7 +89,7 @@ function connect() {
   page.stopped = false;
   const s = newSession();
   page.session = s;
-  s.sig = new Signalling(wsUrl, {
+  s.sig = new Signalling(wsUrl, { token, name: displayName }, {
     onOpen: () => {
       if (page.session !== s) return;
       page.connects += 1;
@@ -126,7 +144,14 @@ function onMessage(s, msg) {
   switch (msg.type) {
     case 'welcome':
       s.peerId = typeof msg.peerId === 'number' ? msg.peerId : null;
+      page.role = typeof msg.role === 'string' ? msg.role : null;
+      page.slot = typeof msg.slot === 'number' ? msg.slot : null;
+      renderWho();
       ensurePeer(s);
+      break;
+    case 'participants':
+      page.participants = Array.isArray(msg.participants) ? msg.participants : [];
+      renderWho();
       break;
     case 'offer':
       if (typeof msg.sdp === 'string') ensurePeer(s).handleOffer(msg.sdp);
@@ -141,15 +166,48 @@ function onMessage(s, msg) {
       break;
     case 'error':
       recordError(`${msg.code ?? 'error'}: ${msg.message ?? ''}`.trim());
+      if (FINAL_ERRORS.has(msg.code)) refuse(msg.message || msg.code);
       break;
     case 'bye':
-      // The socket closes next; onClose schedules the reconnect.
+      // The socket closes next; onClose schedules the reconnect, unless
+      // the reason is one a retry cannot fix.
       page.detail = `Agent ended the session${msg.reason ? `: ${msg.reason}` : ''}`;
+      if (typeof msg.reason === 'string' && FINAL_BYE.test(msg.reason)) refuse(msg.reason);
       updateBanner();
       break;
     default:
       // Newer agents may add messages; ignoring them keeps old clients working.
       break;
+  }
+}
+
+/** The agent will not take this page: stop for good and say why. */
+function refuse(reason) {
+  if (page.refused === null) page.refused = reason;
+  page.stopped = true;
+  clearRetry();
+  updateBanner();
+}
+
+/** Role and participants, in the toolbar's "who" panel. */
+function renderWho() {
+  const who = $('who');
+  if (!who) return;
+  const me = page.session?.peerId ?? null;
+  const label = (p) =>
+    `${p.name} — ${p.role}${typeof p.slot === 'number' && p.role === 'player' ? ` ${p.slot}` : ''}`;
+  who.replaceChildren(
+    ...page.participants.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = label(p) + (p.peerId === me ? ' (you)' : '');
+      return li;
+    }),
+  );
+  const role = $('role');
+  if (role) {
+    role.textContent = page.role
+      ? `${page.role}${page.role !== 'viewer' && page.slot !== null ? ` · pad ${page.slot}` : ''}`
+      : '';
   }
 }
 
@@ -239,7 +297,9 @@ function isPlaying(s) {
 function updateBanner() {
   const s = page.session;
   let text;
-  if (isPlaying(s)) {
+  if (page.refused !== null) {
+    text = `Not admitted: ${page.refused}`;
+  } else if (isPlaying(s)) {
     text = null;
   } else if (page.stopped) {
     text = 'Disconnected';
@@ -380,11 +440,32 @@ window.oriel = {
       firstFrameSinceConnectMs: s?.firstFrameSinceConnectMs ?? null,
       connects: page.connects,
       errors: [...page.errors],
+      role: page.role,
+      slot: page.slot,
+      participants: page.participants.map((p) => ({ ...p })),
+      refused: page.refused,
     };
   },
   disconnect,
   /** Start a new session (after disconnect(), or to force a reconnect). */
   connect,
+  /**
+   * Send raw bytes on one of the agent's data channels (`input`/`motion`),
+   * as any client could: the agent, not this page, decides what is allowed.
+   */
+  sendInput(label, bytes) {
+    return page.session?.peer?.sendInput(label, new Uint8Array(bytes)) ?? false;
+  },
+  /** Whether both input channels are open. */
+  inputReady() {
+    const p = page.session?.peer;
+    return !!p && ['input', 'motion'].every((l) => p.channels.get(l)?.readyState === 'open');
+  },
 };
 
-connect();
+if (token) {
+  connect();
+} else {
+  // Without a link there is nothing to present; do not even connect.
+  refuse('this page needs a link from the desktop owner (oriel link create)');
+}

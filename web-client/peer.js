@@ -49,6 +49,22 @@ export class Peer {
     this.pc.addEventListener('connectionstatechange', () => {
       if (!this.closed) this.opts.onStateChange(this.pc.connectionState);
     });
+    // The agent opens the input channels: `input` (reliable, ordered) for
+    // keys and buttons, `motion` (unordered, no retransmits) for pointer
+    // motion and gamepad axes.
+    this.channels = new Map();
+    this.pc.addEventListener('datachannel', (ev) => {
+      ev.channel.binaryType = 'arraybuffer';
+      this.channels.set(ev.channel.label, ev.channel);
+    });
+  }
+
+  /** Send one binary input message; false when the channel is not open. */
+  sendInput(label, bytes) {
+    const ch = this.channels.get(label);
+    if (!ch || ch.readyState !== 'open') return false;
+    ch.send(bytes);
+    return true;
   }
 
   get state() {

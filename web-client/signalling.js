@@ -9,17 +9,21 @@ const PING_INTERVAL_MS = 5000; // the agent drops clients silent for 30 s
 export class Signalling {
   /**
    * @param {string} url ws:// or wss:// URL of the agent's /ws endpoint
+   * @param {{token: string, name?: string|null}} hello the link's token
+   *        (decides the role) and an optional display name
    * @param {{onOpen?: () => void, onMessage?: (msg: object) => void,
    *          onClose?: (ev: CloseEvent) => void}} handlers
    */
-  constructor(url, handlers) {
+  constructor(url, hello, handlers) {
     this.handlers = handlers;
     this.state = 'connecting';
     this.pingTimer = null;
     this.ws = new WebSocket(url);
     this.ws.addEventListener('open', () => {
       this.state = 'open';
-      this.send({ type: 'hello', protocol: PROTOCOL_VERSION });
+      const msg = { type: 'hello', protocol: PROTOCOL_VERSION, token: hello.token };
+      if (hello.name) msg.name = hello.name;
+      this.send(msg);
       this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_INTERVAL_MS);
       this.handlers.onOpen?.();
     });

@@ -5,7 +5,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { Harness, Agent, waitFor, within, waitDecoding, waitFramesGrow } from './harness.mjs';
+import { Harness, Agent, waitFor, within, waitDecoding, waitFramesGrow, tokenOf } from './harness.mjs';
 
 const h = new Harness('garbage');
 let agent;
@@ -72,17 +72,20 @@ h.test('malformed signalling gets error replies; the socket and other viewers li
   const s0 = await waitDecoding(page, 20000);
 
   const ws = await rawClient(agent.wsUrl, origin);
+  const token = tokenOf(agent.viewerUrl());
+  const hello = (extra = {}) => JSON.stringify({ type: 'hello', protocol: 1, token, ...extra });
   const cases = [
     ['not JSON', '{"type": "hello", protocol', 'malformed'],
     ['a JSON array', '[{"type":"hello","protocol":1}]', 'malformed'],
     ['a JSON string', '"hello"', 'malformed'],
     ['an unknown type', '{"type":"frobnicate"}', 'unknownType'],
     ['no type at all', '{"protocol":1}', 'unknownType'],
-    ['hello with a string protocol', '{"type":"hello","protocol":"1"}', 'malformed'],
+    ['hello with a string protocol', hello({ protocol: '1' }), 'malformed'],
+    ['hello without a token', '{"type":"hello","protocol":1}', 'malformed'],
     ['a 100 KiB text frame', JSON.stringify({ type: 'ping', pad: 'x'.repeat(100 * 1024) }), 'tooLarge'],
     ['a binary frame', Buffer.from([0x7b, 0x7d, 0x00, 0xff]), 'binary'],
     ['answer before hello', '{"type":"answer","sdp":"v=0\\r\\n"}', 'unexpected'],
-    ['hello with protocol 99', '{"type":"hello","protocol":99}', 'unsupportedProtocol'],
+    ['hello with protocol 99', hello({ protocol: 99 }), 'unsupportedProtocol'],
   ];
   for (const [what, data, code] of cases) {
     await sendRaw(ws, data, { binary: Buffer.isBuffer(data) });
@@ -97,8 +100,16 @@ h.test('malformed signalling gets error replies; the socket and other viewers li
   // The viewer decodes while this happens.
   const sMid = await waitFramesGrow(page, s0, 10, 10000);
 
+  // A forged token is refused, and that socket is closed after a bye.
+  const forged = await rawClient(agent.wsUrl, origin);
+  await sendRaw(forged, hello({ token: `${token.split('.')[0]}.AAAA` }));
+  const refused = await forged.next(['error'], 5000);
+  assert.equal(refused.code, 'unauthorized', `forged token: ${JSON.stringify(refused)}`);
+  await forged.next(['bye'], 5000);
+  assert.ok(await within(forged.closed, 5000, null), 'refused socket closed');
+
   // A proper join works on the same socket after all that...
-  await sendRaw(ws, '{"type":"hello","protocol":1}');
+  await sendRaw(ws, hello());
   const welcome = await ws.next(['welcome', 'error'], 10000);
   assert.equal(welcome.type, 'welcome', `hello after garbage: ${JSON.stringify(welcome)}`);
   assert.equal(typeof welcome.peerId, 'number');
@@ -107,7 +118,7 @@ h.test('malformed signalling gets error replies; the socket and other viewers li
 
   // ...and then misuse of a joined session is refused too.
   const joined = [
-    ['a second hello', '{"type":"hello","protocol":1}', 'unexpected'],
+    ['a second hello', hello(), 'unexpected'],
     ['ice with wrongly typed fields', '{"type":"ice","candidate":42,"sdpMLineIndex":"zero"}', 'malformed'],
     ['answer without sdp', '{"type":"answer"}', 'malformed'],
   ];

@@ -356,13 +356,16 @@ export class Harness {
   async startAgent({ display = null, capture = 'x11', args = [], env = {} } = {}) {
     if (!fs.existsSync(ORIEL_BIN)) throw new Error(`agent binary missing: ${ORIEL_BIN}`);
     const port = await freePort();
+    // Each agent has its own link secret and link list.
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-state-'));
+    this.tmpDirs.push(stateDir);
     const rec = this.spawn(
       'oriel',
       ORIEL_BIN,
-      ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, ...args],
+      ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir, ...args],
       { env: childEnv({ ORIEL_LOG: process.env.ORIEL_LOG ?? 'info,oriel=debug', ...env, DISPLAY: display }) },
     );
-    const agent = new Agent(this, rec, port);
+    const agent = new Agent(this, rec, port, stateDir);
     await waitFor(
       async () => {
         if (rec.exitCode !== undefined) throw new Error(`agent exited early (code ${rec.exitCode})`);
@@ -375,6 +378,9 @@ export class Harness {
       if (rec.exitCode !== undefined) e.message = `agent exited before /healthz answered (code ${rec.exitCode}, signal ${rec.signal})`;
       throw e;
     });
+    // serve prints its controller link right after the address.
+    await waitFor(() => rec.log.some((l) => l.startsWith('oriel: controller link ')), 5000, 'controller link on stdout');
+    agent.controllerUrl = rec.log.find((l) => l.startsWith('oriel: controller link ')).slice('oriel: controller link '.length).trim();
     return agent;
   }
 
@@ -394,13 +400,17 @@ export class Harness {
     return context;
   }
 
-  /** Open the web client of `agent` in a new page of `context`. */
-  async openClient(context, agent) {
+  /**
+   * Open the web client of `agent` in a new page of `context`, through
+   * `url` or, by default, the agent's shared viewer link.
+   */
+  async openClient(context, agent, url = null) {
+    const target = url ?? agent.viewerUrl();
     const page = await context.newPage();
     const tag = `page${++this.pageCount}`;
     page.on('console', (m) => this.logBrowser(`${tag} console.${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => this.logBrowser(`${tag} pageerror: ${e.message}`));
-    await page.goto(agent.url, { waitUntil: 'load', timeout: 20000 });
+    await page.goto(target, { waitUntil: 'load', timeout: 20000 });
     return page;
   }
 
@@ -465,12 +475,38 @@ export class Harness {
 }
 
 export class Agent {
-  constructor(harness, rec, port) {
+  constructor(harness, rec, port, stateDir) {
     this.harness = harness;
     this.rec = rec;
     this.port = port;
+    this.stateDir = stateDir;
     this.url = `http://127.0.0.1:${port}/`;
     this.wsUrl = `ws://127.0.0.1:${port}/ws`;
+    this.controllerUrl = null;
+    this.sharedViewer = null;
+  }
+
+  /** Mint a link with `oriel link create`; returns {url, id, token}. */
+  createLink({ role, slot = null, ttl = '1h' }) {
+    const args = ['link', 'create', '--role', role, '--ttl', ttl, '--state-dir', this.stateDir, '--url', this.url];
+    if (slot !== null) args.push('--slot', String(slot));
+    const r = spawnSync(ORIEL_BIN, args, { encoding: 'utf8', env: childEnv() });
+    if (r.status !== 0) throw new Error(`oriel link create failed: ${r.stderr}`);
+    const url = r.stdout.trim();
+    const id = r.stderr.split(/\s+/)[2];
+    return { url, id, token: tokenOf(url) };
+  }
+
+  /** Revoke a link by id with `oriel link revoke`. */
+  revoke(id) {
+    const r = spawnSync(ORIEL_BIN, ['link', 'revoke', id, '--state-dir', this.stateDir], { encoding: 'utf8', env: childEnv() });
+    if (r.status !== 0) throw new Error(`oriel link revoke failed: ${r.stderr}`);
+  }
+
+  /** One viewer link shared by every default client (viewers may share). */
+  viewerUrl() {
+    if (!this.sharedViewer) this.sharedViewer = this.createLink({ role: 'viewer' });
+    return this.sharedViewer.url;
   }
 
   get log() {
@@ -530,6 +566,11 @@ export function status(page) {
  * that only plays after its own reconnect (watchdog, failure) hides an agent
  * fault, so that fails at once.
  */
+/** The token in a link URL's fragment. */
+export function tokenOf(url) {
+  return new URLSearchParams(new URL(url).hash.slice(1)).get('token');
+}
+
 export async function waitDecoding(page, timeoutMs = 20000, minFrames = 1, { anySession = false } = {}) {
   let last = null;
   let reconnected = false;

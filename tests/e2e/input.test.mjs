@@ -1,0 +1,109 @@
+// Input through the agent's data channels, checked on the X server: the
+// controller's pointer and keys land, a viewer's and a player's do not, and
+// every refused message is counted. The page sends raw protocol bytes with
+// window.oriel.sendInput, as any (even hostile) client could.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { Harness, Agent, waitFor, waitDecoding, sleep } from './harness.mjs';
+
+const h = new Harness('input');
+let agent;
+let browser;
+let display;
+let xev;
+
+// docs/protocol.md, "Input": version 1, then type, then fixed fields (LE).
+const pointerAbs = (x, y) => [1, 0x10, x & 255, x >> 8, y & 255, y >> 8];
+const button = (down, b) => [1, down ? 0x12 : 0x13, b];
+function key(down, code) {
+  const field = new Array(32).fill(0);
+  for (let i = 0; i < code.length; i++) field[i] = code.charCodeAt(i);
+  return [1, down ? 0x01 : 0x02, ...field];
+}
+
+function pointer() {
+  const r = spawnSync('xdotool', ['getmouselocation', '--shell'], { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' });
+  const m = /X=(\d+)\s+Y=(\d+)/.exec(r.stdout);
+  return m ? { x: Number(m[1]), y: Number(m[2]) } : null;
+}
+
+const xevLines = () => xev.log.join('\n');
+
+before(async () => {
+  ({ display } = await h.startDisplay({ mover: false }));
+  // A window that records key and button events; with no window manager,
+  // keyboard focus follows the pointer, so keys reach it while the pointer
+  // is inside it (the test puts it there).
+  // stdbuf: xev's stdout is a pipe here and would otherwise be block-buffered.
+  xev = h.spawn('xev', 'stdbuf', ['-oL', 'xev', '-display', display, '-geometry', '400x300+0+0', '-event', 'keyboard', '-event', 'button']);
+  const xevWindow = () =>
+    spawnSync('xdotool', ['search', '--name', 'Event Tester'], { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' }).stdout.trim() !== '';
+  await waitFor(xevWindow, 10000, 'xev window');
+  agent = await h.startAgent({ display, capture: 'x11', args: ['--input', 'xtest'] });
+  browser = await h.launchBrowser();
+});
+after(() => h.cleanup());
+
+async function openReady(url) {
+  const page = await h.openClient(browser, agent, url);
+  await waitDecoding(page, 20000);
+  await waitFor(() => page.evaluate(() => window.oriel.inputReady()), 10000, 'input channels open');
+  return page;
+}
+
+const send = (page, label, bytes) => page.evaluate(([l, b]) => window.oriel.sendInput(l, b), [label, bytes]);
+
+async function dropped(reason) {
+  const samples = Agent.metricSamples(await agent.metrics(), 'oriel_input_dropped_total');
+  return samples.filter((s) => s.labels.includes(`reason="${reason}"`)).reduce((a, s) => a + s.value, 0);
+}
+
+h.test('the controller moves the pointer, clicks and types on the X display', async () => {
+  const page = await openReady(agent.controllerUrl);
+  const s = await page.evaluate(() => window.oriel.status());
+  assert.equal(s.role, 'controller');
+
+  // A quarter across, half down: 16384/65535 of 1279 px, 32768/65535 of 719 px.
+  assert.ok(await send(page, 'motion', pointerAbs(16384, 32768)));
+  await waitFor(() => {
+    const p = pointer();
+    return p && p.x === 319 && p.y === 359;
+  }, 5000, `pointer at 319,359 (now ${JSON.stringify(pointer())})`);
+
+  // Into the xev window, then a click and the key A.
+  await send(page, 'motion', pointerAbs(6000, 20000));
+  await waitFor(() => pointer()?.x === 117, 5000, 'pointer over the xev window');
+  await send(page, 'input', button(true, 0));
+  await send(page, 'input', button(false, 0));
+  await waitFor(() => /ButtonRelease event[\s\S]*button 1,/.test(xevLines()), 5000, 'xev saw button 1');
+  await send(page, 'input', key(true, 'KeyA'));
+  await send(page, 'input', key(false, 'KeyA'));
+  await waitFor(() => /KeyRelease event[\s\S]*keycode 38 \(keysym 0x61, a\)/.test(xevLines()), 5000, 'xev saw the key a');
+  await page.close();
+});
+
+h.test("a viewer's and a player's keyboard and pointer messages change nothing", async () => {
+  const before = pointer();
+  const viewerDrops = await dropped('viewer');
+  const playerDrops = await dropped('player_not_gamepad');
+  const viewer = await openReady(agent.viewerUrl());
+  const player = await openReady(agent.createLink({ role: 'player', slot: 2 }).url);
+  assert.equal((await viewer.evaluate(() => window.oriel.status())).role, 'viewer');
+  assert.equal((await player.evaluate(() => window.oriel.status())).slot, 2);
+  const typedBefore = (xevLines().match(/keysym 0x62, b/g) ?? []).length;
+  for (const page of [viewer, player]) {
+    await send(page, 'motion', pointerAbs(60000, 60000));
+    await send(page, 'input', button(true, 2));
+    await send(page, 'input', key(true, 'KeyB'));
+    await send(page, 'input', key(false, 'KeyB'));
+  }
+  await waitFor(async () => (await dropped('viewer')) >= viewerDrops + 4, 5000, 'viewer drops counted');
+  await waitFor(async () => (await dropped('player_not_gamepad')) >= playerDrops + 4, 5000, 'player drops counted');
+  await sleep(300);
+  assert.deepEqual(pointer(), before, 'the pointer did not move');
+  assert.equal((xevLines().match(/keysym 0x62, b/g) ?? []).length, typedBefore, 'no b was typed');
+  await viewer.close();
+  await player.close();
+});
