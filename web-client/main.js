@@ -6,6 +6,7 @@
 import { Signalling } from './signalling.js';
 import { Peer } from './peer.js';
 import { StatsPoller } from './stats.js';
+import { InputCapture } from './input.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -462,6 +463,17 @@ window.oriel = {
     return !!p && ['input', 'motion'].every((l) => p.channels.get(l)?.readyState === 'open');
   },
 };
+
+// Keyboard, mouse, wheel, touch and gamepads, sent as this page's role allows.
+const input = new InputCapture(
+  video,
+  (label, buf) => page.session?.peer?.sendInput(label, buf) ?? false,
+  () => page.role,
+);
+// Controlling a desktop wants the pointer and keys captured in fullscreen.
+document.addEventListener('fullscreenchange', () => {
+  if (document.fullscreenElement && page.role === 'controller') input.lock();
+});
 
 if (token) {
   connect();

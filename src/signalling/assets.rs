@@ -24,6 +24,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/peer.js"),
     ),
     (
+        "input.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/input.js"),
+    ),
+    (
         "stats.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/stats.js"),

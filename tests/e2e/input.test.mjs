@@ -107,3 +107,23 @@ h.test("a viewer's and a player's keyboard and pointer messages change nothing",
   await viewer.close();
   await player.close();
 });
+
+h.test("the web client forwards the controller's real mouse and keyboard", async () => {
+  const page = await openReady(agent.controllerUrl);
+  // The viewport is 1280x720 like the desktop, and the video fills it.
+  await page.mouse.move(320, 360);
+  await waitFor(() => {
+    const p = pointer();
+    return p && Math.abs(p.x - 319) <= 1 && Math.abs(p.y - 359) <= 1;
+  }, 5000, `pointer follows the page's mouse (now ${JSON.stringify(pointer())})`);
+  // Over the xev window, then a real click and key press.
+  await page.mouse.move(100, 100);
+  await waitFor(() => Math.abs((pointer()?.x ?? 0) - 100) <= 1, 5000, 'pointer over xev');
+  const clicksBefore = (xevLines().match(/ButtonRelease event/g) ?? []).length;
+  await page.mouse.down();
+  await page.mouse.up();
+  await waitFor(() => (xevLines().match(/ButtonRelease event/g) ?? []).length > clicksBefore, 5000, 'xev saw the click');
+  await page.keyboard.press('KeyC');
+  await waitFor(() => /KeyRelease event[\s\S]*keysym 0x63, c\)/.test(xevLines()), 5000, 'xev saw the key c');
+  await page.close();
+});
