@@ -201,8 +201,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// How input is injected: `auto` (XTest on the X display; uinput comes
-    /// later), `xtest`, `record:PATH` (JSON lines, for tests), or `none`.
+    /// How input is injected: `auto` (uinput when /dev/uinput is writable,
+    /// else XTest on the X display), `uinput`, `xtest`, `record:PATH` (JSON
+    /// lines, for tests), or `none`.
     #[arg(long, env = "ORIEL_INPUT", default_value = "auto", value_parser = parse_input)]
     pub input: InputChoice,
 
@@ -214,6 +215,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputChoice {
     Auto,
+    Uinput,
     XTest,
     Record(PathBuf),
     None,
@@ -223,10 +225,13 @@ pub fn parse_input(s: &str) -> Result<InputChoice, String> {
     match s {
         "auto" => Ok(InputChoice::Auto),
         "xtest" => Ok(InputChoice::XTest),
+        "uinput" => Ok(InputChoice::Uinput),
         "none" => Ok(InputChoice::None),
         _ => match s.strip_prefix("record:") {
             Some(path) if !path.is_empty() => Ok(InputChoice::Record(PathBuf::from(path))),
-            _ => Err(format!("`{s}`: expected auto, xtest, record:PATH or none")),
+            _ => Err(format!(
+                "`{s}`: expected auto, uinput, xtest, record:PATH or none"
+            )),
         },
     }
 }

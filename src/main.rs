@@ -221,11 +221,11 @@ fn expiry_text(expires: Option<u64>) -> String {
     }
 }
 
-/// Starts the input backend the user asked for. `auto` injects through
-/// XTest on the captured X display (uinput support comes next); with no X
-/// display, input is off and the log says so.
+/// Starts the input backend the user asked for. `auto` prefers uinput
+/// (keyboard, mouse, pointer and gamepads, X11 and Wayland alike) and falls
+/// back to XTest on the captured X display, saying why.
 fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHandle>> {
-    use oriel::input::{record::Recorder, service, xtest::XTest};
+    use oriel::input::{record::Recorder, service, uinput::Uinput, xtest::XTest};
     let display = match capture {
         Capture::X11 { display } => Some(display.clone()),
         Capture::Test { .. } => None,
@@ -236,16 +236,24 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
             return Ok(None);
         }
         (InputChoice::Record(path), _) => Box::new(Recorder::create(path)?),
-        (InputChoice::XTest | InputChoice::Auto, Some(display)) => {
-            Box::new(XTest::connect(&display)?)
-        }
+        (InputChoice::Uinput, _) => Box::new(Uinput::open()?),
+        (InputChoice::XTest, Some(display)) => Box::new(XTest::connect(&display)?),
         (InputChoice::XTest, None) => anyhow::bail!("--input xtest needs an X display to capture"),
-        (InputChoice::Auto, None) => {
-            tracing::warn!(
-                "no X display and no uinput support yet: input is off, clients can only watch"
-            );
-            return Ok(None);
-        }
+        (InputChoice::Auto, display) => match Uinput::open() {
+            Ok(u) => Box::new(u),
+            Err(why) => match display {
+                Some(display) => {
+                    tracing::info!("{why:#}; using XTest instead (no gamepads)");
+                    Box::new(XTest::connect(&display)?)
+                }
+                None => {
+                    tracing::warn!(
+                        "{why:#}; and no X display: input is off, clients can only watch"
+                    );
+                    return Ok(None);
+                }
+            },
+        },
     };
     tracing::info!(
         backend = backend.name(),

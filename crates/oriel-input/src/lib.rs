@@ -9,6 +9,7 @@ pub mod protocol;
 pub mod record;
 pub mod roles;
 pub mod service;
+pub mod uinput;
 pub mod xtest;
 
 /// Identifies one client's session (the agent's media peer id).
