@@ -11,7 +11,7 @@ ARGS ?=
 E2E_DIR := tests/e2e
 BENCH_DIR := bench
 
-.PHONY: run test deps test-deps build build-debug lint unit e2e bench clean
+.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench clean
 
 run: deps build
 	@if [ -z "$$DISPLAY" ] && command -v $(firstword $(SESSION)) >/dev/null 2>&1; then \
@@ -20,7 +20,7 @@ run: deps build
 		exec ./target/release/oriel serve --listen $(LISTEN) $(ARGS); \
 	fi
 
-test: test-deps lint unit build-debug e2e
+test: test-deps lint unit vm build-debug e2e
 
 deps:
 	@scripts/install-deps.sh run
@@ -41,6 +41,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+# uinput on a real kernel: Debian's, booted in qemu (this kernel has none).
+vm:
+	@bash vm/run-uinput-tests.sh; rc=$$?; \
+	if [ $$rc = 77 ]; then echo "WARNING: uinput VM tests skipped (see above)"; exit 0; fi; exit $$rc
 
 e2e: build-debug
 	cd $(E2E_DIR) && ORIEL_BIN=$(CURDIR)/target/debug/oriel node --test --test-concurrency=1 --test-reporter=spec *.test.mjs
