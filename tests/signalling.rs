@@ -321,3 +321,16 @@ async fn revoking_a_link_disconnects_its_clients() {
     let (_, stderr, ok) = link_cli(&agent, &["revoke", "nope"]);
     assert!(!ok && stderr.contains("no link"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_expired_link_is_refused() {
+    let agent = start_agent(&[]);
+    let (viewer, _) = create_link(&agent, &["--role", "viewer", "--ttl", "1s"]);
+    // Expiry is checked in whole seconds.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut ws = connect(&agent).await;
+    send(&mut ws, &hello(&viewer)).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["code"], "unauthorized", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("expired"), "{e}");
+}

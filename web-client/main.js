@@ -53,6 +53,7 @@ const page = {
   refused: null, // why the agent will not let this page in; no reconnect then
   role: null,
   slot: null,
+  input: null, // {backend, gamepads} from welcome
   participants: [],
 };
 
@@ -147,6 +148,7 @@ function onMessage(s, msg) {
       s.peerId = typeof msg.peerId === 'number' ? msg.peerId : null;
       page.role = typeof msg.role === 'string' ? msg.role : null;
       page.slot = typeof msg.slot === 'number' ? msg.slot : null;
+      page.input = msg.input && typeof msg.input === 'object' ? msg.input : null;
       renderWho();
       ensurePeer(s);
       break;
@@ -206,8 +208,11 @@ function renderWho() {
   );
   const role = $('role');
   if (role) {
+    // Say so when gamepads cannot work here (they need uinput on the agent).
+    const noPads = page.role !== 'viewer' && page.input && page.input.gamepads === false;
     role.textContent = page.role
-      ? `${page.role}${page.role !== 'viewer' && page.slot !== null ? ` · pad ${page.slot}` : ''}`
+      ? `${page.role}${page.role !== 'viewer' && page.slot !== null ? ` · pad ${page.slot}` : ''}` +
+        (noPads ? ' · gamepads unavailable on this desktop' : '')
       : '';
   }
 }
@@ -443,6 +448,7 @@ window.oriel = {
       errors: [...page.errors],
       role: page.role,
       slot: page.slot,
+      input: page.input ? { ...page.input } : null,
       participants: page.participants.map((p) => ({ ...p })),
       refused: page.refused,
     };
