@@ -36,7 +36,9 @@ const displayName = (() => {
 })();
 // Refusals that a retry cannot fix: stop reconnecting and say why.
 const FINAL_ERRORS = new Set(['unauthorized', 'roleTaken', 'unsupportedProtocol']);
+// Session ends a retry cannot undo (the link is gone, or another tab took the seat).
 const FINAL_BYE = /revoked|replaced/;
+const NEEDS_LINK = "This page needs a link from the agent's owner (oriel link create)";
 const stats = new StatsPoller();
 
 // Page-wide state (survives reconnects).
@@ -51,6 +53,7 @@ const page = {
   detail: '', // last error/bye text, shown in the banner until video plays again
   firstFrameSinceLoadMs: null,
   refused: null, // why the agent will not let this page in; no reconnect then
+  refusedTitle: '', // banner heading for `refused`
   role: null,
   slot: null,
   input: null, // {backend, gamepads} from welcome
@@ -169,13 +172,13 @@ function onMessage(s, msg) {
       break;
     case 'error':
       recordError(`${msg.code ?? 'error'}: ${msg.message ?? ''}`.trim());
-      if (FINAL_ERRORS.has(msg.code)) refuse(msg.message || msg.code);
+      if (FINAL_ERRORS.has(msg.code)) refuse(msg.message || msg.code, 'Not admitted');
       break;
     case 'bye':
       // The socket closes next; onClose schedules the reconnect, unless
       // the reason is one a retry cannot fix.
-      page.detail = `Agent ended the session${msg.reason ? `: ${msg.reason}` : ''}`;
-      if (typeof msg.reason === 'string' && FINAL_BYE.test(msg.reason)) refuse(msg.reason);
+      if (page.refused === null) page.detail = `Agent ended the session${msg.reason ? `: ${msg.reason}` : ''}`;
+      if (typeof msg.reason === 'string' && FINAL_BYE.test(msg.reason)) refuse(msg.reason, 'Disconnected');
       updateBanner();
       break;
     default:
@@ -185,8 +188,12 @@ function onMessage(s, msg) {
 }
 
 /** The agent will not take this page: stop for good and say why. */
-function refuse(reason) {
-  if (page.refused === null) page.refused = reason;
+function refuse(reason, title = '') {
+  if (page.refused === null) {
+    page.refused = reason;
+    page.refusedTitle = title;
+    page.detail = ''; // the heading says it already
+  }
   page.stopped = true;
   clearRetry();
   updateBanner();
@@ -197,8 +204,7 @@ function renderWho() {
   const who = $('who');
   if (!who) return;
   const me = page.session?.peerId ?? null;
-  const label = (p) =>
-    `${p.name} — ${p.role}${typeof p.slot === 'number' && p.role === 'player' ? ` ${p.slot}` : ''}`;
+  const label = (p) => `${p.name} — ${p.role}${typeof p.slot === 'number' ? ` (slot ${p.slot})` : ''}`;
   who.replaceChildren(
     ...page.participants.map((p) => {
       const li = document.createElement('li');
@@ -211,7 +217,7 @@ function renderWho() {
     // Say so when gamepads cannot work here (they need uinput on the agent).
     const noPads = page.role !== 'viewer' && page.input && page.input.gamepads === false;
     role.textContent = page.role
-      ? `${page.role}${page.role !== 'viewer' && page.slot !== null ? ` · pad ${page.slot}` : ''}` +
+      ? `${page.role}${page.slot !== null ? ` · slot ${page.slot}` : ''}` +
         (noPads ? ' · gamepads unavailable on this desktop' : '')
       : '';
   }
@@ -304,7 +310,7 @@ function updateBanner() {
   const s = page.session;
   let text;
   if (page.refused !== null) {
-    text = `Not admitted: ${page.refused}`;
+    text = page.refusedTitle ? `${page.refusedTitle}: ${page.refused}` : page.refused;
   } else if (isPlaying(s)) {
     text = null;
   } else if (page.stopped) {
@@ -426,7 +432,10 @@ window.addEventListener('pageshow', (ev) => {
  * framesDecoded & co. come from getStats() polled every 250 ms.
  * framesPresented, firstFrameSinceConnectMs and the getStats counters are
  * per session (they restart at 0/null on reconnect); connects, errors and
- * firstFrameSinceLoadMs are per page.
+ * firstFrameSinceLoadMs are per page. role/slot come from the last
+ * `welcome`, participants is the last `participants` list as received, and
+ * refused is why the page stopped for good (no token, unauthorized,
+ * roleTaken, revoked, replaced) or null.
  */
 window.oriel = {
   status() {
@@ -481,9 +490,12 @@ document.addEventListener('fullscreenchange', () => {
   if (document.fullscreenElement && page.role === 'controller') input.lock();
 });
 
+// A new link pasted into this tab changes only the fragment: start over with it.
+window.addEventListener('hashchange', () => location.reload());
+
 if (token) {
   connect();
 } else {
   // Without a link there is nothing to present; do not even connect.
-  refuse('this page needs a link from the desktop owner (oriel link create)');
+  refuse(NEEDS_LINK);
 }

@@ -23,6 +23,7 @@ async function rawClient(url, origin) {
   const ws = new WebSocket(url, { origin, maxPayload: 4 * 1024 * 1024 });
   const inbox = [];
   const waiters = [];
+  ws.seen = []; // types in arrival order
   ws.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
   ws.on('message', (data, isBinary) => {
     let msg;
@@ -32,6 +33,7 @@ async function rawClient(url, origin) {
       msg = { type: '<not json>', raw: String(data) };
     }
     inbox.push(msg);
+    ws.seen.push(msg.type);
     for (const w of waiters.splice(0)) w();
   });
   ws.on('error', () => {}); // surfaced through 'close'
@@ -100,13 +102,17 @@ h.test('malformed signalling gets error replies; the socket and other viewers li
   // The viewer decodes while this happens.
   const sMid = await waitFramesGrow(page, s0, 10, 10000);
 
-  // A forged token is refused, and that socket is closed after a bye.
-  const forged = await rawClient(agent.wsUrl, origin);
-  await sendRaw(forged, hello({ token: `${token.split('.')[0]}.AAAA` }));
-  const refused = await forged.next(['error'], 5000);
-  assert.equal(refused.code, 'unauthorized', `forged token: ${JSON.stringify(refused)}`);
-  await forged.next(['bye'], 5000);
-  assert.ok(await within(forged.closed, 5000, null), 'refused socket closed');
+  // A forged or empty token is refused: error, then bye, then the socket closes.
+  for (const [what, bad] of [['forged token', `${token.split('.')[0]}.AAAA`], ['empty token', '']]) {
+    const forged = await rawClient(agent.wsUrl, origin);
+    await sendRaw(forged, hello({ token: bad }));
+    const refused = await forged.next(['error'], 5000);
+    assert.equal(refused.code, 'unauthorized', `${what}: ${JSON.stringify(refused)}`);
+    const bye = await forged.next(['bye'], 5000);
+    assert.equal(typeof bye.reason, 'string', `${what}: bye has a reason`);
+    assert.ok(await within(forged.closed, 5000, null), `${what}: refused socket closed`);
+    assert.deepEqual(forged.seen, ['error', 'bye'], `${what}: error, then bye, nothing else`);
+  }
 
   // A proper join works on the same socket after all that...
   await sendRaw(ws, hello());

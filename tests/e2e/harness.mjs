@@ -493,8 +493,12 @@ export class Agent {
     const r = spawnSync(ORIEL_BIN, args, { encoding: 'utf8', env: childEnv() });
     if (r.status !== 0) throw new Error(`oriel link create failed: ${r.stderr}`);
     const url = r.stdout.trim();
-    const id = r.stderr.split(/\s+/)[2];
-    return { url, id, token: tokenOf(url) };
+    // stderr: "oriel: link <id> (<role>), expires in ..."
+    const m = r.stderr.match(/^oriel: link (\S+) \(/m);
+    if (!m || !/^http:\/\/.*#token=/.test(url)) {
+      throw new Error(`oriel link create printed no link: stdout ${JSON.stringify(r.stdout)} stderr ${JSON.stringify(r.stderr)}`);
+    }
+    return { url, id: m[1], token: tokenOf(url) };
   }
 
   /** Revoke a link by id with `oriel link revoke`. */
