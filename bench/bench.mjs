@@ -497,11 +497,19 @@ class Agent {
 async function startAgent(display) {
   if (!fs.existsSync(CFG.bin)) throw new Error(`agent binary missing: ${CFG.bin} (build it, or set ORIEL_BIN)`);
   const port = await freePort();
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', 'x11',
+  // Its own link secret and list; every bench client watches through one
+  // shared viewer link (viewers may share links).
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-bench-state-'));
+  tmpDirs.push(stateDir);
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', 'x11', '--state-dir', stateDir,
     '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps), ...CFG.agentExtraArgs];
   const rec = start('oriel', CFG.bin, args, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG }));
   await waitForLine(rec, /oriel: serving http:\/\//, 30000, 'the agent to serve');
-  return new Agent(rec, port);
+  const agent = new Agent(rec, port);
+  const link = spawnSync(CFG.bin, ['link', 'create', '--role', 'viewer', '--ttl', '2h', '--state-dir', stateDir, '--url', agent.url], { encoding: 'utf8' });
+  if (link.status !== 0) throw new Error(`oriel link create failed: ${link.stderr}`);
+  agent.viewerUrl = link.stdout.trim();
+  return agent;
 }
 
 async function launchBrowser() {
@@ -561,7 +569,7 @@ const rtcStats = (page) => page.evaluate(() => (window.__benchRtc ? window.__ben
 async function openClient(ctx, agent) {
   const page = await ctx.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
-  await page.goto(agent.url, { waitUntil: 'load', timeout: 20000 });
+  await page.goto(agent.viewerUrl, { waitUntil: 'load', timeout: 20000 });
   return page;
 }
 
