@@ -11,7 +11,11 @@ ARGS ?=
 E2E_DIR := tests/e2e
 BENCH_DIR := bench
 
-.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench clean
+.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench install uninstall clean
+
+PREFIX ?= $(HOME)/.local
+UNIT_DIR ?= $(HOME)/.config/systemd/user
+UDEV_RULE := /etc/udev/rules.d/60-oriel-uinput.rules
 
 run: deps build
 	@if [ -z "$$DISPLAY" ] && command -v $(firstword $(SESSION)) >/dev/null 2>&1; then \
@@ -53,6 +57,26 @@ e2e: build-debug
 bench: test-deps build
 	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node bench.mjs
+
+# Installs for the current user; the udev rule (uinput access for the
+# logged-in user) needs root, so it is installed only when run as root.
+install: deps build
+	install -D -s -m 0755 target/release/oriel $(PREFIX)/bin/oriel
+	install -D -m 0644 systemd/oriel.service $(UNIT_DIR)/oriel.service
+	install -D -m 0644 README.md $(PREFIX)/share/doc/oriel/README.md
+	@echo "installed $(PREFIX)/bin/oriel and $(UNIT_DIR)/oriel.service"
+	@if [ "$$(id -u)" = 0 ]; then install -D -m 0644 systemd/60-oriel-uinput.rules $(UDEV_RULE) && \
+		(udevadm control --reload-rules 2>/dev/null; udevadm trigger --sysname-match=uinput 2>/dev/null; true) && \
+		echo "installed $(UDEV_RULE)"; \
+	else echo "for gamepads and uinput input, as root: install -m 0644 systemd/60-oriel-uinput.rules $(UDEV_RULE)"; fi
+	@echo "start it with your desktop: systemctl --user daemon-reload && systemctl --user enable --now oriel"
+
+uninstall:
+	-systemctl --user disable --now oriel 2>/dev/null
+	rm -f $(PREFIX)/bin/oriel $(UNIT_DIR)/oriel.service
+	rm -rf $(PREFIX)/share/doc/oriel
+	@if [ "$$(id -u)" = 0 ]; then rm -f $(UDEV_RULE); fi
+	@echo "removed oriel (links and secret stay in ~/.local/state/oriel)"
 
 clean:
 	$(CARGO) clean

@@ -15,7 +15,7 @@ run_pkgs=(
   xvfb x11-utils xterm
 )
 test_pkgs=(
-  xdotool chromium procps
+  xdotool chromium procps systemd
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
 # Debian for it when the commands are missing.

@@ -11,3 +11,4 @@ pub mod media;
 pub mod metrics;
 pub mod session;
 pub mod signalling;
+pub mod systemd;

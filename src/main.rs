@@ -405,6 +405,18 @@ fn serve(args: ServeArgs) -> Result<()> {
             println!("oriel: virtual display {}", vd.name);
         }
 
+        // Listening and ready: tell systemd (Type=notify), and feed its
+        // watchdog from the runtime, so a wedged runtime gets restarted.
+        oriel::systemd::notify("READY=1");
+        if let Some(every) = oriel::systemd::watchdog_interval() {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    oriel::systemd::notify("WATCHDOG=1");
+                }
+            });
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server_future = server::serve(
             listener,
@@ -422,6 +434,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             _ = &mut server_future => tracing::error!("the web server stopped"),
             _ = wait_for_signal() => {
                 tracing::info!("shutting down");
+                oriel::systemd::notify("STOPPING=1");
                 signalling.shutdown("the agent is shutting down").await;
                 let _ = stop_tx.send(());
                 let _ = tokio::time::timeout(Duration::from_secs(3), &mut server_future).await;
