@@ -141,6 +141,11 @@ impl Room {
         let mut out = Vec::new();
         match input {
             Input::Connected(client) => {
+                // Ids are unique per connection; should one come twice, the
+                // old session must not be orphaned (its media branch would leak).
+                if self.clients.contains_key(&client) {
+                    self.leave(client, &mut out);
+                }
                 self.clients.insert(client, Client::default());
             }
             Input::Message(client, msg) => {
@@ -930,5 +935,69 @@ mod tests {
         );
         assert_eq!(candidate_address("candidate:1 1 udp"), None);
         assert_eq!(candidate_address("hello"), None);
+    }
+
+    /// Random sequences of everything a client and the media side can do:
+    /// the room never panics, never seats two controllers or two players in
+    /// one slot, and never has more joined sessions than connections.
+    #[test]
+    fn random_sequences_keep_the_invariants() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let tokens = [
+            "controller:c1",
+            "controller:c2",
+            "viewer:v",
+            "player2:p2",
+            "player2:q2",
+            "player3:p3",
+            "bad",
+        ];
+        for _ in 0..200 {
+            let mut r = room(6);
+            for _ in 0..200 {
+                let c = next(8) + 1;
+                let peer = next(40) + 1;
+                let input = match next(10) {
+                    0 | 1 => Input::Connected(c),
+                    2 | 3 => Input::Message(c, hello(tokens[next(tokens.len() as u64) as usize])),
+                    4 => Input::Message(c, ClientMessage::Answer { sdp: "a".into() }),
+                    5 => Input::Message(c, host_candidate("10.1.1.1")),
+                    6 => Input::Disconnected(c),
+                    7 => Input::Media(MediaEvent::Offer {
+                        peer,
+                        sdp: "o".into(),
+                    }),
+                    8 => Input::Media(MediaEvent::PeerFailed {
+                        peer,
+                        reason: "x".into(),
+                    }),
+                    _ => Input::Revoked(vec!["v".into(), "p2".into()]),
+                };
+                r.handle(input);
+                assert!(r.joined_count() <= r.client_count());
+                let roles: Vec<Role> = r
+                    .clients
+                    .values()
+                    .filter_map(|c| c.session.as_ref().map(|s| s.role))
+                    .collect();
+                assert!(roles.iter().filter(|x| **x == Role::Controller).count() <= 1);
+                for slot in 2..=4 {
+                    assert!(
+                        roles
+                            .iter()
+                            .filter(|x| **x == Role::Player { slot })
+                            .count()
+                            <= 1
+                    );
+                }
+                assert_eq!(r.by_peer.len(), r.joined_count());
+            }
+        }
     }
 }
