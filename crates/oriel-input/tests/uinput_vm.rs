@@ -1,26 +1,40 @@
 //! The uinput backend against a real kernel. The kernels of our build
 //! machines have no uinput module, so these tests are `#[ignore]`d on the
-//! host and `vm/run-uinput-tests.sh` runs them with `--ignored` inside qemu,
-//! on Debian's kernel, with this test binary as the only program.
+//! host (they show up as "ignored", never as passed) and
+//! `vm/run-uinput-tests.sh` runs them with `--ignored --test-threads=1`
+//! inside qemu, on Debian's kernel, with this test binary as the only
+//! program. One thread: every test creates devices with the same names.
+//!
+//! Each test opens the reader before emitting, because evdev only queues
+//! events for handles that are already open, and then checks that exactly
+//! the emitted events arrived: the expected ones, then nothing more.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use evdev::{Device, EventType};
+use evdev::{Device, EventType, PropType};
 use oriel_input::backend::Backend;
 use oriel_input::gamepad::{self, PadEvent};
+use oriel_input::keymap;
 use oriel_input::protocol::{encode, InputMessage, MouseButton};
 use oriel_input::roles::Role;
 use oriel_input::service;
 use oriel_input::uinput::{self, Uinput};
 
-/// Opens the event device called `name`, waiting for its node to appear.
-fn find(name: &str) -> Device {
+const EV_KEY: u16 = 1;
+const EV_REL: u16 = 2;
+const EV_ABS: u16 = 3;
+
+/// Opens the event device called `name`, waiting for its node: the kernel
+/// creates it asynchronously after UI_DEV_CREATE returns.
+fn find(name: &str) -> (PathBuf, Device) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        for (_, dev) in evdev::enumerate() {
+        for (path, dev) in evdev::enumerate() {
             if dev.name() == Some(name) {
-                return dev;
+                dev.set_nonblocking(true).expect("O_NONBLOCK");
+                return (path, dev);
             }
         }
         assert!(Instant::now() < deadline, "no input device named {name:?}");
@@ -28,15 +42,16 @@ fn find(name: &str) -> Device {
     }
 }
 
-fn gone(name: &str) -> bool {
-    evdev::enumerate().all(|(_, d)| d.name() != Some(name))
+fn present(name: &str) -> bool {
+    evdev::enumerate().any(|(_, d)| d.name() == Some(name))
 }
 
-/// Reads events (without SYN) until `n` arrived or 2 s passed.
-fn read(dev: &mut Device, n: usize) -> Vec<(u16, u16, i32)> {
+/// Reads events (without SYN) until `n` arrived or 2 s passed, then makes
+/// sure nothing else follows. uinput writes reach readers' queues before
+/// write() returns, so a short quiet period is enough.
+fn read_exactly(dev: &mut Device, n: usize) -> Vec<(u16, u16, i32)> {
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while out.len() < n && Instant::now() < deadline {
+    let take = |dev: &mut Device, out: &mut Vec<_>| {
         if let Ok(events) = dev.fetch_events() {
             for e in events {
                 if e.event_type() != EventType::SYNCHRONIZATION {
@@ -44,74 +59,123 @@ fn read(dev: &mut Device, n: usize) -> Vec<(u16, u16, i32)> {
                 }
             }
         }
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while out.len() < n && Instant::now() < deadline {
+        take(dev, &mut out);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let quiet = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < quiet {
+        take(dev, &mut out);
+        std::thread::sleep(Duration::from_millis(10));
     }
     out
 }
 
-fn nonblocking(dev: &Device) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fd = dev.as_raw_fd();
-        let flags = libc_fcntl(fd, 3 /* F_GETFL */, 0);
-        libc_fcntl(
-            fd,
-            4,              /* F_SETFL */
-            flags | 0o4000, /* O_NONBLOCK */
-        );
-    }
-}
-
-extern "C" {
-    #[link_name = "fcntl"]
-    fn libc_fcntl(fd: i32, cmd: i32, arg: i32) -> i32;
+fn absinfo(dev: &Device) -> Vec<(u16, i32, i32)> {
+    let mut v: Vec<_> = dev
+        .get_absinfo()
+        .expect("EVIOCGABS")
+        .map(|(c, i)| (c.0, i.minimum(), i.maximum()))
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
 #[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
-fn keyboard_mouse_pointer_and_wheel_read_back_exactly() {
+fn keyboard_keys_and_text_read_back_exactly() {
     let mut b = Uinput::open().expect("uinput");
-    let mut kbd = find(uinput::KEYBOARD_NAME);
-    let mut mouse = find(uinput::MOUSE_NAME);
-    let mut ptr = find(uinput::POINTER_NAME);
-    for d in [&kbd, &mouse, &ptr] {
-        nonblocking(d);
-    }
+    let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
+    let keys: Vec<u16> = kbd
+        .supported_keys()
+        .expect("keys")
+        .iter()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(keys, keymap::all_evdev_keys(), "declares every mapped key");
+
     b.key(30, true).unwrap();
     b.key(30, false).unwrap();
-    assert_eq!(read(&mut kbd, 2), vec![(1, 30, 1), (1, 30, 0)]);
+    assert_eq!(
+        read_exactly(&mut kbd, 2),
+        vec![(EV_KEY, 30, 1), (EV_KEY, 30, 0)]
+    );
 
+    // US layout: 'a' plain, 'A' and '!' with left shift around them.
+    b.text("aA!").unwrap();
+    assert_eq!(
+        read_exactly(&mut kbd, 10),
+        vec![
+            (EV_KEY, 30, 1),
+            (EV_KEY, 30, 0),
+            (EV_KEY, 42, 1),
+            (EV_KEY, 30, 1),
+            (EV_KEY, 30, 0),
+            (EV_KEY, 42, 0),
+            (EV_KEY, 42, 1),
+            (EV_KEY, 2, 1),
+            (EV_KEY, 2, 0),
+            (EV_KEY, 42, 0),
+        ]
+    );
+    // No key for it on a US layout: an error, and nothing typed.
+    assert!(b.text("é").is_err());
+    assert_eq!(read_exactly(&mut kbd, 0), vec![]);
+}
+
+#[test]
+#[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
+fn mouse_buttons_and_wheel_read_back_exactly() {
+    let mut b = Uinput::open().expect("uinput");
+    let (_, mut mouse) = find(uinput::MOUSE_NAME);
     b.pointer_rel(-5, 7).unwrap();
     b.button(MouseButton::Right, true).unwrap();
     b.button(MouseButton::Right, false).unwrap();
+    b.button(MouseButton::Back, true).unwrap();
     // 1.5 notches down, then half a notch more: hi-res every time, whole
-    // notches when they add up (evdev's wheel is positive upwards).
+    // notches when they add up. evdev's wheel is positive upwards, the
+    // protocol's downwards; horizontal is positive right in both.
     b.wheel(0, 180).unwrap();
     b.wheel(0, 60).unwrap();
+    b.wheel(-120, 0).unwrap();
     assert_eq!(
-        read(&mut mouse, 8),
+        read_exactly(&mut mouse, 11),
         vec![
-            (2, 0, -5),
-            (2, 1, 7),
-            (1, 0x111, 1),
-            (1, 0x111, 0),
-            (2, 0x0b, -180),
-            (2, 0x08, -1),
-            (2, 0x0b, -60),
-            (2, 0x08, -1)
+            (EV_REL, 0x00, -5), // REL_X
+            (EV_REL, 0x01, 7),  // REL_Y
+            (EV_KEY, 0x111, 1), // BTN_RIGHT
+            (EV_KEY, 0x111, 0),
+            (EV_KEY, 0x113, 1),   // BTN_SIDE
+            (EV_REL, 0x0b, -180), // REL_WHEEL_HI_RES
+            (EV_REL, 0x08, -1),   // REL_WHEEL
+            (EV_REL, 0x0b, -60),  // REL_WHEEL_HI_RES
+            (EV_REL, 0x08, -1),   // REL_WHEEL
+            (EV_REL, 0x0c, -120), // REL_HWHEEL_HI_RES
+            (EV_REL, 0x06, -1),   // REL_HWHEEL
         ]
     );
-    let abs = ptr
-        .get_absinfo()
-        .unwrap()
-        .map(|(c, i)| (c.0, i.minimum(), i.maximum()))
-        .collect::<Vec<_>>();
-    assert!(
-        abs.contains(&(0, 0, 65535)) && abs.contains(&(1, 0, 65535)),
-        "{abs:?}"
-    );
+}
+
+#[test]
+#[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
+fn absolute_pointer_reads_back_exactly() {
+    let mut b = Uinput::open().expect("uinput");
+    let (_, mut ptr) = find(uinput::POINTER_NAME);
+    assert_eq!(absinfo(&ptr), vec![(0, 0, 65535), (1, 0, 65535)]);
+    assert!(ptr.properties().contains(PropType::POINTER));
     b.pointer_abs(1000, 65535).unwrap();
-    assert_eq!(read(&mut ptr, 2), vec![(3, 0, 1000), (3, 1, 65535)]);
+    b.pointer_abs(0, 0).unwrap();
+    assert_eq!(
+        read_exactly(&mut ptr, 4),
+        vec![
+            (EV_ABS, 0, 1000),
+            (EV_ABS, 1, 65535),
+            (EV_ABS, 0, 0),
+            (EV_ABS, 1, 0)
+        ]
+    );
 }
 
 #[test]
@@ -120,10 +184,9 @@ fn two_pads_for_two_slots_with_xbox_layout_and_removal() {
     let mut b = Uinput::open().expect("uinput");
     b.gamepad_add(2).unwrap();
     b.gamepad_add(3).unwrap();
-    let mut p2 = find(&uinput::gamepad_name(2));
-    let mut p3 = find(&uinput::gamepad_name(3));
+    let (path2, mut p2) = find(&uinput::gamepad_name(2));
+    let (_, mut p3) = find(&uinput::gamepad_name(3));
     for p in [&p2, &p3] {
-        nonblocking(p);
         let id = p.input_id();
         assert_eq!(
             (id.vendor(), id.product()),
@@ -131,20 +194,14 @@ fn two_pads_for_two_slots_with_xbox_layout_and_removal() {
         );
         let keys: BTreeSet<u16> = p.supported_keys().unwrap().iter().map(|k| k.0).collect();
         assert_eq!(keys, gamepad::BUTTONS.iter().copied().collect());
-        let mut axes: Vec<(u16, i32, i32)> = p
-            .get_absinfo()
-            .unwrap()
-            .map(|(c, i)| (c.0, i.minimum(), i.maximum()))
-            .collect();
-        axes.sort();
         let mut want = gamepad::AXES.to_vec();
         want.sort();
-        assert_eq!(axes, want);
+        assert_eq!(absinfo(p), want);
     }
     b.gamepad(
         2,
         PadEvent::Key {
-            code: 0x130,
+            code: 0x130, // BTN_SOUTH
             pressed: true,
         },
     )
@@ -152,46 +209,58 @@ fn two_pads_for_two_slots_with_xbox_layout_and_removal() {
     b.gamepad(
         3,
         PadEvent::Abs {
-            code: 1,
+            code: 1, // ABS_Y
             value: -32768,
         },
     )
     .unwrap();
+    b.gamepad(
+        2,
+        PadEvent::Abs {
+            code: 0x11, // ABS_HAT0Y
+            value: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(
-        read(&mut p2, 2),
-        vec![(1, 0x130, 1)],
-        "slot 2 sees only its own button"
+        read_exactly(&mut p2, 2),
+        vec![(EV_KEY, 0x130, 1), (EV_ABS, 0x11, 1)],
+        "slot 2 sees only its own events"
     );
     assert_eq!(
-        read(&mut p3, 2),
-        vec![(3, 1, -32768)],
-        "slot 3 sees only its own axis"
+        read_exactly(&mut p3, 1),
+        vec![(EV_ABS, 1, -32768)],
+        "slot 3 sees only its own event"
     );
+
+    // An open handle does not keep a uinput device alive; close ours anyway.
+    drop(p2);
     b.gamepad_remove(2);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !gone(&uinput::gamepad_name(2)) {
+    while present(&uinput::gamepad_name(2)) || Path::new(&path2).exists() {
         assert!(
             Instant::now() < deadline,
-            "pad 2 still present after removal"
+            "pad 2 ({}) still present after removal",
+            path2.display()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!gone(&uinput::gamepad_name(3)), "pad 3 stays");
+    assert!(present(&uinput::gamepad_name(3)), "pad 3 stays");
+    assert!(b.gamepad(2, PadEvent::Abs { code: 0, value: 0 }).is_err());
 }
 
 #[test]
 #[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
 fn a_leaving_client_releases_its_held_keys() {
     let h = service::spawn(Box::new(Uinput::open().expect("uinput"))).unwrap();
-    let mut kbd = find(uinput::KEYBOARD_NAME);
-    nonblocking(&kbd);
+    let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
     h.join(1, Role::Controller);
     h.data(1, &encode(&InputMessage::KeyDown("ShiftLeft".into())));
-    assert_eq!(read(&mut kbd, 1), vec![(1, 42, 1)]);
+    assert_eq!(read_exactly(&mut kbd, 1), vec![(EV_KEY, 42, 1)]);
     h.leave(1);
     assert_eq!(
-        read(&mut kbd, 1),
-        vec![(1, 42, 0)],
+        read_exactly(&mut kbd, 1),
+        vec![(EV_KEY, 42, 0)],
         "held key released on leave"
     );
 }
