@@ -21,6 +21,12 @@ pub struct Cli {
     /// Log filter, e.g. `info`, `debug`, `oriel=debug,warn`.
     #[arg(long, env = "ORIEL_LOG", default_value = "info", global = true)]
     pub log_level: String,
+
+    /// Configuration file (TOML; its keys are the long flag names, e.g.
+    /// `bitrate = 6000`). Default `$XDG_CONFIG_HOME/oriel/config.toml`,
+    /// read when it exists. Precedence: flags > ORIEL_* > file > defaults.
+    #[arg(long, env = "ORIEL_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +38,9 @@ pub enum Command {
     Probe(MediaArgs),
     /// Mint, list and revoke links (controller, viewer, player).
     Link(LinkArgs),
+    /// Print the effective configuration of `serve` (with the same flags)
+    /// and where each value came from: flag, environment, file or default.
+    Config(ServeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,7 +87,8 @@ pub enum LinkCommand {
         label: Option<String>,
         /// The agent's address as browsers reach it.
         #[arg(
-            long,
+            long = "public-url",
+            visible_alias = "url",
             env = "ORIEL_PUBLIC_URL",
             default_value = "http://127.0.0.1:8080/"
         )]

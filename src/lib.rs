@@ -5,6 +5,7 @@
 //! `session` drive `media`; `media` and `desktop` know nothing of the web.
 
 pub mod config;
+pub mod config_file;
 pub mod desktop;
 pub use oriel_input as input;
 pub mod media;

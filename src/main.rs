@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 
 use oriel::config::{
-    Cli, Command, InputChoice, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
+    Command, InputChoice, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
 };
+use oriel::config_file::LoadError;
 use oriel::desktop::xvfb::VirtualDisplay;
 use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
@@ -26,13 +26,29 @@ use oriel::signalling::protocol::{InputInfo, VideoInfo};
 use oriel::signalling::server::{self, ServerConfig};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let loaded = match oriel::config_file::load(std::env::args_os()) {
+        Ok(l) => l,
+        Err(LoadError::Cli(e)) => e.exit(),
+        Err(LoadError::File(m)) => {
+            eprintln!("oriel: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config(_) = &loaded.cli.command {
+        print!("{}", oriel::config_file::render(&loaded));
+        return ExitCode::SUCCESS;
+    }
+    let config_file = loaded.file_found.then(|| loaded.file.clone());
+    let cli = loaded.cli;
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(file) = config_file {
+        tracing::info!("configuration file {}", file.display());
+    }
     if let Err(e) = gst::init() {
         eprintln!("oriel: GStreamer could not start: {e}");
         return ExitCode::FAILURE;
@@ -41,6 +57,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Probe(args) => probe(args),
         Command::Link(args) => link(args),
+        Command::Config(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,237 @@
+//! The configuration layers through the real binary: flags > ORIEL_* >
+//! config.toml > defaults, as `oriel config` reports them, and every kind of
+//! file error naming the file, the line and the key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("oriel-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("oriel")).expect("temp dir");
+        Dir(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("oriel").join("config.toml")
+    }
+    fn write(&self, text: &str) {
+        std::fs::write(self.file(), text).expect("write config");
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `oriel ARGS` with `XDG_CONFIG_HOME` at `dir`, no inherited ORIEL_*
+/// variables, plus `env`.
+fn oriel(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oriel"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORIEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", dir)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .args(args)
+        .envs(env.iter().copied());
+    cmd.output().expect("run oriel")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `oriel config` line of `key`: (value, source).
+fn setting(out: &str, key: &str) -> (String, String) {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{out}"));
+    let (value, source) = line.split_once('#').expect("a # source");
+    let value = value.trim().strip_prefix(key).unwrap_or("").trim();
+    (value.to_string(), source.trim().to_string())
+}
+
+#[test]
+fn precedence_is_flag_then_environment_then_file_then_default() {
+    let dir = Dir::new("precedence");
+    let file = dir.file().display().to_string();
+
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        setting(&stdout(&out), "bitrate"),
+        ("4000".into(), "default".into())
+    );
+    assert!(stdout(&out).contains("(not found)"));
+
+    dir.write("# comment\nframerate = 24\nbitrate = 5000\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        setting(&stdout(&out), "bitrate"),
+        ("5000".into(), format!("{file}:3"))
+    );
+    assert_eq!(
+        setting(&stdout(&out), "framerate"),
+        ("24".into(), format!("{file}:2"))
+    );
+
+    let env = [("ORIEL_BITRATE", "6000")];
+    let out = oriel(&dir.0, &["config"], &env);
+    assert_eq!(
+        setting(&stdout(&out), "bitrate"),
+        ("6000".into(), "environment ORIEL_BITRATE".into())
+    );
+    // The file still fills in what the environment left alone.
+    assert_eq!(setting(&stdout(&out), "framerate").0, "24");
+
+    let out = oriel(&dir.0, &["config", "--bitrate", "7000"], &env);
+    assert_eq!(
+        setting(&stdout(&out), "bitrate"),
+        ("7000".into(), "command line".into())
+    );
+}
+
+#[test]
+fn lists_flags_and_an_explicit_file() {
+    let dir = Dir::new("kinds");
+    let other = dir.0.join("elsewhere.toml");
+    std::fs::write(
+        &other,
+        "allow-origin = [\"https://a.example\", \"https://b.example\"]\nno-playout-delay = true\nlisten = \"127.0.0.1:9999\"\n",
+    )
+    .expect("write");
+    let out = oriel(
+        &dir.0,
+        &["config", "--config", other.to_str().unwrap_or("")],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        setting(&text, "allow-origin").0,
+        "https://a.example,https://b.example"
+    );
+    assert_eq!(setting(&text, "no-playout-delay").0, "true");
+    assert_eq!(setting(&text, "listen").0, "127.0.0.1:9999");
+    // The default file is not read when another one is named.
+    dir.write("bitrate = 5000\n");
+    let out = oriel(
+        &dir.0,
+        &["config", "--config", other.to_str().unwrap_or("")],
+        &[],
+    );
+    assert_eq!(setting(&stdout(&out), "bitrate").1, "default");
+}
+
+#[test]
+fn the_file_applies_to_link_urls_too() {
+    let dir = Dir::new("link");
+    dir.write("public-url = \"https://desk.example:8443/\"\n");
+    let out = oriel(&dir.0, &["link", "create", "--role", "viewer"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("https://desk.example:8443/#token="),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Every kind of file error: exit code 2 and a message with file:line and key.
+#[test]
+fn file_errors_name_the_file_the_line_and_the_key() {
+    let dir = Dir::new("errors");
+    let file = dir.file().display().to_string();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "bitrat = 5000\n",
+            ":1: unknown key `bitrat`",
+            "did you mean `bitrate`?",
+        ),
+        (
+            "\nframerate = \"fast\"\n",
+            ":2: `framerate` must be an integer",
+            "not a string",
+        ),
+        (
+            "bitrate = 6000.5\n",
+            ":1: `bitrate` must be an integer",
+            "not a float",
+        ),
+        (
+            "framerate = 500\n",
+            ":1: `framerate` = 500",
+            "500 is not in 1..=240",
+        ),
+        (
+            "capture = \"vnc\"\n",
+            ":1: `capture` = \"vnc\"",
+            "expected one of auto, x11, wayland, test",
+        ),
+        (
+            "listen = \"everywhere\"\n",
+            ":1: `listen` = \"everywhere\"",
+            "invalid socket address",
+        ),
+        (
+            "no-playout-delay = \"yes\"\n",
+            ":1: `no-playout-delay` must be a boolean",
+            "not a string",
+        ),
+        (
+            "[media]\nbitrate = 1\n",
+            ":1: `media`",
+            "sections are not used",
+        ),
+        ("bitrate = \n", ":1: not valid TOML", ""),
+        (
+            "virtual-display-size = \"1281x720\"\n",
+            ":1: `virtual-display-size`",
+            "must be even",
+        ),
+    ];
+    for (text, at, why) in cases {
+        dir.write(text);
+        for args in [&["config"][..], &["serve", "--capture", "test"][..]] {
+            let out = oriel(&dir.0, args, &[]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{text:?} {args:?}: {err}");
+            assert!(err.contains(&format!("{file}{at}")), "{text:?}: {err}");
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+    }
+
+    // A file named explicitly must exist.
+    let out = oriel(
+        &dir.0,
+        &["config", "--config", "/nonexistent/oriel.toml"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/oriel.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let dir = Dir::new("env");
+    let out = oriel(&dir.0, &["config"], &[("ORIEL_FRAMERATE", "fast")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("fast") && err.contains("framerate"), "{err}");
+}
