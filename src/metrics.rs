@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::media::service::MediaStats;
+use crate::media::PeerId;
+use crate::session::roles::Role;
 use crate::session::room::RoomStats;
 
 /// A snapshot of the room, published by the signalling actor after each
@@ -18,7 +20,12 @@ pub struct RoomSnapshot {
     pub clients: usize,
     pub joined: usize,
     pub stats: RoomStats,
+    /// Each media session's peer and role.
+    pub sessions: Vec<(PeerId, Role)>,
 }
+
+/// Reads one counter of a client's traffic.
+type TrafficValue = fn(&crate::media::traffic::PeerTraffic) -> u64;
 
 pub struct Metrics {
     pub media: Arc<MediaStats>,
@@ -27,6 +34,9 @@ pub struct Metrics {
     pub capture: String,
     /// WebSocket upgrades refused for their `Origin`.
     pub origin_refused: std::sync::atomic::AtomicU64,
+    /// Hellos refused for their token, and refused unchecked by the limiter.
+    pub token_failures: std::sync::atomic::AtomicU64,
+    pub token_rate_limited: std::sync::atomic::AtomicU64,
     pub input: Option<Arc<crate::input::service::InputStats>>,
     pub input_backend: String,
 }
@@ -49,8 +59,56 @@ impl Metrics {
             encoder,
             capture,
             origin_refused: Default::default(),
+            token_failures: Default::default(),
+            token_rate_limited: Default::default(),
             input: None,
             input_backend: "none".into(),
+        }
+    }
+
+    /// Per-client RTP counters, labelled with the session's peer id and role.
+    fn render_traffic(&self, s: &mut String, room: &RoomSnapshot) {
+        let traffic: Vec<_> = match self.media.traffic.lock() {
+            Ok(t) => t.iter().map(|(p, t)| (*p, t.clone())).collect(),
+            Err(_) => return,
+        };
+        let role_of = |peer: PeerId| {
+            room.sessions
+                .iter()
+                .find(|(p, _)| *p == peer)
+                .map(|(_, r)| match r {
+                    Role::Player { slot } => format!("player\",slot=\"{slot}"),
+                    r => r.name().to_string(),
+                })
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let families: [(&str, &str, TrafficValue); 3] = [
+            (
+                "oriel_client_sent_bytes_total",
+                "RTP bytes handed to each client's webrtcbin (before SRTP).",
+                |t| t.bytes_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_sent_packets_total",
+                "RTP packets handed to each client's webrtcbin.",
+                |t| t.packets_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_dropped_packets_total",
+                "RTP packets dropped by a client's queue because it fell behind.",
+                |t| t.dropped(),
+            ),
+        ];
+        for (name, help, value) in families {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (peer, t) in &traffic {
+                let _ = writeln!(
+                    s,
+                    "{name}{{peer=\"{peer}\",role=\"{}\"}} {}",
+                    role_of(*peer),
+                    value(t)
+                );
+            }
         }
     }
 
@@ -89,6 +147,36 @@ impl Metrics {
             "gauge",
             "Connected signalling clients.",
             room.clients as u64,
+        );
+        metric(
+            "oriel_frames_captured_total",
+            "counter",
+            "Raw frames that reached the shared encoder.",
+            m.frames.captured.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_frames_encoded_total",
+            "counter",
+            "Encoded frames out of the shared encoder (one encode for every client).",
+            m.frames.encoded.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_frames_dropped_total",
+            "counter",
+            "Frames the encoder took in and did not give out (includes the one in flight).",
+            m.frames.dropped(),
+        );
+        metric(
+            "oriel_token_failures_total",
+            "counter",
+            "Hellos refused for a bad, expired or revoked token.",
+            self.token_failures.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_token_rate_limited_total",
+            "counter",
+            "Hellos refused unchecked because their address failed too often.",
+            self.token_rate_limited.load(Ordering::Relaxed),
         );
         metric(
             "oriel_peers",
@@ -150,6 +238,29 @@ impl Metrics {
             "WebSocket upgrades refused for their Origin.",
             self.origin_refused.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            s,
+            "# HELP oriel_clients_by_role Clients with a media session, by role (`pending`: connected, no session yet).\n# TYPE oriel_clients_by_role gauge"
+        );
+        let count = |name: &str| {
+            room.sessions
+                .iter()
+                .filter(|(_, r)| r.name() == name)
+                .count()
+        };
+        for role in ["controller", "viewer", "player"] {
+            let _ = writeln!(
+                s,
+                "oriel_clients_by_role{{role=\"{role}\"}} {}",
+                count(role)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "oriel_clients_by_role{{role=\"pending\"}} {}",
+            room.clients.saturating_sub(room.sessions.len())
+        );
+        self.render_traffic(&mut s, &room);
         let _ = writeln!(
             s,
             "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"

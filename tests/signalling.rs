@@ -14,6 +14,8 @@ struct Agent {
     addr: String,
     state_dir: std::path::PathBuf,
     controller_token: String,
+    /// The agent's stderr (its log).
+    log: std::path::PathBuf,
 }
 
 impl Drop for Agent {
@@ -21,6 +23,7 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -45,6 +48,8 @@ fn token_of(url: &str) -> String {
 
 fn start_agent(extra: &[&str]) -> Agent {
     let state_dir = temp_state_dir();
+    let log = state_dir.with_extension("log");
+    let log_file = std::fs::File::create(&log).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_oriel"))
         .args(["serve", "--listen", "127.0.0.1:0", "--capture", "test"])
         .arg("--state-dir")
@@ -52,7 +57,7 @@ fn start_agent(extra: &[&str]) -> Agent {
         .args(extra)
         .env_remove("DISPLAY")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .expect("start oriel");
     let stdout = child.stdout.take().expect("stdout");
@@ -72,6 +77,7 @@ fn start_agent(extra: &[&str]) -> Agent {
         addr,
         state_dir,
         controller_token,
+        log,
     }
 }
 
@@ -333,4 +339,68 @@ async fn an_expired_link_is_refused() {
     let e = next_json(&mut ws).await;
     assert_eq!(e["code"], "unauthorized", "{e}");
     assert!(e["message"].as_str().unwrap().contains("expired"), "{e}");
+}
+
+/// The value of a metric line `name{labels} value` (labels as written).
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn failed_tokens_are_rate_limited_per_address_and_never_logged() {
+    let agent = start_agent(&["--log-level", "debug"]);
+    let (viewer, _) = create_link(&agent, &["--role", "viewer"]);
+    let mut controller = connect(&agent).await;
+    send(&mut controller, &hello(&agent.controller_token)).await;
+    assert_eq!(next_json(&mut controller).await["type"], "welcome");
+
+    let bad: Vec<String> = (0..10)
+        .map(|i| format!("guess{i}.AAAAAAAAAAAAAAAAAAAAAA"))
+        .collect();
+    for token in &bad {
+        let mut ws = connect(&agent).await;
+        send(&mut ws, &hello(token)).await;
+        assert_eq!(next_json(&mut ws).await["code"], "unauthorized");
+    }
+    // The eleventh hello from this address is refused unchecked, even
+    // with a good link.
+    let mut ws = connect(&agent).await;
+    send(&mut ws, &hello(&viewer)).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["code"], "rateLimited", "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("try again in"),
+        "{e}"
+    );
+    // The connected controller is not affected.
+    send(&mut controller, r#"{"type":"ping"}"#).await;
+    assert_eq!(until(&mut controller, "pong").await["type"], "pong");
+
+    let m = http_get(&agent.addr, "/metrics").await;
+    assert_eq!(metric(&m, "oriel_token_failures_total"), Some(10), "{m}");
+    assert_eq!(metric(&m, "oriel_token_rate_limited_total"), Some(1), "{m}");
+    assert_eq!(
+        metric(&m, "oriel_clients_by_role{role=\"controller\"}"),
+        Some(1),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "oriel_clients_by_role{role=\"viewer\"}"),
+        Some(0),
+        "{m}"
+    );
+
+    let log = std::fs::read_to_string(&agent.log).expect("log");
+    assert!(
+        log.contains("link refused"),
+        "the refusals are logged:\n{log}"
+    );
+    for token in bad.iter().chain([&viewer, &agent.controller_token]) {
+        let secret_part = token.split('.').next_back().unwrap_or(token);
+        assert!(
+            !log.contains(secret_part),
+            "token {token} in the log:\n{log}"
+        );
+    }
 }

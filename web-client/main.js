@@ -35,7 +35,7 @@ const displayName = (() => {
   }
 })();
 // Refusals that a retry cannot fix: stop reconnecting and say why.
-const FINAL_ERRORS = new Set(['unauthorized', 'roleTaken', 'unsupportedProtocol']);
+const FINAL_ERRORS = new Set(['unauthorized', 'roleTaken', 'unsupportedProtocol', 'rateLimited']);
 // Session ends a retry cannot undo (the link is gone, or another tab took the seat).
 const FINAL_BYE = /revoked|replaced/;
 const NEEDS_LINK = "This page needs a link from the agent's owner (oriel link create)";

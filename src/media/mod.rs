@@ -10,6 +10,7 @@ pub mod peer;
 pub mod playout_delay;
 pub mod producer;
 pub mod service;
+pub mod traffic;
 pub mod trial;
 
 /// Identifies one client's media branch.

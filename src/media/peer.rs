@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
 use crate::media::producer::Producer;
+use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
 /// What a branch reports from GStreamer's threads.
@@ -43,6 +44,8 @@ pub struct PeerBranch {
     webrtcbin: gst::Element,
     tee_pad: gst::Pad,
     connected: Arc<AtomicBool>,
+    /// Packets and bytes this client was sent or lost to its queue.
+    pub traffic: Arc<PeerTraffic>,
     _channels: Vec<gst_webrtc::WebRTCDataChannel>,
 }
 
@@ -70,6 +73,7 @@ impl PeerBranch {
             // blocks the tee and so never stalls anyone else.
             .property_from_str("leaky", "downstream")
             .build()?;
+        let traffic = PeerTraffic::watch(&queue);
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
             .build()?;
@@ -176,6 +180,7 @@ impl PeerBranch {
             webrtcbin,
             tee_pad,
             connected,
+            traffic,
             _channels: channels,
         })
     }

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
 use crate::media::playout_delay;
+use crate::media::traffic::FrameCounters;
 
 /// The RTP payload type of the video stream.
 pub const VIDEO_PT: u32 = 96;
@@ -106,6 +107,18 @@ impl Producer {
             tee,
             encoder_src,
         })
+    }
+
+    /// Counts frames into and out of the encoder fragment.
+    pub fn count_frames(&self, counters: &std::sync::Arc<FrameCounters>) {
+        let encoder_sink = self
+            .pipeline
+            .by_name("convert")
+            .and_then(|c| c.static_pad("src"))
+            .and_then(|p| p.peer());
+        if let Some(sink) = encoder_sink {
+            counters.watch(&sink, &self.encoder_src);
+        }
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {

@@ -71,6 +71,10 @@ pub struct MediaStats {
     pub keyframes_requested: AtomicU64,
     pub keyframes_forced: AtomicU64,
     pub keyframes_coalesced: AtomicU64,
+    /// Frames through the encoder.
+    pub frames: Arc<crate::media::traffic::FrameCounters>,
+    /// Each live branch's packet and byte counters.
+    pub traffic: crate::media::traffic::PeerTrafficMap,
 }
 
 enum Command {
@@ -383,6 +387,13 @@ impl Service {
             (self.peers.len() + self.waiting.len()) as u64,
             Ordering::Relaxed,
         );
+        if let Ok(mut traffic) = self.stats.traffic.lock() {
+            *traffic = self
+                .peers
+                .iter()
+                .map(|(id, b)| (*id, b.traffic.clone()))
+                .collect();
+        }
     }
 
     fn on_branch_event(&mut self, peer: PeerId, event: BranchEvent) {
@@ -442,6 +453,7 @@ impl Service {
         self.generation += 1;
         let generation = self.generation;
         let producer = Producer::build(&self.config.producer)?;
+        producer.count_frames(&self.stats.frames);
 
         let tx = self.tx.clone();
         let bus = producer

@@ -132,6 +132,14 @@ impl Room {
         self.by_peer.len()
     }
 
+    /// Each media session's peer and role, for the metrics.
+    pub fn sessions(&self) -> Vec<(PeerId, Role)> {
+        self.clients
+            .values()
+            .filter_map(|c| c.session.as_ref().map(|s| (s.peer, s.role)))
+            .collect()
+    }
+
     /// Every connected client, e.g. to say goodbye on shutdown.
     pub fn client_ids(&self) -> Vec<ClientId> {
         self.clients.keys().copied().collect()

@@ -136,6 +136,9 @@ pub enum ErrorCode {
     /// The link's seat is taken: a controller is connected, or the
     /// player's slot is in use (by another link).
     RoleTaken,
+    /// Too many refused links from this address lately; the hello was not
+    /// checked. The message says when to try again.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -151,6 +154,7 @@ impl ErrorCode {
             ErrorCode::Full => "full",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RoleTaken => "roleTaken",
+            ErrorCode::RateLimited => "rateLimited",
         }
     }
 }

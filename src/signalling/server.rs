@@ -3,10 +3,10 @@
 //! decides. One actor task owns the [`Room`] and applies its outputs.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -17,11 +17,12 @@ use warp::Filter;
 use crate::input::service::InputHandle;
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::metrics::{Metrics, RoomSnapshot};
+use crate::session::limiter::FailureLimiter;
 use crate::session::links::{revoked_ids, LinkWatcher};
 use crate::session::room::{ClientId, Input, Output, Room};
 use crate::signalling::assets;
 use crate::signalling::protocol::{
-    parse_client_message, ErrorCode, ParseError, ServerMessage, MAX_FRAME_BYTES,
+    parse_client_message, ClientMessage, ErrorCode, ParseError, ServerMessage, MAX_FRAME_BYTES,
 };
 
 /// A client that says nothing for this long is dropped (the web client
@@ -39,7 +40,8 @@ enum Outgoing {
 }
 
 enum ActorMsg {
-    Open(ClientId, mpsc::UnboundedSender<Outgoing>),
+    /// A socket opened, from this address (when known).
+    Open(ClientId, mpsc::UnboundedSender<Outgoing>, Option<IpAddr>),
     Input(Input),
     Shutdown(String, oneshot::Sender<()>),
 }
@@ -111,21 +113,60 @@ async fn room_actor(
     metrics: Arc<Metrics>,
 ) {
     let mut clients: HashMap<ClientId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
+    let mut addrs: HashMap<ClientId, IpAddr> = HashMap::new();
+    let mut limiter = FailureLimiter::default();
     while let Some(msg) = rx.recv().await {
         let outputs = match msg {
-            ActorMsg::Open(id, tx) => {
+            ActorMsg::Open(id, tx, addr) => {
                 clients.insert(id, tx);
+                if let Some(addr) = addr {
+                    addrs.insert(id, addr);
+                }
                 continue;
             }
             ActorMsg::Input(input) => {
+                let hello_from = match &input {
+                    Input::Message(id, ClientMessage::Hello { .. }) => {
+                        addrs.get(id).map(|a| (*id, *a))
+                    }
+                    _ => None,
+                };
+                if let Some((id, addr)) = hello_from {
+                    if let Some(wait) = limiter.blocked(addr, Instant::now()) {
+                        metrics.token_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(client = id, %addr, "hello refused unchecked: too many failed tokens");
+                        if let Some(tx) = clients.get(&id) {
+                            let _ = tx.send(Outgoing::Message(ServerMessage::Error {
+                                code: ErrorCode::RateLimited,
+                                message: format!(
+                                    "too many refused links from your address; try again in {} s",
+                                    wait.as_secs().max(1)
+                                ),
+                            }));
+                            let _ = tx.send(Outgoing::Close(1008, "rate limited"));
+                        }
+                        continue;
+                    }
+                }
                 let gone = match &input {
                     Input::Disconnected(id) => Some(*id),
                     _ => None,
                 };
                 let out = room.handle(input);
+                if let Some((id, addr)) = hello_from {
+                    let refused = out.iter().any(|o| {
+                        matches!(o, Output::Send(to, ServerMessage::Error { code: ErrorCode::Unauthorized, .. }) if *to == id)
+                    });
+                    if refused {
+                        metrics.token_failures.fetch_add(1, Ordering::Relaxed);
+                        limiter.failed(addr, Instant::now());
+                        tracing::info!(client = id, %addr, "link refused");
+                    }
+                }
                 if let Some(id) = gone {
                     // Dropping the sender ends that socket's writer.
                     clients.remove(&id);
+                    addrs.remove(&id);
                 }
                 out
             }
@@ -150,6 +191,7 @@ async fn room_actor(
                 clients: room.client_count(),
                 joined: room.joined_count(),
                 stats: room.stats().clone(),
+                sessions: room.sessions(),
             };
         }
     }
@@ -225,8 +267,12 @@ pub async fn serve(
         .and(warp::ws())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
+        .and(warp::addr::remote())
         .map(
-            move |ws: warp::ws::Ws, origin: Option<String>, host: Option<String>| {
+            move |ws: warp::ws::Ws,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  remote: Option<std::net::SocketAddr>| {
                 if !origin_allowed(origin.as_deref(), host.as_deref(), &allowed) {
                     ws_metrics.origin_refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -243,7 +289,9 @@ pub async fn serve(
                 Box::new(
                     ws.max_message_size(MAX_FRAME_BYTES)
                         .max_frame_size(MAX_FRAME_BYTES)
-                        .on_upgrade(move |socket| client_session(socket, id, tx)),
+                        .on_upgrade(move |socket| {
+                            client_session(socket, id, remote.map(|r| r.ip()), tx)
+                        }),
                 )
             },
         );
@@ -286,11 +334,16 @@ pub async fn serve(
 
 /// One WebSocket connection: reads frames into the room, writes what the
 /// room sends back.
-async fn client_session(socket: WebSocket, id: ClientId, actor: mpsc::UnboundedSender<ActorMsg>) {
+async fn client_session(
+    socket: WebSocket,
+    id: ClientId,
+    addr: Option<IpAddr>,
+    actor: mpsc::UnboundedSender<ActorMsg>,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let own_tx = tx.clone();
-    if actor.send(ActorMsg::Open(id, tx)).is_err() {
+    if actor.send(ActorMsg::Open(id, tx, addr)).is_err() {
         return;
     }
     let _ = actor.send(ActorMsg::Input(Input::Connected(id)));

@@ -4,7 +4,7 @@
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, status, waitFor, waitDecoding, waitFramesGrow, sleep } from './harness.mjs';
+import { Agent, Harness, status, waitFor, waitDecoding, waitFramesGrow, sleep } from './harness.mjs';
 
 const h = new Harness('playback');
 let agent;
@@ -72,6 +72,22 @@ h.test('two clients at once both decode', async () => {
     const hz = await agent.healthz();
     assert.equal(hz.clients, 2);
     assert.equal(hz.peers, 2);
+
+    // /metrics tells the same story: one encode, two clients each sent
+    // their own bytes, counted by role.
+    const text = await agent.metrics();
+    const one = (name, labels = '') =>
+      Agent.metricSamples(text, name).find((s) => s.labels === labels)?.value;
+    const encoded = one('oriel_frames_encoded_total');
+    assert.ok(encoded >= Math.max(...laters.map((s) => s.framesDecoded)), `frames encoded (${encoded}) cover what each client decoded`);
+    assert.ok(one('oriel_frames_captured_total') >= encoded, 'captured >= encoded');
+    const role = laters[0].role;
+    assert.equal(one('oriel_clients_by_role', `{role="${role}"}`), 2, `two ${role}s`);
+    for (const s of laters) {
+      const bytes = one('oriel_client_sent_bytes_total', `{peer="${s.peerId}",role="${role}"}`);
+      assert.ok(bytes > 10000, `client ${s.peerId} was sent ${bytes} bytes`);
+      assert.equal(one('oriel_client_dropped_packets_total', `{peer="${s.peerId}",role="${role}"}`) >= 0, true);
+    }
   } finally {
     await closeAll(pages);
   }
