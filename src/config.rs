@@ -22,11 +22,31 @@ pub struct Cli {
     #[arg(long, env = "ORIEL_LOG", default_value = "info", global = true)]
     pub log_level: String,
 
+    /// Log format: `auto` (plain text; without timestamps or colours under
+    /// systemd, since journald adds its own), `text`, or `json` (one object
+    /// per line, fields included).
+    #[arg(
+        long,
+        env = "ORIEL_LOG_FORMAT",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// Configuration file (TOML; its keys are the long flag names, e.g.
     /// `bitrate = 6000`). Default `$XDG_CONFIG_HOME/oriel/config.toml`,
     /// read when it exists. Precedence: flags > ORIEL_* > file > defaults.
     #[arg(long, env = "ORIEL_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use oriel::config::{
-    Command, InputChoice, LinkArgs, LinkCommand, MediaArgs, RoleChoice, ServeArgs, StateArgs,
+    Command, InputChoice, LinkArgs, LinkCommand, LogFormat, MediaArgs, RoleChoice, ServeArgs,
+    StateArgs,
 };
 use oriel::config_file::LoadError;
 use oriel::desktop::xvfb::VirtualDisplay;
@@ -40,12 +41,7 @@ fn main() -> ExitCode {
     }
     let config_file = loaded.file_found.then(|| loaded.file.clone());
     let cli = loaded.cli;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli.log_level, cli.log_format);
     if let Some(file) = config_file {
         tracing::info!("configuration file {}", file.display());
     }
@@ -65,6 +61,24 @@ fn main() -> ExitCode {
             eprintln!("oriel: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr. Under systemd (`JOURNAL_STREAM` set) journald stamps
+/// each line and colours mean nothing, so `auto` leaves both out.
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
+        eprintln!("oriel: bad --log-level `{level}`; using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Auto if journald => builder.without_time().with_ansi(false).init(),
+        LogFormat::Auto | LogFormat::Text => builder.init(),
     }
 }
 
@@ -417,7 +431,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         println!("oriel: serving http://{addr}/");
         let public = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}/"));
-        println!("oriel: controller link {}", link_url(&public, &controller_token));
+        let controller_link = link_url(&public, &controller_token);
+        if std::env::var_os("JOURNAL_STREAM").is_some() {
+            // Under systemd stdout is the journal, which keeps lines for
+            // weeks and which admins can read: the link goes to a file only
+            // the user can read.
+            let path = store.write_private("controller-link", format!("{controller_link}\n").as_bytes())?;
+            println!("oriel: controller link in {} (kept out of the log)", path.display());
+        } else {
+            println!("oriel: controller link {controller_link}");
+        }
         if let Some(vd) = &virtual_display {
             println!("oriel: virtual display {}", vd.name);
         }

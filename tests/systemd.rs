@@ -3,7 +3,7 @@
 //! STOPPING=1 and exit 0 on SIGTERM), checked with a real notify socket.
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -60,10 +60,11 @@ fn notify_ready_watchdog_and_stopping() {
         .arg(dir.join("state"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")
+        .env("JOURNAL_STREAM", "8:12345")
         .env_remove("WATCHDOG_PID")
         .env_remove("DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("journal")).unwrap())
+        .stderr(std::fs::File::create(dir.join("journal.err")).unwrap())
         .spawn()
         .unwrap();
     let mut seen = Vec::new();
@@ -95,5 +96,30 @@ fn notify_ready_watchdog_and_stopping() {
     assert!(stopping, "no STOPPING=1 after SIGTERM");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+
+    // Under systemd the journal gets no token: the controller link is in a
+    // file only the user can read.
+    let journal = std::fs::read_to_string(dir.join("journal")).unwrap()
+        + &std::fs::read_to_string(dir.join("journal.err")).unwrap();
+    assert!(
+        !journal.contains("#token="),
+        "a token in the journal:\n{journal}"
+    );
+    assert!(journal.contains("controller link in "), "{journal}");
+    let link_file = dir.join("state").join("controller-link");
+    let link = std::fs::read_to_string(&link_file).unwrap();
+    assert!(link.contains("#token="), "{link}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&link_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "controller-link readable by others: {mode:o}"
+    );
+    // No timestamps or colours: journald adds its own.
+    assert!(
+        !journal.contains("\u{1b}["),
+        "colour codes in the journal:\n{journal}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -129,9 +129,15 @@ impl Store {
     }
 
     fn save(&self, file: &LinkFile) -> Result<()> {
-        let path = self.links_path();
-        let tmp = self.dir.join(format!("{LINKS_FILE}.tmp"));
         let text = serde_json::to_string_pretty(file)?;
+        self.write_private(LINKS_FILE, text.as_bytes()).map(|_| ())
+    }
+
+    /// Writes `name` in the state directory, readable by the user only,
+    /// atomically (a reader sees the old or the new file, never half).
+    pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
         {
             let mut f = fs::OpenOptions::new()
                 .write(true)
@@ -139,10 +145,11 @@ impl Store {
                 .truncate(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
+            f.write_all(bytes)?;
             f.sync_all()?;
         }
-        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 
     /// Mints a link; returns it and its token.
