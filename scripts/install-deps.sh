@@ -16,6 +16,7 @@ run_pkgs=(
 )
 test_pkgs=(
   xdotool chromium procps systemd
+  coturn
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
 # Debian for it when the commands are missing.
@@ -41,6 +42,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # coturn's package enables and starts a system TURN server on port 3478.
+  # The tests run their own on a free port; a stray system one listening on
+  # every interface is not wanted on a CI machine: stop and disable it.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::media::ice::{IceServers, Secret, StunUrl, TurnAuth, TurnUrl};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "oriel",
@@ -52,7 +54,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the desktop: web client, signalling and media on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show every capture backend and encoder, whether it works here and
     /// which ones `serve` would pick.
     Probe(MediaArgs),
@@ -60,7 +62,7 @@ pub enum Command {
     Link(LinkArgs),
     /// Print the effective configuration of `serve` (with the same flags)
     /// and where each value came from: flag, environment, file or default.
-    Config(ServeArgs),
+    Config(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,9 +220,39 @@ pub struct ServeArgs {
     )]
     pub allow_origins: Vec<String>,
 
-    /// STUN server handed to webrtcbin, e.g. `stun://stun.example.org:3478`.
-    #[arg(long, env = "ORIEL_STUN")]
-    pub stun: Option<String>,
+    /// STUN server for the agent and every browser: `stun:host:port`
+    /// (`stun://host:port` works too).
+    #[arg(long, env = "ORIEL_STUN", value_parser = StunUrl::parse)]
+    pub stun: Option<StunUrl>,
+
+    /// TURN server for the agent and every browser:
+    /// `turn:host:port?transport=udp|tcp`, or `turns:` for TURN over TLS.
+    /// Needs --turn-secret, or --turn-username and --turn-password.
+    #[arg(long, env = "ORIEL_TURN", value_parser = TurnUrl::parse)]
+    pub turn: Option<TurnUrl>,
+
+    /// Static TURN username (coturn `user=NAME:PASSWORD`), shared by all sessions.
+    #[arg(long, env = "ORIEL_TURN_USERNAME", requires = "turn_password")]
+    pub turn_username: Option<String>,
+
+    /// Static TURN password; never logged.
+    #[arg(long, env = "ORIEL_TURN_PASSWORD", requires = "turn_username", value_parser = parse_secret)]
+    pub turn_password: Option<Secret>,
+
+    /// TURN REST shared secret (coturn `use-auth-secret`,
+    /// `static-auth-secret`): each session gets its own credentials that
+    /// expire after --turn-ttl. Never logged. Excludes static credentials.
+    #[arg(
+        long,
+        env = "ORIEL_TURN_SECRET",
+        value_parser = parse_secret,
+        conflicts_with_all = ["turn_username", "turn_password"]
+    )]
+    pub turn_secret: Option<Secret>,
+
+    /// Lifetime of minted TURN credentials (`--turn-secret`): e.g. `30m`, `12h`, `2d`.
+    #[arg(long, env = "ORIEL_TURN_TTL", default_value = "12h", value_parser = parse_turn_ttl)]
+    pub turn_ttl: Duration,
 
     /// Highest player slot: players own gamepads 2..=N.
     #[arg(long, env = "ORIEL_MAX_PLAYERS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
@@ -271,6 +303,35 @@ impl ServeArgs {
         Duration::from_millis(self.keyframe_interval_ms)
     }
 
+    /// The STUN and TURN servers, checked for consistency: a TURN server
+    /// needs credentials, credentials need a TURN server.
+    pub fn ice_servers(&self) -> Result<IceServers, String> {
+        let auth = match (&self.turn_secret, &self.turn_username, &self.turn_password) {
+            (Some(secret), _, _) => Some(TurnAuth::Rest {
+                secret: secret.clone(),
+                ttl: self.turn_ttl,
+            }),
+            (None, Some(username), Some(password)) => Some(TurnAuth::Static {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        let turn = match (&self.turn, auth) {
+            (Some(url), Some(auth)) => Some((url.clone(), auth)),
+            (Some(_), None) => return Err(
+                "--turn needs credentials: --turn-secret, or --turn-username and --turn-password"
+                    .into(),
+            ),
+            (None, Some(_)) => return Err("TURN credentials were given without --turn".into()),
+            (None, None) => None,
+        };
+        Ok(IceServers {
+            stun: self.stun.clone(),
+            turn,
+        })
+    }
+
     /// `(min, max)` in milliseconds, or `None` when disabled.
     pub fn playout_delay(&self) -> Result<Option<(u32, u32)>, String> {
         if self.no_playout_delay {
@@ -283,6 +344,20 @@ impl ServeArgs {
             ));
         }
         Ok(Some((self.playout_delay_min, self.playout_delay_max)))
+    }
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret::new(s))
+}
+
+fn parse_turn_ttl(s: &str) -> Result<Duration, String> {
+    match crate::session::links::parse_ttl(s)? {
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err("TURN credentials must expire: give a duration such as 12h".into()),
     }
 }
 
@@ -322,6 +397,75 @@ mod tests {
         assert!(parse_size("axb").is_err());
         assert!(parse_size("1281x720").is_err());
         assert!(parse_size("0x0").is_err());
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, String> {
+        let cli = Cli::try_parse_from(["oriel", "serve"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Serve(s) => Ok(*s),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn turn_flags_combine_or_fail_clearly() {
+        let s = serve(&["--turn", "turn:127.0.0.1:3478", "--turn-secret", "s"]).unwrap();
+        let ice = s.ice_servers().unwrap();
+        assert!(
+            matches!(ice.turn, Some((_, TurnAuth::Rest { ttl, .. })) if ttl == Duration::from_secs(12 * 3600))
+        );
+
+        let s = serve(&[
+            "--turn",
+            "turn:h",
+            "--turn-username",
+            "u",
+            "--turn-password",
+            "p",
+        ])
+        .unwrap();
+        assert!(matches!(
+            s.ice_servers().unwrap().turn,
+            Some((_, TurnAuth::Static { .. }))
+        ));
+
+        // Secret and static credentials exclude each other.
+        let e = serve(&[
+            "--turn",
+            "turn:h",
+            "--turn-secret",
+            "s",
+            "--turn-username",
+            "u",
+            "--turn-password",
+            "p",
+        ])
+        .unwrap_err();
+        assert!(e.contains("cannot be used with"), "{e}");
+        // A username alone is not enough.
+        assert!(serve(&["--turn", "turn:h", "--turn-username", "u"]).is_err());
+        // TURN without credentials, credentials without TURN.
+        assert!(serve(&["--turn", "turn:h"]).unwrap().ice_servers().is_err());
+        assert!(serve(&["--turn-secret", "s"])
+            .unwrap()
+            .ice_servers()
+            .is_err());
+        // A bad URL names itself.
+        let e = serve(&["--turn", "turn:h:3478?transport=sctp", "--turn-secret", "s"]).unwrap_err();
+        assert!(e.contains("transport=sctp"), "{e}");
+        assert!(serve(&[
+            "--turn",
+            "turn:h",
+            "--turn-secret",
+            "s",
+            "--turn-ttl",
+            "never"
+        ])
+        .is_err());
+        // The secret is not in the parsed arguments' debug output.
+        let s = serve(&["--turn", "turn:h", "--turn-secret", "hunter2"]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]

@@ -17,13 +17,14 @@ use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
 use oriel::media::fragments;
+use oriel::media::ice::{IceServers, TurnAuth};
 use oriel::media::producer::ProducerConfig;
 use oriel::media::service::{self, MediaConfig};
 use oriel::metrics::Metrics;
 use oriel::session::links::{self, StoreCredentials};
 use oriel::session::roles::Role;
 use oriel::session::room::{Room, RoomConfig};
-use oriel::signalling::protocol::{InputInfo, VideoInfo};
+use oriel::signalling::protocol::{IceServer, InputInfo, VideoInfo};
 use oriel::signalling::server::{self, ServerConfig};
 
 fn main() -> ExitCode {
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Probe(args) => probe(args),
         Command::Link(args) => link(args),
         Command::Config(_) => Ok(()),
@@ -311,6 +312,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     let media_args = &args.media;
     let dir = config_dir(media_args);
     let playout_delay = args.playout_delay().map_err(anyhow::Error::msg)?;
+    let ice_servers = args.ice_servers().map_err(anyhow::Error::msg)?;
+    log_ice_servers(&ice_servers);
 
     // The desktop: an existing display, or our own virtual one.
     let plan = capture::plan(
@@ -368,7 +371,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let media_config = MediaConfig {
         input: input_sink,
         producer,
-        stun: args.stun.clone(),
+        ice: ice_servers.clone(),
         keyframe_interval: args.keyframe_interval(),
         idle_stop: Duration::from_millis(args.idle_stop_ms),
         start_timeout: Duration::from_secs(10),
@@ -402,7 +405,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 max_slot: args.max_players,
             },
             Box::new(StoreCredentials::new(&store)),
-        );
+        )
+        .with_ice(browser_ice(ice_servers));
         // Metrics need the media stats, the media service needs the room's
         // event sink: create the sink first, then the service.
         let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -487,6 +491,40 @@ fn serve(args: ServeArgs) -> Result<()> {
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Says which ICE servers are in use, never their secrets.
+fn log_ice_servers(ice: &IceServers) {
+    let auth = match &ice.turn {
+        None => "none",
+        Some((_, TurnAuth::Static { .. })) => "static username and password",
+        Some((_, TurnAuth::Rest { .. })) => "REST credentials minted per session",
+    };
+    tracing::info!(
+        stun = ice
+            .stun
+            .as_ref()
+            .map(|s| s.browser())
+            .as_deref()
+            .unwrap_or("none"),
+        turn = ice.turn_url().as_deref().unwrap_or("none"),
+        turn_auth = auth,
+        "ICE servers"
+    );
+}
+
+/// The room's source of `welcome.iceServers`: fresh credentials per peer.
+fn browser_ice(ice: IceServers) -> oriel::session::room::IceSource {
+    Box::new(move |peer| {
+        ice.for_browser(&format!("oriel-{peer}"), std::time::SystemTime::now())
+            .into_iter()
+            .map(|s| IceServer {
+                urls: s.urls,
+                username: s.username,
+                credential: s.credential,
+            })
+            .collect()
+    })
 }
 
 async fn wait_for_signal() {

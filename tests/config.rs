@@ -137,6 +137,30 @@ fn lists_flags_and_an_explicit_file() {
 }
 
 #[test]
+fn secrets_are_not_printed() {
+    let dir = Dir::new("secrets");
+    dir.write("turn = \"turn:127.0.0.1:3478\"\nturn-secret = \"s3cret-value\"\n");
+    let out = oriel(
+        &dir.0,
+        &[
+            "config",
+            "--turn-password",
+            "pw-value",
+            "--turn-username",
+            "u",
+        ],
+        &[],
+    );
+    // Secret and static credentials exclude each other: clap refuses.
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(setting(&text, "turn-secret").0, "(hidden)");
+    assert!(!text.contains("s3cret-value"), "{text}");
+}
+
+#[test]
 fn the_file_applies_to_link_urls_too() {
     let dir = Dir::new("link");
     dir.write("public-url = \"https://desk.example:8443/\"\n");

@@ -40,6 +40,9 @@ const FINAL_ERRORS = new Set(['unauthorized', 'roleTaken', 'unsupportedProtocol'
 const FINAL_BYE = /revoked|replaced/;
 const NEEDS_LINK = "This page needs a link from the agent's owner (oriel link create)";
 const stats = new StatsPoller();
+// `?ice=relay` in the page URL: only TURN-relayed paths (tests, or to check
+// a TURN setup). Anything else: every path.
+const iceTransportPolicy = new URLSearchParams(location.search).get('ice') === 'relay' ? 'relay' : 'all';
 
 // Page-wide state (survives reconnects).
 const page = {
@@ -58,6 +61,8 @@ const page = {
   slot: null,
   input: null, // {backend, gamepads} from welcome
   participants: [],
+  iceServers: [], // from the last welcome (credentials minted for that session)
+  iceError: null, // last STUN/TURN problem; cleared when video plays
 };
 
 /** Everything that belongs to one WebSocket + RTCPeerConnection pair. */
@@ -101,7 +106,8 @@ function connect() {
       s.openedAt = performance.now();
       s.watchdog = setTimeout(() => {
         if (page.session === s && !s.reachedConnected) {
-          sessionLost(s, `no WebRTC connection ${CONNECT_TIMEOUT_MS / 1000} s after joining`);
+          const why = page.iceError ? `: ${page.iceError}` : '';
+          sessionLost(s, `no WebRTC connection ${CONNECT_TIMEOUT_MS / 1000} s after joining${why}`);
         }
       }, CONNECT_TIMEOUT_MS);
       updateBanner();
@@ -120,6 +126,14 @@ function ensurePeer(s) {
   if (s.peer) return s.peer;
   s.peer = new Peer({
     send: (msg) => s.sig.send(msg),
+    iceServers: page.iceServers,
+    iceTransportPolicy,
+    onIceProblem: (message) => {
+      if (page.session !== s) return;
+      if (page.iceError !== message) recordError(message);
+      page.iceError = message;
+      updateBanner();
+    },
     onTrack: (stream) => {
       if (page.session !== s) return;
       s.stream = stream;
@@ -152,6 +166,7 @@ function onMessage(s, msg) {
       page.role = typeof msg.role === 'string' ? msg.role : null;
       page.slot = typeof msg.slot === 'number' ? msg.slot : null;
       page.input = msg.input && typeof msg.input === 'object' ? msg.input : null;
+      page.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers.filter(validIceServer) : [];
       renderWho();
       ensurePeer(s);
       break;
@@ -185,6 +200,16 @@ function onMessage(s, msg) {
       // Newer agents may add messages; ignoring them keeps old clients working.
       break;
   }
+}
+
+/** An RTCIceServer the browser will accept (a bad one would throw in the constructor). */
+function validIceServer(x) {
+  return (
+    x && typeof x === 'object' && Array.isArray(x.urls) && x.urls.length > 0 &&
+    x.urls.every((u) => typeof u === 'string' && /^(stun|turns?):/.test(u)) &&
+    (x.username === undefined || typeof x.username === 'string') &&
+    (x.credential === undefined || typeof x.credential === 'string')
+  );
 }
 
 /** The agent will not take this page: stop for good and say why. */
@@ -283,6 +308,7 @@ function onVideoFrame(_now, meta) {
       s.firstFrameSinceConnectMs = t - s.openedAt;
       if (page.firstFrameSinceLoadMs === null) page.firstFrameSinceLoadMs = t;
       page.detail = '';
+      page.iceError = null;
       updateBanner();
     }
   }
@@ -318,6 +344,9 @@ function updateBanner() {
   } else if (page.retryTimer !== null) {
     const left = Math.max(0, page.retryAt - performance.now()) / 1000;
     text = `Disconnected — retrying in ${left < 1 ? left.toFixed(1) : Math.ceil(left)} s`;
+  } else if (page.iceError !== null) {
+    // The banner heading names the server and the reason, not a spinner.
+    text = `Cannot connect: ${page.iceError}`;
   } else if (s?.peer?.state === 'disconnected') {
     text = 'Connection interrupted…';
   } else {
@@ -435,7 +464,9 @@ window.addEventListener('pageshow', (ev) => {
  * firstFrameSinceLoadMs are per page. role/slot come from the last
  * `welcome`, participants is the last `participants` list as received, and
  * refused is why the page stopped for good (no token, unauthorized,
- * roleTaken, revoked, replaced) or null.
+ * roleTaken, revoked, replaced) or null. iceError is the last STUN/TURN
+ * problem (e.g. "TURN server turn:h:3478 refused the credentials (401)"),
+ * null once video plays; iceTransportPolicy is 'relay' with ?ice=relay.
  */
 window.oriel = {
   status() {
@@ -460,6 +491,10 @@ window.oriel = {
       input: page.input ? { ...page.input } : null,
       participants: page.participants.map((p) => ({ ...p })),
       refused: page.refused,
+      iceError: page.iceError,
+      localCandidateType: st.localCandidateType,
+      remoteCandidateType: st.remoteCandidateType,
+      iceTransportPolicy,
     };
   },
   disconnect,

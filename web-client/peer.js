@@ -7,15 +7,40 @@ export class Peer {
    *          onTrack: (stream: MediaStream) => void,
    *          onStateChange: (state: string) => void,
    *          onError: (message: string) => void,
-   *          iceServers?: RTCIceServer[]}} opts
+   *          onIceProblem?: (message: string) => void,
+   *          iceServers?: RTCIceServer[],
+   *          iceTransportPolicy?: RTCIceTransportPolicy}} opts
    */
   constructor(opts) {
     this.opts = opts;
-    // No ICE servers by default: the agent is reached directly (LAN, tunnel)
-    // and a STUN server would be an external URL. max-bundle: one transport.
+    // ICE servers come from the agent's `welcome` (TURN credentials minted
+    // for this session); none means the agent is reached directly (LAN,
+    // tunnel). 'relay' (page URL ?ice=relay) forces TURN. max-bundle: one
+    // transport.
     this.pc = new RTCPeerConnection({
       iceServers: opts.iceServers ?? [],
+      iceTransportPolicy: opts.iceTransportPolicy ?? 'all',
       bundlePolicy: 'max-bundle',
+    });
+    this.localCandidates = 0;
+    this.serverErrorSeen = false;
+    // A STUN/TURN server that refuses us or cannot be reached: say which
+    // and why, or the user only ever sees "Connecting…".
+    this.pc.addEventListener('icecandidateerror', (ev) => {
+      if (this.closed || !/^turns?:|^stun:/.test(ev.url ?? '')) return;
+      this.serverErrorSeen = true;
+      this.opts.onIceProblem?.(describeIceError(ev));
+    });
+    this.pc.addEventListener('icegatheringstatechange', () => {
+      if (this.closed || this.pc.iceGatheringState !== 'complete' || this.localCandidates > 0) return;
+      // A server's own error (401, unreachable) says more; keep it.
+      if (this.serverErrorSeen) return;
+      const relay = this.pc.getConfiguration().iceTransportPolicy === 'relay';
+      this.opts.onIceProblem?.(
+        relay
+          ? 'no relay candidate: no TURN server gave this browser an allocation'
+          : 'this browser found no network candidates',
+      );
     });
     // Remote candidates and the offer are applied strictly in arrival order:
     // a candidate must not reach the pc before the offer it belongs to.
@@ -30,6 +55,7 @@ export class Peer {
       const c = ev.candidate;
       // null = end of gathering; the agent needs no notice of it.
       if (!c || !c.candidate) return;
+      this.localCandidates += 1;
       const msg = { type: 'ice', candidate: c.candidate, sdpMLineIndex: c.sdpMLineIndex ?? 0 };
       if (c.sdpMid != null) msg.sdpMid = c.sdpMid;
       this.opts.send(msg);
@@ -116,4 +142,14 @@ export class Peer {
     this.closed = true;
     this.pc.close();
   }
+}
+
+/** A user-facing sentence for an RTCPeerConnectionIceErrorEvent. */
+export function describeIceError(ev) {
+  const kind = /^turns?:/.test(ev.url) ? 'TURN' : 'STUN';
+  const code = ev.errorCode;
+  if (code === 401) return `${kind} server ${ev.url} refused the credentials (401)`;
+  if (code === 403) return `${kind} server ${ev.url} refused the request (403 ${ev.errorText || 'Forbidden'})`;
+  if (code === 701) return `${kind} server ${ev.url} could not be reached (701)`;
+  return `${kind} server ${ev.url} failed (${code}${ev.errorText ? ` ${ev.errorText}` : ''})`;
 }

@@ -19,6 +19,10 @@ function emptySnapshot() {
     packetsLost: 0,
     nackCount: 0,
     pliCount: 0,
+    // Candidate types of the selected pair (host, srflx, prflx, relay):
+    // `relay` means the media goes through a TURN server.
+    localCandidateType: null,
+    remoteCandidateType: null,
   };
 }
 
@@ -27,7 +31,9 @@ export function parseReport(report) {
   const snap = emptySnapshot();
   let selectedPairId = null;
   const pairs = [];
+  const candidates = new Map();
   report.forEach((s) => {
+    if (s.type === 'local-candidate' || s.type === 'remote-candidate') candidates.set(s.id, s);
     if (s.type === 'inbound-rtp' && (s.kind ?? s.mediaType) === 'video') {
       snap.framesDecoded = s.framesDecoded ?? 0;
       snap.keyFramesDecoded = s.keyFramesDecoded ?? 0;
@@ -53,6 +59,10 @@ export function parseReport(report) {
     pairs.find((p) => p.nominated && p.state === 'succeeded');
   if (pair && typeof pair.currentRoundTripTime === 'number') {
     snap.rttMs = pair.currentRoundTripTime * 1000;
+  }
+  if (pair) {
+    snap.localCandidateType = candidates.get(pair.localCandidateId)?.candidateType ?? null;
+    snap.remoteCandidateType = candidates.get(pair.remoteCandidateId)?.candidateType ?? null;
   }
   return snap;
 }
@@ -124,6 +134,7 @@ export class StatsPoller {
       `lost pkts    ${s.packetsLost}  nack ${s.nackCount}  pli ${s.pliCount}`,
       `first frame  ${fmt(extra.firstFrameMs, 0, ' ms')}`,
       `connection   ${extra.pcState ?? '–'}  peer ${extra.peerId ?? '–'}`,
+      `path         ${s.localCandidateType ?? '–'} → ${s.remoteCandidateType ?? '–'}`,
     ].join('\n');
   }
 }

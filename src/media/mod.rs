@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod encoder;
 pub mod fragments;
+pub mod ice;
 pub mod keyframes;
 pub mod peer;
 pub mod playout_delay;

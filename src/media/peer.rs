@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
+use crate::media::ice::AgentIce;
 use crate::media::producer::Producer;
 use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
@@ -60,7 +61,7 @@ impl PeerBranch {
     pub fn attach(
         producer: &Producer,
         id: PeerId,
-        stun: Option<&str>,
+        ice: &AgentIce,
         events: EventSink,
         input: Option<InputSink>,
     ) -> Result<Self> {
@@ -77,8 +78,14 @@ impl PeerBranch {
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
             .build()?;
-        if let Some(stun) = stun {
+        if let Some(stun) = &ice.stun {
             webrtcbin.set_property("stun-server", stun);
+        }
+        if let Some(turn) = &ice.turn {
+            // The agent gathers relay candidates too, so either side can
+            // relay. webrtcbin refuses a malformed URL with a GStreamer
+            // error log only; ours was validated at startup.
+            webrtcbin.set_property("turn-server", turn.expose());
         }
         bin.add_many([&queue, &webrtcbin])?;
         let sink = webrtcbin
@@ -187,6 +194,24 @@ impl PeerBranch {
 
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// webrtcbin's ICE connection state, for logs (`checking`, `failed`, ...).
+    pub fn ice_state(&self) -> String {
+        let state = self
+            .webrtcbin
+            .property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
+        match state {
+            gst_webrtc::WebRTCICEConnectionState::New => "new",
+            gst_webrtc::WebRTCICEConnectionState::Checking => "checking",
+            gst_webrtc::WebRTCICEConnectionState::Connected => "connected",
+            gst_webrtc::WebRTCICEConnectionState::Completed => "completed",
+            gst_webrtc::WebRTCICEConnectionState::Failed => "failed",
+            gst_webrtc::WebRTCICEConnectionState::Disconnected => "disconnected",
+            gst_webrtc::WebRTCICEConnectionState::Closed => "closed",
+            _ => "unknown",
+        }
+        .into()
     }
 
     /// Applies the client's SDP answer.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use crate::media::ice::IceServers;
 use crate::media::keyframes::KeyframeGate;
 use crate::media::peer::{bin_name, BranchEvent, EventSink, PeerBranch};
 use crate::media::producer::{Producer, ProducerConfig};
@@ -52,7 +53,8 @@ pub enum MediaEvent {
 #[derive(Clone)]
 pub struct MediaConfig {
     pub producer: ProducerConfig,
-    pub stun: Option<String>,
+    /// STUN/TURN servers; each peer's webrtcbin gets its own credentials.
+    pub ice: IceServers,
     pub keyframe_interval: Duration,
     pub idle_stop: Duration,
     /// How long the producer may take to deliver its first encoded frame.
@@ -345,10 +347,14 @@ impl Service {
         let Some(producer) = self.producer.as_ref() else {
             return;
         };
+        let ice = self
+            .config
+            .ice
+            .for_agent(&format!("oriel-agent-{peer}"), std::time::SystemTime::now());
         match PeerBranch::attach(
             producer,
             peer,
-            self.config.stun.as_deref(),
+            &ice,
             self.event_sink(),
             self.config.input.clone(),
         ) {
@@ -371,6 +377,15 @@ impl Service {
         self.waiting.retain(|p| *p != peer);
         self.awaiting_offer.remove(&peer);
         if let Some(branch) = self.peers.remove(&peer) {
+            if !branch.is_connected() {
+                // Usually ICE: no candidate pair worked (firewall, TURN refused).
+                tracing::warn!(
+                    peer,
+                    ice = %branch.ice_state(),
+                    turn = self.config.ice.turn_url().as_deref().unwrap_or("none"),
+                    "peer left before its WebRTC connection came up"
+                );
+            }
             if let Some(producer) = self.producer.as_ref() {
                 branch.detach(producer);
             }
@@ -413,6 +428,15 @@ impl Service {
             BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
             BranchEvent::KeyframeRequest => self.request_keyframe(),
             BranchEvent::State(state) => {
+                if state == "failed" {
+                    let ice = self.peers.get(&peer).map(PeerBranch::ice_state);
+                    tracing::warn!(
+                        peer,
+                        ice = ice.as_deref().unwrap_or("unknown"),
+                        turn = self.config.ice.turn_url().as_deref().unwrap_or("none"),
+                        "WebRTC connection failed"
+                    );
+                }
                 if state == "connected" {
                     // The join keyframe: DTLS is up, so this one arrives.
                     self.request_keyframe();

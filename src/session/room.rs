@@ -9,8 +9,8 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage, VideoInfo,
-    PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, IceServer, InputInfo, ParseError, Participant, ServerMessage,
+    VideoInfo, PROTOCOL_VERSION,
 };
 
 /// What a valid token grants.
@@ -25,6 +25,10 @@ pub struct Grant {
 pub trait Credentials: Send {
     fn check(&mut self, token: &str) -> Result<Grant, String>;
 }
+
+/// Mints the ICE servers (with fresh TURN credentials) a joining peer gets
+/// in its `welcome`. Outside the room because minting reads the clock.
+pub type IceSource = Box<dyn FnMut(PeerId) -> Vec<IceServer> + Send>;
 
 /// Longest display name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -104,6 +108,7 @@ pub struct Room {
     by_peer: HashMap<PeerId, ClientId>,
     next_peer: PeerId,
     stats: RoomStats,
+    ice: Option<IceSource>,
 }
 
 impl Room {
@@ -115,7 +120,14 @@ impl Room {
             by_peer: HashMap::new(),
             next_peer: 1,
             stats: RoomStats::default(),
+            ice: None,
         }
+    }
+
+    /// Hand every joining peer the ICE servers `ice` mints for it.
+    pub fn with_ice(mut self, ice: IceSource) -> Self {
+        self.ice = Some(ice);
+        self
     }
 
     pub fn stats(&self) -> &RoomStats {
@@ -424,6 +436,7 @@ impl Room {
                 slot: grant.role.gamepad_slot(),
                 video: self.config.video.clone(),
                 input: self.config.input.clone(),
+                ice_servers: self.ice.as_mut().map(|mint| mint(peer)).unwrap_or_default(),
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));
@@ -606,6 +619,35 @@ mod tests {
             sdp: "v=0".into(),
         }));
         peer
+    }
+
+    #[test]
+    fn welcome_carries_ice_servers_minted_per_peer() {
+        let mut r = room(4).with_ice(Box::new(|peer| {
+            vec![IceServer {
+                urls: vec!["turn:127.0.0.1:3478".into()],
+                username: Some(format!("1700000000:oriel-{peer}")),
+                credential: Some("pw".into()),
+            }]
+        }));
+        let mut names = Vec::new();
+        for (c, token) in [(1, "controller:c1"), (2, "viewer:v1")] {
+            r.handle(Input::Connected(c));
+            let out = r.handle(Input::Message(c, hello(token)));
+            match &out[0] {
+                Output::Send(_, ServerMessage::Welcome { ice_servers, .. }) => {
+                    names.push(ice_servers[0].username.clone())
+                }
+                other => panic!("no welcome: {other:?}"),
+            }
+        }
+        assert_eq!(
+            names,
+            vec![
+                Some("1700000000:oriel-1".to_string()),
+                Some("1700000000:oriel-2".to_string())
+            ]
+        );
     }
 
     #[test]

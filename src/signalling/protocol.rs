@@ -62,6 +62,20 @@ pub struct InputInfo {
     pub gamepads: bool,
 }
 
+/// A STUN or TURN server for the client's RTCPeerConnection, in the
+/// browser's RTCIceServer shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`.
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The TURN password; REST credentials are minted for this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// One connected client, as the others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +104,9 @@ pub enum ServerMessage {
         slot: Option<u8>,
         video: VideoInfo,
         input: InputInfo,
+        /// STUN/TURN servers for this session's RTCPeerConnection (may be
+        /// empty: the agent is then reached directly).
+        ice_servers: Vec<IceServer>,
     },
     /// Everyone connected, sent to all on every join and leave.
     Participants { participants: Vec<Participant> },
@@ -293,8 +310,17 @@ mod tests {
                 backend: "xtest".into(),
                 gamepads: false,
             },
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+                username: Some("1700000000:oriel-7".into()),
+                credential: Some("pw".into()),
+            }],
         }
         .to_json();
+        assert!(
+            s.contains(r#""iceServers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:oriel-7","credential":"pw"}]"#),
+            "{s}"
+        );
         assert!(
             s.contains(r#""type":"welcome""#) && s.contains(r#""peerId":7"#),
             "{s}"
