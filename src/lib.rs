@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod session;
 pub mod signalling;
 pub mod systemd;
+pub mod tls;
