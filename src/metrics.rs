@@ -27,6 +27,9 @@ pub struct Metrics {
     pub capture: String,
     /// WebSocket upgrades refused for their `Origin`.
     pub origin_refused: std::sync::atomic::AtomicU64,
+    /// TLS handshakes that failed or timed out (plain HTTP to the HTTPS
+    /// port, scanners, untrusting clients).
+    pub tls_handshake_failed: Arc<std::sync::atomic::AtomicU64>,
     pub input: Option<Arc<crate::input::service::InputStats>>,
     pub input_backend: String,
 }
@@ -49,6 +52,7 @@ impl Metrics {
             encoder,
             capture,
             origin_refused: Default::default(),
+            tls_handshake_failed: Default::default(),
             input: None,
             input_backend: "none".into(),
         }
@@ -149,6 +153,12 @@ impl Metrics {
             "counter",
             "WebSocket upgrades refused for their Origin.",
             self.origin_refused.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or timed out.",
+            self.tls_handshake_failed.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             s,

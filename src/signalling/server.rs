@@ -191,6 +191,8 @@ fn apply(
 pub struct ServerConfig {
     /// Extra `Origin`s allowed to open the WebSocket.
     pub allow_origins: Vec<String>,
+    /// Serve HTTPS/WSS with this; plain HTTP when `None`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// Is a browser page at `origin` allowed to open our WebSocket? Our own
@@ -277,11 +279,19 @@ pub async fn serve(
         });
 
     let routes = warp::get().and(ws.or(healthz).or(prometheus).or(static_files));
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    match config.tls {
+        Some(tls) => {
+            let failed = metrics.tls_handshake_failed.clone();
+            super::tls::serve(listener, tls, routes, failed, shutdown).await
+        }
+        None => {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(shutdown)
+                .run()
+                .await
+        }
+    }
 }
 
 /// One WebSocket connection: reads frames into the room, writes what the

@@ -1,0 +1,89 @@
+//! HTTPS and WSS on the listening port: accept TCP, finish the TLS
+//! handshake in the connection's own task (with a deadline, so scanners
+//! and plain-HTTP requests cannot stall the accept loop), then hand the
+//! stream to hyper with upgrades, which carries warp's WebSocket.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// A client that has not finished its handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `filter` over TLS until `shutdown` resolves; connections then
+/// get to finish (the caller bounds how long). `failed_handshakes` counts
+/// handshakes that failed or timed out.
+pub async fn serve<F>(
+    listener: TcpListener,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    filter: F,
+    failed_handshakes: Arc<AtomicU64>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    F: warp::Filter<Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        let failed = failed_handshakes.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "HTTPS connection ended: {e}");
+            }
+        });
+    }
+    // Stop listening, then let open requests finish.
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Errors from `accept` that concern one connection are ignored; others
+/// (out of file descriptors) get a pause so the loop does not spin.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::warn!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
