@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the desktop: web client, signalling and media on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show every capture backend and encoder, whether it works here and
     /// which ones `serve` would pick.
     Probe(MediaArgs),
@@ -323,6 +323,28 @@ mod tests {
         assert!(parse_size("axb").is_err());
         assert!(parse_size("1281x720").is_err());
         assert!(parse_size("0x0").is_err());
+    }
+
+    #[test]
+    fn tls_flags_parse() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["oriel", "serve"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Serve(s)) => Ok(s),
+                Ok(_) => panic!("not serve"),
+                Err(e) => Err(e),
+            }
+        };
+        let s = serve(&[]).unwrap();
+        assert_eq!(s.tls, TlsChoice::Auto);
+        assert!(!s.insecure_http && s.tls_cert.is_none() && s.tls_key.is_none());
+        let s = serve(&["--tls", "self-signed", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        assert_eq!(s.tls, TlsChoice::SelfSigned);
+        assert_eq!(s.tls_cert, Some(PathBuf::from("c")));
+        let s = serve(&["--tls", "off", "--insecure-http"]).unwrap();
+        assert!(s.tls == TlsChoice::Off && s.insecure_http);
+        assert!(serve(&["--tls", "maybe"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! HTTPS and WSS on the listening port: accept TCP, finish the TLS
 //! handshake in the connection's own task (with a deadline, so scanners
 //! and plain-HTTP requests cannot stall the accept loop), then hand the
-//! stream to hyper with upgrades, which carries warp's WebSocket.
+//! stream to hyper with upgrades, which carries warp's WebSocket. Plain
+//! HTTP sent here gets a short "use https://" answer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,7 +50,14 @@ pub async fn serve<F>(
         let failed = failed_handshakes.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let handshake = async {
+                if speaks_plain_http(&tcp).await {
+                    answer_plain_http(tcp).await;
+                    return Err(std::io::Error::other("plain HTTP on the HTTPS port"));
+                }
+                acceptor.accept(tcp).await
+            };
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -72,6 +80,30 @@ pub async fn serve<F>(
     // Stop listening, then let open requests finish.
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A TLS connection starts with a handshake record (0x16); anything else
+/// that is ASCII is most likely someone typing http:// by mistake.
+async fn speaks_plain_http(tcp: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(tcp.peek(&mut first).await, Ok(1) if first[0] != 0x16 && first[0].is_ascii_uppercase())
+}
+
+/// Tells a plain-HTTP visitor to use https instead of failing mutely (a
+/// browser would show an empty or garbled response).
+async fn answer_plain_http(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "This oriel agent speaks HTTPS on this port: open the address with https:// instead of http://\n";
+    // Read (part of) the request first, so closing does not reset the
+    // connection before the client has read the answer.
+    let mut buf = [0u8; 4096];
+    let _ = tcp.read(&mut buf).await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tcp.write_all(answer.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// Errors from `accept` that concern one connection are ignored; others
