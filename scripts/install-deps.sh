@@ -17,6 +17,7 @@ run_pkgs=(
 test_pkgs=(
   xdotool chromium procps systemd
   coturn
+  openssl  # tls.test.mjs makes its own certificates
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
 # Debian for it when the commands are missing.

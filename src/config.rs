@@ -180,8 +180,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub media: MediaArgs,
 
-    /// Address for HTTP and WebSocket. Anything but loopback is reachable by
-    /// others, and oriel has no authentication yet: you are warned.
+    /// Address for HTTP(S) and WebSocket. Anything but loopback is reachable
+    /// by others: there oriel serves HTTPS unless told otherwise (`--tls`).
     #[arg(long, env = "ORIEL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
@@ -259,7 +259,8 @@ pub struct ServeArgs {
     pub max_players: u8,
 
     /// The agent's address as browsers reach it, for printed links
-    /// (default: http://LISTEN/).
+    /// (default: http(s)://LISTEN/); its host joins the self-signed
+    /// certificate's names.
     #[arg(long, env = "ORIEL_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -269,8 +270,38 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_INPUT", default_value = "auto", value_parser = parse_input)]
     pub input: InputChoice,
 
+    /// HTTPS/WSS: `auto` (plain HTTP on a loopback address, a self-signed
+    /// certificate beyond loopback), `self-signed` (always) or `off`.
+    #[arg(long, env = "ORIEL_TLS", value_enum, default_value = "auto")]
+    pub tls: TlsChoice,
+
+    /// PEM certificate chain to serve (with `--tls-key`); replaces the
+    /// self-signed one.
+    #[arg(long, env = "ORIEL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "ORIEL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow plain HTTP on an address other machines can reach (tokens and
+    /// input then travel unencrypted).
+    #[arg(long, env = "ORIEL_INSECURE_HTTP")]
+    pub insecure_http: bool,
+
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// Whether and how to serve HTTPS/WSS (see `oriel::tls::mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsChoice {
+    /// Plain HTTP on loopback, self-signed HTTPS beyond it.
+    Auto,
+    /// Always HTTPS with a self-signed certificate kept in the state directory.
+    SelfSigned,
+    /// Plain HTTP (beyond loopback only with `--insecure-http`).
+    Off,
 }
 
 /// Where input goes.
@@ -466,6 +497,28 @@ mod tests {
         // The secret is not in the parsed arguments' debug output.
         let s = serve(&["--turn", "turn:h", "--turn-secret", "hunter2"]).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_flags_parse() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["oriel", "serve"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Serve(s)) => Ok(s),
+                Ok(_) => panic!("not serve"),
+                Err(e) => Err(e),
+            }
+        };
+        let s = serve(&[]).unwrap();
+        assert_eq!(s.tls, TlsChoice::Auto);
+        assert!(!s.insecure_http && s.tls_cert.is_none() && s.tls_key.is_none());
+        let s = serve(&["--tls", "self-signed", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        assert_eq!(s.tls, TlsChoice::SelfSigned);
+        assert_eq!(s.tls_cert, Some(PathBuf::from("c")));
+        let s = serve(&["--tls", "off", "--insecure-http"]).unwrap();
+        assert!(s.tls == TlsChoice::Off && s.insecure_http);
+        assert!(serve(&["--tls", "maybe"]).is_err());
     }
 
     #[test]

@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod session;
 pub mod signalling;
 pub mod systemd;
+pub mod tls;

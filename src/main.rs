@@ -149,13 +149,16 @@ fn probe(args: MediaArgs) -> Result<()> {
     Ok(())
 }
 
-fn open_store(state: &StateArgs) -> Result<links::Store> {
-    let dir = state
+fn state_dir(state: &StateArgs) -> Result<std::path::PathBuf> {
+    state
         .state_dir
         .clone()
         .or_else(links::default_state_dir)
-        .context("no state directory: set --state-dir or $HOME")?;
-    links::Store::open(&dir)
+        .context("no state directory: set --state-dir or $HOME")
+}
+
+fn open_store(state: &StateArgs) -> Result<links::Store> {
+    links::Store::open(&state_dir(state)?)
 }
 
 /// `URL#token=TOKEN`: the fragment never reaches server logs or Referer.
@@ -315,6 +318,22 @@ fn serve(args: ServeArgs) -> Result<()> {
     let ice_servers = args.ice_servers().map_err(anyhow::Error::msg)?;
     log_ice_servers(&ice_servers);
 
+    // TLS first: a refused or broken setup should fail before any capture starts.
+    let tls_decision = oriel::tls::mode::decide(
+        args.tls,
+        args.tls_cert.clone(),
+        args.tls_key.clone(),
+        args.listen,
+        args.insecure_http,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let tls = oriel::tls::setup(
+        &tls_decision,
+        &state_dir(&args.state)?,
+        args.listen,
+        args.public_url.as_deref(),
+    )?;
+
     // The desktop: an existing display, or our own virtual one.
     let plan = capture::plan(
         media_args.capture,
@@ -428,13 +447,20 @@ fn serve(args: ServeArgs) -> Result<()> {
         });
 
         let addr = listener.local_addr()?;
-        if !addr.ip().is_loopback() {
+        let scheme = tls_decision.scheme();
+        if tls_decision == (oriel::tls::mode::Decision::Plain { exposed: true }) {
             tracing::warn!(
-                "listening on {addr}: anyone who can reach this address can watch the desktop (no authentication yet)"
+                "PLAIN HTTP on {addr} (--insecure-http): links, tokens and input cross the network unencrypted, and browsers refuse gamepads and keyboard lock"
             );
         }
-        println!("oriel: serving http://{addr}/");
-        let public = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}/"));
+        println!("oriel: serving {scheme}://{addr}/");
+        if let Some((loaded, source)) = &tls {
+            println!("oriel: TLS certificate SHA-256 {} ({source})", loaded.fingerprint);
+        }
+        let public = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| default_public_url(scheme, addr));
         let controller_link = link_url(&public, &controller_token);
         if std::env::var_os("JOURNAL_STREAM").is_some() {
             // Under systemd stdout is the journal, which keeps lines for
@@ -468,6 +494,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             metrics,
             ServerConfig {
                 allow_origins: args.allow_origins.clone(),
+                tls: tls.map(|(loaded, _)| loaded.config),
             },
             async move {
                 let _ = stop_rx.await;
@@ -525,6 +552,15 @@ fn browser_ice(ice: IceServers) -> oriel::session::room::IceSource {
             })
             .collect()
     })
+}
+
+/// Where browsers reach us when `--public-url` is not given: the listen
+/// address, or this host's name when listening on every interface.
+fn default_public_url(scheme: &str, addr: std::net::SocketAddr) -> String {
+    match oriel::tls::cert::hostname() {
+        Some(host) if addr.ip().is_unspecified() => format!("{scheme}://{host}:{}/", addr.port()),
+        _ => format!("{scheme}://{addr}/"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Hellos refused for their token, and refused unchecked by the limiter.
     pub token_failures: std::sync::atomic::AtomicU64,
     pub token_rate_limited: std::sync::atomic::AtomicU64,
+    /// TLS handshakes that failed or timed out (plain HTTP to the HTTPS
+    /// port, scanners, untrusting clients).
+    pub tls_handshake_failed: Arc<std::sync::atomic::AtomicU64>,
     pub input: Option<Arc<crate::input::service::InputStats>>,
     pub input_backend: String,
 }
@@ -61,6 +64,7 @@ impl Metrics {
             origin_refused: Default::default(),
             token_failures: Default::default(),
             token_rate_limited: Default::default(),
+            tls_handshake_failed: Default::default(),
             input: None,
             input_backend: "none".into(),
         }
@@ -237,6 +241,12 @@ impl Metrics {
             "counter",
             "WebSocket upgrades refused for their Origin.",
             self.origin_refused.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or timed out.",
+            self.tls_handshake_failed.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             s,

@@ -4,3 +4,4 @@
 pub mod assets;
 pub mod protocol;
 pub mod server;
+pub mod tls;

@@ -233,6 +233,8 @@ fn apply(
 pub struct ServerConfig {
     /// Extra `Origin`s allowed to open the WebSocket.
     pub allow_origins: Vec<String>,
+    /// Serve HTTPS/WSS with this; plain HTTP when `None`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// Is a browser page at `origin` allowed to open our WebSocket? Our own
@@ -249,6 +251,11 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
         .or_else(|| origin.strip_prefix("https://"));
     origin_host.is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
+
+/// The client's address on connections warp did not accept itself (the
+/// TLS path), put into each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
@@ -268,11 +275,14 @@ pub async fn serve(
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(warp::addr::remote())
+        .and(warp::ext::optional::<ClientAddr>())
         .map(
             move |ws: warp::ws::Ws,
                   origin: Option<String>,
                   host: Option<String>,
-                  remote: Option<std::net::SocketAddr>| {
+                  remote: Option<std::net::SocketAddr>,
+                  tls_remote: Option<ClientAddr>| {
+                let remote = remote.or(tls_remote.map(|a| a.0));
                 if !origin_allowed(origin.as_deref(), host.as_deref(), &allowed) {
                     ws_metrics.origin_refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -325,11 +335,19 @@ pub async fn serve(
         });
 
     let routes = warp::get().and(ws.or(healthz).or(prometheus).or(static_files));
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    match config.tls {
+        Some(tls) => {
+            let failed = metrics.tls_handshake_failed.clone();
+            super::tls::serve(listener, tls, routes, failed, shutdown).await
+        }
+        None => {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(shutdown)
+                .run()
+                .await
+        }
+    }
 }
 
 /// One WebSocket connection: reads frames into the room, writes what the

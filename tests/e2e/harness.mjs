@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
+import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -351,21 +352,26 @@ export class Harness {
 
   /**
    * Start the agent and wait for /healthz 200. `display` null = no DISPLAY
-   * in its environment. Returns an Agent.
+   * in its environment. Returns an Agent. With `tls`, the agent is reached
+   * over https and trusted through `ca` (a PEM file; default: the
+   * self-signed certificate in the state directory). `stateDir` reuses a
+   * state directory (e.g. across a restart); it is not removed.
    */
-  async startAgent({ display = null, capture = 'x11', args = [], env = {} } = {}) {
+  async startAgent({ display = null, capture = 'x11', args = [], env = {}, tls = false, ca = null, stateDir = null } = {}) {
     if (!fs.existsSync(ORIEL_BIN)) throw new Error(`agent binary missing: ${ORIEL_BIN}`);
     const port = await freePort();
     // Each agent has its own link secret and link list.
-    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-state-'));
-    this.tmpDirs.push(stateDir);
+    if (!stateDir) {
+      stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-state-'));
+      this.tmpDirs.push(stateDir);
+    }
     const rec = this.spawn(
       'oriel',
       ORIEL_BIN,
       ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir, ...args],
       { env: childEnv({ ORIEL_LOG: process.env.ORIEL_LOG ?? 'info,oriel=debug', ...env, DISPLAY: display }) },
     );
-    const agent = new Agent(this, rec, port, stateDir);
+    const agent = new Agent(this, rec, port, stateDir, tls ? (ca ?? path.join(stateDir, 'tls', 'cert.pem')) : null);
     await waitFor(
       async () => {
         if (rec.exitCode !== undefined) throw new Error(`agent exited early (code ${rec.exitCode})`);
@@ -385,13 +391,13 @@ export class Harness {
   }
 
   /** Chromium with the FIELD-NOTES flags in a throwaway profile. */
-  async launchBrowser() {
+  async launchBrowser({ args = [] } = {}) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-chromium-'));
     this.tmpDirs.push(dir);
     const context = await chromium.launchPersistentContext(dir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...args],
       viewport: { width: 1280, height: 720 },
     });
     this.cleanups.push(async () => {
@@ -475,13 +481,15 @@ export class Harness {
 }
 
 export class Agent {
-  constructor(harness, rec, port, stateDir) {
+  constructor(harness, rec, port, stateDir, caFile = null) {
     this.harness = harness;
     this.rec = rec;
     this.port = port;
     this.stateDir = stateDir;
-    this.url = `http://127.0.0.1:${port}/`;
-    this.wsUrl = `ws://127.0.0.1:${port}/ws`;
+    this.caFile = caFile; // set: the agent serves https, trusted through this PEM
+    const s = caFile ? 's' : '';
+    this.url = `http${s}://127.0.0.1:${port}/`;
+    this.wsUrl = `ws${s}://127.0.0.1:${port}/ws`;
     this.controllerUrl = null;
     this.sharedViewer = null;
   }
@@ -495,7 +503,7 @@ export class Agent {
     const url = r.stdout.trim();
     // stderr: "oriel: link <id> (<role>), expires in ..."
     const m = r.stderr.match(/^oriel: link (\S+) \(/m);
-    if (!m || !/^http:\/\/.*#token=/.test(url)) {
+    if (!m || !/^https?:\/\/.*#token=/.test(url)) {
       throw new Error(`oriel link create printed no link: stdout ${JSON.stringify(r.stdout)} stderr ${JSON.stringify(r.stderr)}`);
     }
     return { url, id: m[1], token: tokenOf(url) };
@@ -521,10 +529,29 @@ export class Agent {
     return this.rec.exitCode === undefined;
   }
 
+  /** GET `path` of the agent: {status, text}. Over https the certificate must verify. */
+  async get(urlPath) {
+    if (!this.caFile) {
+      const res = await fetch(`${this.url}${urlPath}`, { signal: AbortSignal.timeout(5000) });
+      return { status: res.status, text: await res.text() };
+    }
+    // Read each time: the agent writes its self-signed certificate at start.
+    const ca = fs.readFileSync(this.caFile);
+    return new Promise((resolve, reject) => {
+      const req = https.get(`${this.url}${urlPath}`, { ca, timeout: 5000 }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+    });
+  }
+
   async healthzRaw() {
-    const res = await fetch(`${this.url}healthz`, { signal: AbortSignal.timeout(5000) });
-    const text = await res.text();
-    return { status: res.status, text };
+    return this.get('healthz');
   }
 
   /** Parsed /healthz; throws unless it answers 200 with JSON. */
@@ -535,9 +562,9 @@ export class Agent {
   }
 
   async metrics() {
-    const res = await fetch(`${this.url}metrics`, { signal: AbortSignal.timeout(5000) });
-    if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-    return res.text();
+    const { status, text } = await this.get('metrics');
+    if (status !== 200) throw new Error(`/metrics answered ${status}`);
+    return text;
   }
 
   /** Sum of all samples of a Prometheus metric `name` (any labels). */
