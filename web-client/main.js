@@ -58,6 +58,8 @@ const page = {
   slot: null,
   input: null, // {backend, gamepads} from welcome
   participants: [],
+  captureLost: null, // why the agent's capture is down (its display died), or null
+  peerConnections: 0, // RTCPeerConnections made by this page
 };
 
 /** Everything that belongs to one WebSocket + RTCPeerConnection pair. */
@@ -92,6 +94,7 @@ function connect() {
   clearRetry();
   endSession(true);
   page.stopped = false;
+  page.captureLost = null; // the agent says again after welcome if it still is
   const s = newSession();
   page.session = s;
   s.sig = new Signalling(wsUrl, { token, name: displayName }, {
@@ -100,7 +103,8 @@ function connect() {
       page.connects += 1;
       s.openedAt = performance.now();
       s.watchdog = setTimeout(() => {
-        if (page.session === s && !s.reachedConnected) {
+        // While the display is lost no offer can come: that is not stuck.
+        if (page.session === s && !s.reachedConnected && page.captureLost === null) {
           sessionLost(s, `no WebRTC connection ${CONNECT_TIMEOUT_MS / 1000} s after joining`);
         }
       }, CONNECT_TIMEOUT_MS);
@@ -118,6 +122,7 @@ function connect() {
 
 function ensurePeer(s) {
   if (s.peer) return s.peer;
+  page.peerConnections += 1;
   s.peer = new Peer({
     send: (msg) => s.sig.send(msg),
     onTrack: (stream) => {
@@ -160,7 +165,22 @@ function onMessage(s, msg) {
       renderWho();
       break;
     case 'offer':
-      if (typeof msg.sdp === 'string') ensurePeer(s).handleOffer(msg.sdp);
+      if (typeof msg.sdp !== 'string') break;
+      // A second offer on the same socket (the capture came back) belongs
+      // to a new connection on the agent's side: start a fresh one.
+      if (s.peer?.haveOffer) dropPeer(s);
+      ensurePeer(s).handleOffer(msg.sdp);
+      break;
+    case 'capture':
+      if (msg.state === 'lost') {
+        page.captureLost = typeof msg.reason === 'string' && msg.reason ? msg.reason : 'display lost';
+        // The agent dropped our media connection; a new offer follows when
+        // the display is back. Closing ours now avoids a 'failed' → reconnect.
+        dropPeer(s);
+      } else if (msg.state === 'ok') {
+        page.captureLost = null;
+      }
+      updateBanner();
       break;
     case 'ice':
       s.peer?.addRemoteCandidate(msg);
@@ -221,6 +241,15 @@ function renderWho() {
         (noPads ? ' · gamepads unavailable on this desktop' : '')
       : '';
   }
+}
+
+/** Close the session's RTCPeerConnection only; the socket stays. */
+function dropPeer(s) {
+  if (!s.peer) return;
+  s.peer.close();
+  s.peer = null;
+  stats.attach(null);
+  s.lastPresentedFrames = null;
 }
 
 /** Close the current session's peer and socket (peer first, so no late media). */
@@ -311,6 +340,8 @@ function updateBanner() {
   let text;
   if (page.refused !== null) {
     text = page.refusedTitle ? `${page.refusedTitle}: ${page.refused}` : page.refused;
+  } else if (page.captureLost !== null && s && !s.ended) {
+    text = 'Display lost — waiting for it to come back';
   } else if (isPlaying(s)) {
     text = null;
   } else if (page.stopped) {
@@ -324,10 +355,11 @@ function updateBanner() {
     text = 'Connecting…';
   }
   // While playing, a fresh error still shows (the user should know), without text.
-  banner.hidden = text === null && !page.detail;
+  const detail = page.captureLost !== null && text !== null && page.refused === null ? page.captureLost : page.detail;
+  banner.hidden = text === null && !detail;
   bannerText.textContent = text ?? '';
   bannerText.hidden = text === null;
-  bannerDetail.textContent = page.detail;
+  bannerDetail.textContent = detail;
 }
 // The countdown needs ticking; cheap enough to refresh a few times a second.
 setInterval(() => {
@@ -460,6 +492,10 @@ window.oriel = {
       input: page.input ? { ...page.input } : null,
       participants: page.participants.map((p) => ({ ...p })),
       refused: page.refused,
+      capture: page.captureLost === null ? 'ok' : 'lost',
+      captureLost: page.captureLost,
+      peerConnections: page.peerConnections,
+      banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
     };
   },
   disconnect,

@@ -9,7 +9,7 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage, VideoInfo,
+    CaptureState, ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage, VideoInfo,
     PROTOCOL_VERSION,
 };
 
@@ -104,6 +104,8 @@ pub struct Room {
     by_peer: HashMap<PeerId, ClientId>,
     next_peer: PeerId,
     stats: RoomStats,
+    /// Why the capture is down, while it is; joiners are told too.
+    capture_lost: Option<String>,
 }
 
 impl Room {
@@ -115,6 +117,7 @@ impl Room {
             by_peer: HashMap::new(),
             next_peer: 1,
             stats: RoomStats::default(),
+            capture_lost: None,
         }
     }
 
@@ -419,7 +422,33 @@ impl Room {
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));
+        if let Some(reason) = &self.capture_lost {
+            out.push(Output::Send(client, capture_lost(reason)));
+        }
         self.broadcast_participants(out);
+    }
+
+    /// The capture went away or came back: every joined client hears it.
+    /// While it is away the media side holds no branches, so nobody has an
+    /// offer to answer; a fresh one follows when it is back.
+    fn on_capture(&mut self, lost: Option<String>, out: &mut Vec<Output>) {
+        let msg = match &lost {
+            Some(reason) => capture_lost(reason),
+            None => ServerMessage::Capture {
+                state: CaptureState::Ok,
+                reason: None,
+            },
+        };
+        for (id, c) in self.clients.iter_mut() {
+            if let Some(s) = c.session.as_mut() {
+                if lost.is_some() {
+                    s.offered = false;
+                    s.answered = false;
+                }
+                out.push(Output::Send(*id, msg.clone()));
+            }
+        }
+        self.capture_lost = lost;
     }
 
     /// Refuses a join: error, bye, close.
@@ -442,6 +471,10 @@ impl Room {
 
     fn on_media(&mut self, event: MediaEvent, out: &mut Vec<Output>) {
         let peer = match &event {
+            MediaEvent::CaptureLost { reason } => {
+                return self.on_capture(Some(reason.clone()), out)
+            }
+            MediaEvent::CaptureRestored => return self.on_capture(None, out),
             MediaEvent::Offer { peer, .. }
             | MediaEvent::Ice { peer, .. }
             | MediaEvent::State { peer, .. }
@@ -454,7 +487,9 @@ impl Room {
         match event {
             MediaEvent::Offer { sdp, .. } => {
                 if let Some(s) = self.session_mut(client) {
+                    // A new offer (after the capture came back) wants a new answer.
                     s.offered = true;
+                    s.answered = false;
                 }
                 out.push(Output::Send(client, ServerMessage::Offer { sdp }));
             }
@@ -471,6 +506,7 @@ impl Room {
                 out.push(Output::Send(client, ServerMessage::PeerState { state }))
             }
             MediaEvent::Error { message, .. } => self.error(client, ErrorCode::Media, message, out),
+            MediaEvent::CaptureLost { .. } | MediaEvent::CaptureRestored => {}
             MediaEvent::PeerFailed { reason, .. } => {
                 // The media side already dropped the branch.
                 self.by_peer.remove(&peer);
@@ -485,6 +521,13 @@ impl Room {
                 self.broadcast_participants(out);
             }
         }
+    }
+}
+
+fn capture_lost(reason: &str) -> ServerMessage {
+    ServerMessage::Capture {
+        state: CaptureState::Lost,
+        reason: Some(reason.into()),
     }
 }
 
