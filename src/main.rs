@@ -453,6 +453,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             _ = &mut server_future => tracing::error!("the web server stopped"),
             _ = wait_for_signal() => {
                 tracing::info!("shutting down");
+                if let Some(vd) = &virtual_display {
+                    vd.stop_watching();
+                }
                 oriel::systemd::notify("STOPPING=1");
                 signalling.shutdown("the agent is shutting down").await;
                 let _ = stop_tx.send(());

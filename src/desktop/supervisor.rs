@@ -18,6 +18,9 @@ pub struct Supervisor {
     /// Times Xvfb was started again.
     pub restarts: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Set once oriel is stopping: a display dying then (the service
+    /// manager signals the whole group) is not to be replaced.
+    paused: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     display: Arc<Mutex<Option<VirtualDisplay>>>,
 }
@@ -30,18 +33,31 @@ impl Supervisor {
         let name = display.name.clone();
         let display = Arc::new(Mutex::new(Some(display)));
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
         let restarts = Arc::new(AtomicU64::new(0));
-        let (d, s, r) = (display.clone(), stop.clone(), restarts.clone());
+        let (d, s, p, r) = (
+            display.clone(),
+            stop.clone(),
+            paused.clone(),
+            restarts.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("oriel-xvfb".into())
-            .spawn(move || watch(&d, &s, &r))?;
+            .spawn(move || watch(&d, &s, &p, &r))?;
         Ok(Supervisor {
             name,
             restarts,
             stop,
+            paused,
             thread: Some(thread),
             display,
         })
+    }
+
+    /// No more restarts (oriel is stopping); the display stays until
+    /// [`Supervisor::shutdown`].
+    pub fn stop_watching(&self) {
+        self.paused.store(true, Ordering::SeqCst);
     }
 
     /// Stops watching, then stops Xvfb and the session.
@@ -66,10 +82,18 @@ impl Drop for Supervisor {
     }
 }
 
-fn watch(display: &Mutex<Option<VirtualDisplay>>, stop: &AtomicBool, restarts: &AtomicU64) {
+fn watch(
+    display: &Mutex<Option<VirtualDisplay>>,
+    stop: &AtomicBool,
+    paused: &AtomicBool,
+    restarts: &AtomicU64,
+) {
     let mut backoff = Backoff::default();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(CHECK_EVERY);
+        if paused.load(Ordering::SeqCst) {
+            continue;
+        }
         let Ok(mut guard) = display.lock() else {
             return;
         };
@@ -88,7 +112,9 @@ fn watch(display: &Mutex<Option<VirtualDisplay>>, stop: &AtomicBool, restarts: &
             }
             Err(e) => {
                 let wait = backoff.next_delay();
-                tracing::error!("restarting the virtual display failed: {e:#}; next try in {wait:?}");
+                tracing::error!(
+                    "restarting the virtual display failed: {e:#}; next try in {wait:?}"
+                );
                 drop(guard);
                 std::thread::sleep(wait);
             }

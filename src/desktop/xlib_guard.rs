@@ -24,11 +24,13 @@ type ExitHandler = unsafe extern "C" fn(*mut Display, *mut c_void);
 type SetIoHandlerFn = unsafe extern "C" fn(Option<IoHandler>) -> Option<IoHandler>;
 type SetExitHandlerFn = unsafe extern "C" fn(*mut Display, Option<ExitHandler>, *mut c_void);
 type DisplayStringFn = unsafe extern "C" fn(*mut Display) -> *const c_char;
+type UnlockFn = unsafe extern "C" fn(*mut Display);
 
 struct Xlib {
     open: OpenFn,
     set_exit_handler: Option<SetExitHandlerFn>,
     display_string: Option<DisplayStringFn>,
+    unlock: Option<UnlockFn>,
 }
 
 /// Called with the display name (`:N`) when a connection to it is lost.
@@ -57,8 +59,10 @@ fn load() -> Option<Xlib> {
         let open = std::mem::transmute::<*mut c_void, OpenFn>(sym(c"XOpenDisplay")?);
         let set_exit_handler = sym(c"XSetIOErrorExitHandler")
             .map(|p| std::mem::transmute::<*mut c_void, SetExitHandlerFn>(p));
-        let display_string = sym(c"XDisplayString")
-            .map(|p| std::mem::transmute::<*mut c_void, DisplayStringFn>(p));
+        let display_string =
+            sym(c"XDisplayString").map(|p| std::mem::transmute::<*mut c_void, DisplayStringFn>(p));
+        let unlock =
+            sym(c"XUnlockDisplay").map(|p| std::mem::transmute::<*mut c_void, UnlockFn>(p));
         if let Some(set_io) = sym(c"XSetIOErrorHandler") {
             let set_io = std::mem::transmute::<*mut c_void, SetIoHandlerFn>(set_io);
             set_io(Some(on_io_error));
@@ -67,6 +71,7 @@ fn load() -> Option<Xlib> {
             open,
             set_exit_handler,
             display_string,
+            unlock,
         })
     }
 }
@@ -100,7 +105,15 @@ unsafe extern "C" fn on_io_error(dpy: *mut Display) -> c_int {
 }
 
 /// Replaces Xlib's `exit(1)`: returning leaves the connection marked dead.
-unsafe extern "C" fn keep_running(_dpy: *mut Display, _data: *mut c_void) {}
+/// Xlib took the display's user lock for the exit it expected; released
+/// here, or every other thread touching the display (GStreamer freeing
+/// its shared-memory images on teardown) would wait for it forever.
+unsafe extern "C" fn keep_running(dpy: *mut Display, _data: *mut c_void) {
+    if let Some(unlock) = xlib().and_then(|x| x.unlock) {
+        // SAFETY: this thread holds the user lock (taken in _XIOError).
+        unsafe { unlock(dpy) };
+    }
+}
 
 /// The interposed `XOpenDisplay`: the real one, plus [`keep_running`].
 ///

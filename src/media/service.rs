@@ -57,7 +57,9 @@ pub enum MediaEvent {
     },
     /// The capture failed; every branch was dropped and its peer waits for
     /// the capture to come back.
-    CaptureLost { reason: String },
+    CaptureLost {
+        reason: String,
+    },
     /// The capture works again; waiting peers get new offers.
     CaptureRestored,
 }
@@ -607,6 +609,12 @@ impl Service {
             .chain(self.waiting.iter().copied())
             .collect();
         peers.sort_unstable();
+        if !peers.is_empty() && self.recovery.is_none() {
+            // Told first: clients drop their side while ours is torn down.
+            (self.events)(MediaEvent::CaptureLost {
+                reason: reason.clone(),
+            });
+        }
         self.stop_producer();
         if peers.is_empty() {
             return; // nobody watching: the next join starts afresh
@@ -614,14 +622,10 @@ impl Service {
         self.waiting = peers;
         self.update_peer_count();
         let delay = self.backoff.next_delay();
-        let announce = self.recovery.is_none();
         self.recovery = Some(Recovery {
-            reason: reason.clone(),
+            reason,
             next_try: Some(Instant::now() + delay),
         });
-        if announce {
-            (self.events)(MediaEvent::CaptureLost { reason });
-        }
     }
 
     fn on_bus(&mut self, msg: gst::Message) {

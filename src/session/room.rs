@@ -9,8 +9,8 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    CaptureState, ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage, VideoInfo,
-    PROTOCOL_VERSION,
+    CaptureState, ClientMessage, ErrorCode, InputInfo, ParseError, Participant, ServerMessage,
+    VideoInfo, PROTOCOL_VERSION,
 };
 
 /// What a valid token grants.
