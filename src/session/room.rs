@@ -691,6 +691,53 @@ mod tests {
     }
 
     #[test]
+    fn capture_lost_and_back_reaches_everyone_and_allows_a_new_answer() {
+        let mut r = room(4);
+        let p1 = join(&mut r, 1, "viewer:v");
+        let answer = |sdp: &str| ClientMessage::Answer { sdp: sdp.into() };
+        r.handle(Input::Message(1, answer("a1")));
+        r.handle(Input::Connected(2)); // connected, not joined: not told
+        let out = r.handle(Input::Media(MediaEvent::CaptureLost {
+            reason: "X display :5 went away".into(),
+        }));
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                1,
+                ServerMessage::Capture {
+                    state: CaptureState::Lost,
+                    reason: Some("X display :5 went away".into())
+                }
+            )]
+        );
+        // While lost there is no offer to answer.
+        let out = r.handle(Input::Message(1, answer("late")));
+        assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
+        // A client joining meanwhile hears it right after welcome.
+        let out = r.handle(Input::Message(2, hello("viewer:v")));
+        assert!(out.contains(&Output::Send(
+            2,
+            ServerMessage::Capture {
+                state: CaptureState::Lost,
+                reason: Some("X display :5 went away".into())
+            }
+        )));
+        let out = r.handle(Input::Media(MediaEvent::CaptureRestored));
+        let ok = ServerMessage::Capture {
+            state: CaptureState::Ok,
+            reason: None,
+        };
+        assert_eq!(out, vec![Output::Send(1, ok.clone()), Output::Send(2, ok)]);
+        // The fresh offer is answered like the first one.
+        r.handle(Input::Media(MediaEvent::Offer {
+            peer: p1,
+            sdp: "v=0 again".into(),
+        }));
+        let out = r.handle(Input::Message(1, answer("a2")));
+        assert_eq!(out, vec![Output::Answer(p1, "a2".into())]);
+    }
+
+    #[test]
     fn role_comes_from_the_token_only() {
         let mut r = room(8);
         for (c, token, role) in [
