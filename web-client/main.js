@@ -467,7 +467,10 @@ window.addEventListener('pageshow', (ev) => {
  * firstFrameSinceLoadMs are per page. role/slot come from the last
  * `welcome`, participants is the last `participants` list as received, and
  * refused is why the page stopped for good (no token, unauthorized,
- * roleTaken, revoked, replaced) or null.
+ * roleTaken, revoked, replaced) or null. capture is 'lost' while the agent's
+ * display is away (captureLost says why), peerConnections counts the
+ * RTCPeerConnections this page made (a recovered capture means a new one
+ * on the same session), banner is the banner's visible text.
  */
 window.oriel = {
   status() {
