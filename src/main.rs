@@ -12,7 +12,9 @@ use oriel::config::{
     StateArgs,
 };
 use oriel::config_file::LoadError;
+use oriel::desktop::supervisor::Supervisor;
 use oriel::desktop::xvfb::VirtualDisplay;
+use oriel::desktop::{x11, xlib_guard};
 use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
@@ -394,7 +396,17 @@ fn serve(args: ServeArgs) -> Result<()> {
         keyframe_interval: args.keyframe_interval(),
         idle_stop: Duration::from_millis(args.idle_stop_ms),
         start_timeout: Duration::from_secs(10),
+        source_check: match &capture {
+            Capture::X11 { display } => {
+                let display = display.clone();
+                let check: service::SourceCheck = Arc::new(move || x11::reachable(&display));
+                Some(check)
+            }
+            Capture::Test { .. } => None,
+        },
     };
+    // Our own display is restarted when its Xvfb dies.
+    let virtual_display = virtual_display.map(Supervisor::start).transpose()?;
 
     let store = open_store(&args.state)?;
     let (_, controller_token) = store.startup_controller()?;
@@ -433,6 +445,13 @@ fn serve(args: ServeArgs) -> Result<()> {
             let _ = event_tx.send(ev);
         })
         .context("starting the media thread")?;
+        // A dying X server must cost the capture, not the process.
+        let lost = media.clone();
+        if !xlib_guard::install(move |display| {
+            lost.capture_lost(format!("lost the connection to X display {display}"))
+        }) {
+            tracing::warn!("libX11 older than 1.7 or missing: if the X server dies, oriel exits with it");
+        }
         let mut metrics = Metrics::new(media.stats.clone(), encoder_name.into(), capture.name().into());
         metrics.input = input.as_ref().map(|i| i.stats.clone());
         metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
@@ -505,15 +524,29 @@ fn serve(args: ServeArgs) -> Result<()> {
             _ = &mut server_future => tracing::error!("the web server stopped"),
             _ = wait_for_signal() => {
                 tracing::info!("shutting down");
+                if let Some(vd) = &virtual_display {
+                    vd.stop_watching();
+                }
                 oriel::systemd::notify("STOPPING=1");
                 signalling.shutdown("the agent is shutting down").await;
                 let _ = stop_tx.send(());
                 let _ = tokio::time::timeout(Duration::from_secs(3), &mut server_future).await;
             }
         }
+        // Held keys released and uinput devices removed before anything else
+        // goes, then media, then the display and the session.
+        let i = input.clone();
         let m = media.clone();
-        let _ = tokio::task::spawn_blocking(move || m.shutdown(Duration::from_secs(5))).await;
-        drop(virtual_display);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(i) = i {
+                i.shutdown(Duration::from_secs(2));
+            }
+            m.shutdown(Duration::from_secs(5));
+            if let Some(vd) = virtual_display {
+                vd.shutdown();
+            }
+        })
+        .await;
         Ok::<(), anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -207,6 +207,12 @@ impl Metrics {
             m.pipeline_failures.load(Ordering::Relaxed),
         );
         metric(
+            "oriel_pipeline_restarts_total",
+            "counter",
+            "Times capture and encoder came back after a failure (e.g. the X server restarted).",
+            m.pipeline_restarts.load(Ordering::Relaxed),
+        );
+        metric(
             "oriel_keyframes_requested_total",
             "counter",
             "Keyframe requests from clients (joins, PLI, FIR).",

@@ -63,6 +63,8 @@ const page = {
   participants: [],
   iceServers: [], // from the last welcome (credentials minted for that session)
   iceError: null, // last STUN/TURN problem; cleared when video plays
+  captureLost: null, // why the agent's capture is down (its display died), or null
+  peerConnections: 0, // RTCPeerConnections made by this page
 };
 
 /** Everything that belongs to one WebSocket + RTCPeerConnection pair. */
@@ -97,6 +99,7 @@ function connect() {
   clearRetry();
   endSession(true);
   page.stopped = false;
+  page.captureLost = null; // the agent says again after welcome if it still is
   const s = newSession();
   page.session = s;
   s.sig = new Signalling(wsUrl, { token, name: displayName }, {
@@ -105,7 +108,8 @@ function connect() {
       page.connects += 1;
       s.openedAt = performance.now();
       s.watchdog = setTimeout(() => {
-        if (page.session === s && !s.reachedConnected) {
+        // While the display is lost no offer can come: that is not stuck.
+        if (page.session === s && !s.reachedConnected && page.captureLost === null) {
           const why = page.iceError ? `: ${page.iceError}` : '';
           sessionLost(s, `no WebRTC connection ${CONNECT_TIMEOUT_MS / 1000} s after joining${why}`);
         }
@@ -124,6 +128,7 @@ function connect() {
 
 function ensurePeer(s) {
   if (s.peer) return s.peer;
+  page.peerConnections += 1;
   s.peer = new Peer({
     send: (msg) => s.sig.send(msg),
     iceServers: page.iceServers,
@@ -175,7 +180,22 @@ function onMessage(s, msg) {
       renderWho();
       break;
     case 'offer':
-      if (typeof msg.sdp === 'string') ensurePeer(s).handleOffer(msg.sdp);
+      if (typeof msg.sdp !== 'string') break;
+      // A second offer on the same socket (the capture came back) belongs
+      // to a new connection on the agent's side: start a fresh one.
+      if (s.peer?.haveOffer) dropPeer(s);
+      ensurePeer(s).handleOffer(msg.sdp);
+      break;
+    case 'capture':
+      if (msg.state === 'lost') {
+        page.captureLost = typeof msg.reason === 'string' && msg.reason ? msg.reason : 'display lost';
+        // The agent dropped our media connection; a new offer follows when
+        // the display is back. Closing ours now avoids a 'failed' → reconnect.
+        dropPeer(s);
+      } else if (msg.state === 'ok') {
+        page.captureLost = null;
+      }
+      updateBanner();
       break;
     case 'ice':
       s.peer?.addRemoteCandidate(msg);
@@ -246,6 +266,15 @@ function renderWho() {
         (noPads ? ' · gamepads unavailable on this desktop' : '')
       : '';
   }
+}
+
+/** Close the session's RTCPeerConnection only; the socket stays. */
+function dropPeer(s) {
+  if (!s.peer) return;
+  s.peer.close();
+  s.peer = null;
+  stats.attach(null);
+  s.lastPresentedFrames = null;
 }
 
 /** Close the current session's peer and socket (peer first, so no late media). */
@@ -337,6 +366,8 @@ function updateBanner() {
   let text;
   if (page.refused !== null) {
     text = page.refusedTitle ? `${page.refusedTitle}: ${page.refused}` : page.refused;
+  } else if (page.captureLost !== null && s && !s.ended) {
+    text = 'Display lost — waiting for it to come back';
   } else if (isPlaying(s)) {
     text = null;
   } else if (page.stopped) {
@@ -353,10 +384,11 @@ function updateBanner() {
     text = 'Connecting…';
   }
   // While playing, a fresh error still shows (the user should know), without text.
-  banner.hidden = text === null && !page.detail;
+  const detail = page.captureLost !== null && text !== null && page.refused === null ? page.captureLost : page.detail;
+  banner.hidden = text === null && !detail;
   bannerText.textContent = text ?? '';
   bannerText.hidden = text === null;
-  bannerDetail.textContent = page.detail;
+  bannerDetail.textContent = detail;
 }
 // The countdown needs ticking; cheap enough to refresh a few times a second.
 setInterval(() => {
@@ -467,6 +499,10 @@ window.addEventListener('pageshow', (ev) => {
  * roleTaken, revoked, replaced) or null. iceError is the last STUN/TURN
  * problem (e.g. "TURN server turn:h:3478 refused the credentials (401)"),
  * null once video plays; iceTransportPolicy is 'relay' with ?ice=relay.
+ * capture is 'lost' while the agent's
+ * display is away (captureLost says why), peerConnections counts the
+ * RTCPeerConnections this page made (a recovered capture means a new one
+ * on the same session), banner is the banner's visible text.
  */
 window.oriel = {
   status() {
@@ -495,6 +531,10 @@ window.oriel = {
       localCandidateType: st.localCandidateType,
       remoteCandidateType: st.remoteCandidateType,
       iceTransportPolicy,
+      capture: page.captureLost === null ? 'ok' : 'lost',
+      captureLost: page.captureLost,
+      peerConnections: page.peerConnections,
+      banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
     };
   },
   disconnect,

@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 pub struct VirtualDisplay {
     /// `:N`
     pub name: String,
+    size: (u32, u32),
+    session_cmd: Option<String>,
     xvfb: Child,
     session: Option<Child>,
 }
@@ -32,62 +34,36 @@ impl VirtualDisplay {
     /// Starts `Xvfb` on a free display number (Xvfb picks it, `-displayfd`),
     /// waits until it accepts connections, then starts `session_cmd` in it.
     pub fn start(width: u32, height: u32, session_cmd: Option<&str>) -> Result<Self> {
-        let mut cmd = Command::new("Xvfb");
-        cmd.args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            &format!("{width}x{height}x24"),
-            "-nolisten",
-            "tcp",
-            // Without -noreset the server resets when its last client leaves.
-            "-noreset",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        die_with_parent(&mut cmd);
-        let mut xvfb = cmd
-            .spawn()
-            .context("could not start Xvfb (install the `xvfb` package, or set $DISPLAY)")?;
-
-        // Xvfb writes the display number once it is ready for clients.
-        let stdout = xvfb.stdout.take().context("Xvfb stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = xvfb.kill();
-                bail!("Xvfb did not report a display within 10 s");
-            }
-        };
-        let number: u32 = match line.trim().parse() {
-            Ok(n) => n,
-            Err(_) => {
-                let _ = xvfb.kill();
-                let _ = xvfb.wait();
-                bail!(
-                    "Xvfb exited before it was ready (output: {:?})",
-                    line.trim()
-                );
-            }
-        };
-        let name = format!(":{number}");
+        let (xvfb, number) = spawn_xvfb(None, width, height)?;
         let mut display = VirtualDisplay {
-            name,
+            name: format!(":{number}"),
+            size: (width, height),
+            session_cmd: session_cmd.map(str::to_string),
             xvfb,
             session: None,
         };
-        if let Some(session_cmd) = session_cmd {
-            display.session = Some(display.spawn_session(session_cmd)?);
-        }
+        display.start_session()?;
         Ok(display)
+    }
+
+    /// Xvfb died: starts it again on the same display number (clients and
+    /// the capture find it under the same name), and the session command
+    /// with it, after stopping what is left of the old session.
+    pub fn restart(&mut self) -> Result<()> {
+        if let Some(mut old) = self.session.take() {
+            stop(&mut old, true);
+        }
+        stop(&mut self.xvfb, false);
+        let (xvfb, _) = spawn_xvfb(Some(&self.name), self.size.0, self.size.1)?;
+        self.xvfb = xvfb;
+        self.start_session()
+    }
+
+    fn start_session(&mut self) -> Result<()> {
+        if let Some(cmd) = self.session_cmd.clone() {
+            self.session = Some(self.spawn_session(&cmd)?);
+        }
+        Ok(())
     }
 
     fn spawn_session(&self, session_cmd: &str) -> Result<Child> {
@@ -109,21 +85,81 @@ impl VirtualDisplay {
     }
 }
 
-fn stop(child: &mut Child, group: bool) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
+/// Starts Xvfb on `display`, or on a number it picks, and returns once it
+/// accepts connections (it writes its number to `-displayfd` then).
+fn spawn_xvfb(display: Option<&str>, width: u32, height: u32) -> Result<(Child, u32)> {
+    let mut cmd = Command::new("Xvfb");
+    if let Some(display) = display {
+        cmd.arg(display);
     }
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        &format!("{width}x{height}x24"),
+        "-nolisten",
+        "tcp",
+        // Without -noreset the server resets when its last client leaves.
+        "-noreset",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut xvfb = cmd
+        .spawn()
+        .context("could not start Xvfb (install the `xvfb` package, or set $DISPLAY)")?;
+
+    let stdout = xvfb.stdout.take().context("Xvfb stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = xvfb.kill();
+            let _ = xvfb.wait();
+            bail!("Xvfb did not report a display within 10 s");
+        }
+    };
+    match line.trim().parse() {
+        Ok(n) => Ok((xvfb, n)),
+        Err(_) => {
+            let _ = xvfb.kill();
+            let _ = xvfb.wait();
+            bail!(
+                "Xvfb exited before it was ready (output: {:?})",
+                line.trim()
+            )
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after 2 s. A session is stopped as a process
+/// group, even when its leader already exited: what it started may not have.
+fn stop(child: &mut Child, group: bool) {
     let pid = child.id() as i32;
-    // SAFETY: plain kill(2) on a child we own.
-    unsafe {
-        libc::kill(if group { -pid } else { pid }, libc::SIGTERM);
+    let leader_alive = matches!(child.try_wait(), Ok(None));
+    // SAFETY: plain kill(2) on a child we own, or on its process group.
+    let signal = |sig| unsafe {
+        libc::kill(if group { -pid } else { pid }, sig);
+    };
+    if leader_alive || group {
+        signal(libc::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
+    while leader_alive && Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            return;
+            break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if group {
+        signal(libc::SIGKILL);
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -2,6 +2,7 @@
 //! to one webrtcbin per client. Nothing in here knows about WebSockets or
 //! JSON; the signalling layer drives it through [`service::MediaHandle`].
 
+pub mod backoff;
 pub mod capture;
 pub mod encoder;
 pub mod fragments;

@@ -6,6 +6,13 @@
 //! Lifecycle: the producer starts with the first peer and stops
 //! `idle_stop` after the last one left, so nobody watching means nothing is
 //! captured or encoded.
+//!
+//! Recovery: when the shared part fails (the X server died, the source
+//! ended or stalled), every branch is dropped but the peers are kept
+//! waiting, [`MediaEvent::CaptureLost`] goes out, and the producer is
+//! rebuilt with backoff (0.5 s doubling to 5 s), each attempt only after
+//! the display answers. Once it delivers frames again the waiting peers get
+//! fresh branches (new offers) and [`MediaEvent::CaptureRestored`] goes out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use crate::media::backoff::Backoff;
 use crate::media::ice::IceServers;
 use crate::media::keyframes::KeyframeGate;
 use crate::media::peer::{bin_name, BranchEvent, EventSink, PeerBranch};
@@ -48,7 +56,18 @@ pub enum MediaEvent {
         peer: PeerId,
         reason: String,
     },
+    /// The capture failed; every branch was dropped and its peer waits for
+    /// the capture to come back.
+    CaptureLost {
+        reason: String,
+    },
+    /// The capture works again; waiting peers get new offers.
+    CaptureRestored,
 }
+
+/// Says whether the capture source can be opened right now (for X11: the
+/// display accepts connections), without touching GStreamer.
+pub type SourceCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct MediaConfig {
@@ -61,6 +80,8 @@ pub struct MediaConfig {
     pub start_timeout: Duration,
     /// Where data-channel bytes go; `None` opens no data channels.
     pub input: Option<crate::media::peer::InputSink>,
+    /// Asked before each rebuild after a failure; `None` always tries.
+    pub source_check: Option<SourceCheck>,
 }
 
 /// Counters shared with the metrics endpoint.
@@ -70,6 +91,8 @@ pub struct MediaStats {
     pub pipeline_running: AtomicBool,
     pub pipeline_starts: AtomicU64,
     pub pipeline_failures: AtomicU64,
+    /// Rebuilds after a failure that delivered frames again.
+    pub pipeline_restarts: AtomicU64,
     pub keyframes_requested: AtomicU64,
     pub keyframes_forced: AtomicU64,
     pub keyframes_coalesced: AtomicU64,
@@ -87,6 +110,7 @@ enum Command {
     Branch(PeerId, BranchEvent),
     ProducerReady(u64),
     Bus(u64, gst::Message),
+    CaptureLost(String),
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -108,6 +132,11 @@ impl MediaHandle {
     }
     pub fn ice(&self, peer: PeerId, mline: u32, candidate: String) {
         let _ = self.tx.send(Command::Ice(peer, mline, candidate));
+    }
+    /// The capture source is gone (e.g. its X connection broke); callable
+    /// from any thread, including a GStreamer streaming thread.
+    pub fn capture_lost(&self, reason: String) {
+        let _ = self.tx.send(Command::CaptureLost(reason));
     }
     /// Removes every peer and stops the pipeline; returns when done (or
     /// after `timeout`).
@@ -148,6 +177,8 @@ pub fn spawn(
                 idle_since: None,
                 awaiting_offer: HashMap::new(),
                 flow: (Instant::now(), 0),
+                recovery: None,
+                backoff: Backoff::default(),
             };
             service.run(rx);
         })?;
@@ -174,6 +205,15 @@ struct Service {
     awaiting_offer: HashMap<PeerId, Instant>,
     /// Last time the tee's buffer count was seen to move, and the count.
     flow: (Instant, u64),
+    /// Set while the capture is lost: why, and when to try again.
+    recovery: Option<Recovery>,
+    backoff: Backoff,
+}
+
+struct Recovery {
+    reason: String,
+    /// `None` while a rebuilt producer is starting.
+    next_try: Option<Instant>,
 }
 
 /// A running producer whose tee saw no buffer for this long has stalled
@@ -217,7 +257,8 @@ impl Service {
         };
         let offer = self.awaiting_offer.values().min().copied();
         let stall = (self.ready && self.producer.is_some()).then(|| Instant::now() + STALL_CHECK);
-        [self.gate.deadline(), idle, start, offer, stall]
+        let retry = self.recovery.as_ref().and_then(|r| r.next_try);
+        [self.gate.deadline(), idle, start, offer, stall, retry]
             .into_iter()
             .flatten()
             .min()
@@ -272,6 +313,50 @@ impl Service {
                 ));
             }
         }
+        if self
+            .recovery
+            .as_ref()
+            .and_then(|r| r.next_try)
+            .is_some_and(|t| now >= t)
+        {
+            self.retry_capture();
+        }
+    }
+
+    /// One recovery attempt: check the source, then rebuild the producer.
+    /// Its first frame ([`Command::ProducerReady`]) ends the recovery.
+    fn retry_capture(&mut self) {
+        if self.waiting.is_empty() {
+            // Everyone left while the capture was away: the next join starts
+            // a fresh producer.
+            tracing::info!("capture still lost, but nobody is waiting: stop retrying");
+            self.recovery = None;
+            self.backoff.reset();
+            return;
+        }
+        let attempt = self
+            .config
+            .source_check
+            .as_ref()
+            .map_or(Ok(()), |check| check())
+            .and_then(|()| self.start_producer().map_err(|e| format!("{e:#}")));
+        match attempt {
+            Ok(()) => {
+                if let Some(r) = self.recovery.as_mut() {
+                    r.next_try = None;
+                }
+            }
+            Err(why) => {
+                let delay = self.backoff.next_delay();
+                tracing::info!(
+                    retry_ms = delay.as_millis() as u64,
+                    "capture not back yet: {why}"
+                );
+                if let Some(r) = self.recovery.as_mut() {
+                    r.next_try = Some(Instant::now() + delay);
+                }
+            }
+        }
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -297,6 +382,12 @@ impl Service {
             Command::ProducerReady(generation) => {
                 if generation == self.generation && !self.ready && self.producer.is_some() {
                     self.ready = true;
+                    self.backoff.reset();
+                    if let Some(r) = self.recovery.take() {
+                        tracing::info!("capture restored (it was lost: {})", r.reason);
+                        self.stats.pipeline_restarts.fetch_add(1, Ordering::Relaxed);
+                        (self.events)(MediaEvent::CaptureRestored);
+                    }
                     self.flow = (Instant::now(), 0);
                     if let Some(t) = self.started_at {
                         tracing::info!(ms = t.elapsed().as_millis() as u64, "first encoded frame");
@@ -309,6 +400,11 @@ impl Service {
             Command::Bus(generation, msg) => {
                 if generation == self.generation {
                     self.on_bus(msg);
+                }
+            }
+            Command::CaptureLost(reason) => {
+                if self.producer.is_some() {
+                    self.fail_producer(reason);
                 }
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
@@ -327,11 +423,17 @@ impl Service {
             return;
         }
         self.idle_since = None;
+        if self.recovery.is_some() {
+            // The capture is away: wait with the others.
+            self.waiting.push(peer);
+            self.update_peer_count();
+            return;
+        }
         if self.producer.is_none() {
             if let Err(e) = self.start_producer() {
-                let reason = format!("could not start the capture pipeline: {e:#}");
-                tracing::error!("{reason}");
-                (self.events)(MediaEvent::PeerFailed { peer, reason });
+                // E.g. the display died while nobody watched: wait for it.
+                self.waiting.push(peer);
+                self.fail_producer(format!("could not start the capture pipeline: {e:#}"));
                 return;
             }
         }
@@ -531,24 +633,35 @@ impl Service {
         self.update_peer_count();
     }
 
-    /// The shared part failed: every client is told, and the next join
-    /// starts a fresh pipeline.
+    /// The shared part failed: branches go, their peers wait, and the
+    /// producer is rebuilt with backoff (see the module comment).
     fn fail_producer(&mut self, reason: String) {
         tracing::error!("capture pipeline failed: {reason}");
         self.stats.pipeline_failures.fetch_add(1, Ordering::Relaxed);
-        let peers: Vec<PeerId> = self
+        let mut peers: Vec<PeerId> = self
             .peers
             .keys()
             .copied()
             .chain(self.waiting.iter().copied())
             .collect();
-        self.stop_producer();
-        for peer in peers {
-            (self.events)(MediaEvent::PeerFailed {
-                peer,
+        peers.sort_unstable();
+        if !peers.is_empty() && self.recovery.is_none() {
+            // Told first: clients drop their side while ours is torn down.
+            (self.events)(MediaEvent::CaptureLost {
                 reason: reason.clone(),
             });
         }
+        self.stop_producer();
+        if peers.is_empty() {
+            return; // nobody watching: the next join starts afresh
+        }
+        self.waiting = peers;
+        self.update_peer_count();
+        let delay = self.backoff.next_delay();
+        self.recovery = Some(Recovery {
+            reason,
+            next_try: Some(Instant::now() + delay),
+        });
     }
 
     fn on_bus(&mut self, msg: gst::Message) {

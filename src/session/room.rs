@@ -9,8 +9,8 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
 use crate::signalling::protocol::{
-    ClientMessage, ErrorCode, IceServer, InputInfo, ParseError, Participant, ServerMessage,
-    VideoInfo, PROTOCOL_VERSION,
+    CaptureState, ClientMessage, ErrorCode, IceServer, InputInfo, ParseError, Participant,
+    ServerMessage, VideoInfo, PROTOCOL_VERSION,
 };
 
 /// What a valid token grants.
@@ -109,6 +109,8 @@ pub struct Room {
     next_peer: PeerId,
     stats: RoomStats,
     ice: Option<IceSource>,
+    /// Why the capture is down, while it is; joiners are told too.
+    capture_lost: Option<String>,
 }
 
 impl Room {
@@ -121,6 +123,7 @@ impl Room {
             next_peer: 1,
             stats: RoomStats::default(),
             ice: None,
+            capture_lost: None,
         }
     }
 
@@ -440,7 +443,33 @@ impl Room {
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));
+        if let Some(reason) = &self.capture_lost {
+            out.push(Output::Send(client, capture_lost(reason)));
+        }
         self.broadcast_participants(out);
+    }
+
+    /// The capture went away or came back: every joined client hears it.
+    /// While it is away the media side holds no branches, so nobody has an
+    /// offer to answer; a fresh one follows when it is back.
+    fn on_capture(&mut self, lost: Option<String>, out: &mut Vec<Output>) {
+        let msg = match &lost {
+            Some(reason) => capture_lost(reason),
+            None => ServerMessage::Capture {
+                state: CaptureState::Ok,
+                reason: None,
+            },
+        };
+        for (id, c) in self.clients.iter_mut() {
+            if let Some(s) = c.session.as_mut() {
+                if lost.is_some() {
+                    s.offered = false;
+                    s.answered = false;
+                }
+                out.push(Output::Send(*id, msg.clone()));
+            }
+        }
+        self.capture_lost = lost;
     }
 
     /// Refuses a join: error, bye, close.
@@ -463,6 +492,10 @@ impl Room {
 
     fn on_media(&mut self, event: MediaEvent, out: &mut Vec<Output>) {
         let peer = match &event {
+            MediaEvent::CaptureLost { reason } => {
+                return self.on_capture(Some(reason.clone()), out)
+            }
+            MediaEvent::CaptureRestored => return self.on_capture(None, out),
             MediaEvent::Offer { peer, .. }
             | MediaEvent::Ice { peer, .. }
             | MediaEvent::State { peer, .. }
@@ -475,7 +508,9 @@ impl Room {
         match event {
             MediaEvent::Offer { sdp, .. } => {
                 if let Some(s) = self.session_mut(client) {
+                    // A new offer (after the capture came back) wants a new answer.
                     s.offered = true;
+                    s.answered = false;
                 }
                 out.push(Output::Send(client, ServerMessage::Offer { sdp }));
             }
@@ -492,6 +527,7 @@ impl Room {
                 out.push(Output::Send(client, ServerMessage::PeerState { state }))
             }
             MediaEvent::Error { message, .. } => self.error(client, ErrorCode::Media, message, out),
+            MediaEvent::CaptureLost { .. } | MediaEvent::CaptureRestored => {}
             MediaEvent::PeerFailed { reason, .. } => {
                 // The media side already dropped the branch.
                 self.by_peer.remove(&peer);
@@ -506,6 +542,13 @@ impl Room {
                 self.broadcast_participants(out);
             }
         }
+    }
+}
+
+fn capture_lost(reason: &str) -> ServerMessage {
+    ServerMessage::Capture {
+        state: CaptureState::Lost,
+        reason: Some(reason.into()),
     }
 }
 
@@ -695,6 +738,53 @@ mod tests {
         assert_eq!(out, vec![Output::RemovePeer(1)]);
         assert_eq!(r.client_count(), 0);
         assert_eq!(r.joined_count(), 0);
+    }
+
+    #[test]
+    fn capture_lost_and_back_reaches_everyone_and_allows_a_new_answer() {
+        let mut r = room(4);
+        let p1 = join(&mut r, 1, "viewer:v");
+        let answer = |sdp: &str| ClientMessage::Answer { sdp: sdp.into() };
+        r.handle(Input::Message(1, answer("a1")));
+        r.handle(Input::Connected(2)); // connected, not joined: not told
+        let out = r.handle(Input::Media(MediaEvent::CaptureLost {
+            reason: "X display :5 went away".into(),
+        }));
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                1,
+                ServerMessage::Capture {
+                    state: CaptureState::Lost,
+                    reason: Some("X display :5 went away".into())
+                }
+            )]
+        );
+        // While lost there is no offer to answer.
+        let out = r.handle(Input::Message(1, answer("late")));
+        assert_eq!(error_code(&out), Some(ErrorCode::Unexpected));
+        // A client joining meanwhile hears it right after welcome.
+        let out = r.handle(Input::Message(2, hello("viewer:v")));
+        assert!(out.contains(&Output::Send(
+            2,
+            ServerMessage::Capture {
+                state: CaptureState::Lost,
+                reason: Some("X display :5 went away".into())
+            }
+        )));
+        let out = r.handle(Input::Media(MediaEvent::CaptureRestored));
+        let ok = ServerMessage::Capture {
+            state: CaptureState::Ok,
+            reason: None,
+        };
+        assert_eq!(out, vec![Output::Send(1, ok.clone()), Output::Send(2, ok)]);
+        // The fresh offer is answered like the first one.
+        r.handle(Input::Media(MediaEvent::Offer {
+            peer: p1,
+            sdp: "v=0 again".into(),
+        }));
+        let out = r.handle(Input::Message(1, answer("a2")));
+        assert_eq!(out, vec![Output::Answer(p1, "a2".into())]);
     }
 
     #[test]

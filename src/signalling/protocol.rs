@@ -126,6 +126,23 @@ pub enum ServerMessage {
     Error { code: ErrorCode, message: String },
     /// The agent ends the session; the socket closes next.
     Bye { reason: String },
+    /// The desktop capture went away (`lost`, e.g. the X server died) or
+    /// is back (`ok`). While lost the agent has dropped the client's WebRTC
+    /// connection and retries with backoff; when back it sends a new
+    /// `offer` on the same socket, to be answered with a new connection.
+    Capture {
+        state: CaptureState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// What a `capture` message reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CaptureState {
+    Lost,
+    Ok,
 }
 
 /// Why a client message was refused.
@@ -330,6 +347,12 @@ mod tests {
         }
         .to_json();
         assert_eq!(s, r#"{"type":"peerState","state":"connected"}"#);
+        let s = ServerMessage::Capture {
+            state: CaptureState::Ok,
+            reason: None,
+        }
+        .to_json();
+        assert_eq!(s, r#"{"type":"capture","state":"ok"}"#);
         let s = ServerMessage::error(ErrorCode::UnknownType, "x").to_json();
         assert_eq!(s, r#"{"type":"error","code":"unknownType","message":"x"}"#);
     }
@@ -346,6 +369,14 @@ mod tests {
             ServerMessage::error(ErrorCode::TooLarge, "big"),
             ServerMessage::Bye {
                 reason: "bye".into(),
+            },
+            ServerMessage::Capture {
+                state: CaptureState::Lost,
+                reason: Some("display :5 went away".into()),
+            },
+            ServerMessage::Capture {
+                state: CaptureState::Ok,
+                reason: None,
             },
         ];
         for m in all {

@@ -52,20 +52,33 @@ h.test("each player's gamepad events land on its own slot only; forged keys are 
   await send(p2, 'input', padConnect());
   await send(p3, 'input', padConnect());
   await send(p2, 'input', padButton(0, 65535)); // A on pad 2
-  await send(p3, 'motion', padAxis(1, 0x8000)); // left stick fully up on pad 3 (-32768)
   await send(p2, 'input', key(true, 'KeyQ')); // players may not type
   await send(p3, 'input', key(true, 'KeyW'));
-  await waitFor(() => recorded().length >= 4, 5000, 'four events recorded');
+  // Left stick fully up on pad 3 (-32768), on the unreliable channel: a
+  // loaded machine may drop a datagram, and clients resend axes anyway
+  // (the latest value wins), so send until it lands.
+  await waitFor(
+    async () => {
+      await send(p3, 'motion', padAxis(1, 0x8000));
+      return recorded().some((e) => e.device === 'gamepad3' && e.abs === 1);
+    },
+    10000,
+    'pad 3 axis recorded',
+    200,
+  );
+  await waitFor(() => recorded().length >= 4, 10000, 'four events recorded').catch((e) => {
+    throw new Error(`${e.message}; recorded: ${JSON.stringify(recorded())}`);
+  });
   await sleep(300);
   const ev = recorded();
   assert.deepEqual(
     ev.filter((e) => e.device === 'gamepad2'),
     [{ device: 'gamepad2', added: true }, { device: 'gamepad2', key: 0x130, down: true }],
   );
-  assert.deepEqual(
-    ev.filter((e) => e.device === 'gamepad3'),
-    [{ device: 'gamepad3', added: true }, { device: 'gamepad3', abs: 1, value: -32768 }],
-  );
+  const pad3 = ev.filter((e) => e.device === 'gamepad3');
+  assert.deepEqual(pad3[0], { device: 'gamepad3', added: true });
+  assert.ok(pad3.length >= 2, JSON.stringify(pad3));
+  for (const e of pad3.slice(1)) assert.deepEqual(e, { device: 'gamepad3', abs: 1, value: -32768 });
   assert.equal(ev.filter((e) => e.device === 'keyboard').length, 0, 'no key reached the keyboard');
   const drops = Agent.metricSamples(await agent.metrics(), 'oriel_input_dropped_total');
   assert.ok(drops.some((s) => /player_not_gamepad/.test(s.labels) && s.value >= 2), JSON.stringify(drops));

@@ -67,6 +67,7 @@ enum Command {
     Join(PeerId, Role),
     Leave(PeerId),
     Data(PeerId, Vec<u8>, Instant),
+    Shutdown(mpsc::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -83,6 +84,15 @@ impl InputHandle {
     }
     pub fn leave(&self, peer: PeerId) {
         let _ = self.tx.send(Command::Leave(peer));
+    }
+    /// Releases everything every peer holds, removes their gamepads, then
+    /// drops the backend (uinput devices disappear); returns when done or
+    /// after `timeout`. Later input is ignored.
+    pub fn shutdown(&self, timeout: std::time::Duration) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
     }
     /// Bytes from one of the peer's data channels (any thread).
     pub fn data(&self, peer: PeerId, bytes: &[u8]) {
@@ -139,6 +149,15 @@ pub fn spawn(backend: Box<dyn Backend>) -> std::io::Result<InputHandle> {
                 peers: HashMap::new(),
             };
             while let Ok(cmd) = rx.recv() {
+                if let Command::Shutdown(done) = cmd {
+                    let peers: Vec<PeerId> = service.peers.keys().copied().collect();
+                    for peer in peers {
+                        service.release(peer);
+                    }
+                    drop(service);
+                    let _ = done.send(());
+                    return;
+                }
                 service.handle(cmd);
             }
         })?;
@@ -169,6 +188,7 @@ impl Service {
                 self.peers.remove(&peer);
             }
             Command::Data(peer, bytes, arrived) => self.data(peer, &bytes, arrived),
+            Command::Shutdown(_) => {} // handled by the thread's loop
         }
     }
 

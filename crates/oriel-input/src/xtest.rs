@@ -20,7 +20,11 @@ const EVDEV_OFFSET: u16 = 8;
 const KEY_LEFTSHIFT: u16 = 42;
 
 pub struct XTest {
-    conn: RustConnection,
+    display: String,
+    /// `None` after the connection broke (the X server went away); the
+    /// next event reconnects, so input works again once the display is back.
+    conn: Option<RustConnection>,
+    last_attempt: Option<std::time::Instant>,
     root: u32,
     width: u16,
     height: u16,
@@ -31,8 +35,32 @@ pub struct XTest {
     wheel_y: NotchAccumulator,
 }
 
+/// Reconnect attempts are at most this frequent, so a stream of pointer
+/// motion at a dead display costs nothing.
+const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl XTest {
     pub fn connect(display: &str) -> Result<Self> {
+        let mut x = XTest {
+            display: display.to_string(),
+            conn: None,
+            last_attempt: None,
+            root: 0,
+            width: 0,
+            height: 0,
+            min_keycode: 8,
+            keysyms: Vec::new(),
+            wheel_x: NotchAccumulator::default(),
+            wheel_y: NotchAccumulator::default(),
+        };
+        x.open()?;
+        Ok(x)
+    }
+
+    /// (Re)opens the connection and re-reads screen size and keymap, which
+    /// a restarted server may have changed.
+    fn open(&mut self) -> Result<()> {
+        let display = self.display.as_str();
         let (conn, screen) = x11rb::connect(Some(display))
             .with_context(|| format!("XTest: cannot open display {display}"))?;
         conn.extension_information(x11rb::protocol::xtest::X11_EXTENSION_NAME)?
@@ -44,31 +72,61 @@ impl XTest {
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
         let per = map.keysyms_per_keycode.max(1) as usize;
-        let keysyms = map.keysyms.chunks(per).map(|c| c.to_vec()).collect();
-        Ok(XTest {
-            conn,
-            root,
-            width,
-            height,
-            min_keycode: min,
-            keysyms,
-            wheel_x: NotchAccumulator::default(),
-            wheel_y: NotchAccumulator::default(),
-        })
+        self.keysyms = map.keysyms.chunks(per).map(|c| c.to_vec()).collect();
+        self.root = root;
+        self.width = width;
+        self.height = height;
+        self.min_keycode = min;
+        self.conn = Some(conn);
+        Ok(())
     }
 
-    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<()> {
+    /// The live connection, reconnecting (rate-limited) if it broke.
+    fn conn(&mut self) -> Result<&RustConnection> {
+        if self.conn.is_none() {
+            let now = std::time::Instant::now();
+            if self
+                .last_attempt
+                .is_some_and(|t| now.duration_since(t) < RECONNECT_EVERY)
+            {
+                bail!("display {} is unreachable", self.display);
+            }
+            self.last_attempt = Some(now);
+            self.open()?;
+            tracing::info!(display = %self.display, "XTest reconnected");
+        }
         self.conn
-            .xtest_fake_input(kind, detail, 0, self.root, x, y, 0)?;
-        self.conn.flush()?;
-        Ok(())
+            .as_ref()
+            .ok_or_else(|| anyhow!("display {} is unreachable", self.display))
+    }
+
+    fn fake(&mut self, kind: u8, detail: u8, x: i16, y: i16) -> Result<()> {
+        // A write error means the server went away; if one is back under the
+        // same name, the second try reaches it.
+        let mut last = None;
+        for _ in 0..2 {
+            let root = self.root;
+            let conn = self.conn()?;
+            let sent = conn
+                .xtest_fake_input(kind, detail, 0, root, x, y, 0)
+                .map(|_| ())
+                .and_then(|()| conn.flush());
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.conn = None;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.map_or_else(|| anyhow!("XTest: no connection"), Into::into))
     }
 
     fn keycode(key: u16) -> Result<u8> {
         u8::try_from(key + EVDEV_OFFSET).map_err(|_| anyhow!("key {key} has no X keycode"))
     }
 
-    fn click(&self, button: u8, times: i32) -> Result<()> {
+    fn click(&mut self, button: u8, times: i32) -> Result<()> {
         for _ in 0..times.abs() {
             self.fake(BUTTON_PRESS_EVENT, button, 0, 0)?;
             self.fake(BUTTON_RELEASE_EVENT, button, 0, 0)?;

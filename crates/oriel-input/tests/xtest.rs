@@ -94,3 +94,47 @@ fn pointer_buttons_and_keys_reach_the_x_server() {
     backend.key(30, false).unwrap();
     wait_until("KEY_A up", || !pressed(38));
 }
+
+#[test]
+fn reconnects_when_the_server_comes_back_under_the_same_name() {
+    let mut first = xvfb();
+    let display = first.1.clone();
+    let mut backend = XTest::connect(&display).expect("XTest");
+    backend.pointer_abs(0, 0).unwrap();
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    // While the display is away, events fail instead of hanging.
+    assert!(backend.pointer_abs(100, 100).is_err());
+
+    // A new server on the same display, at another size.
+    let again = Command::new("Xvfb")
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "640x480x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb");
+    let _again = Xvfb(again, display.clone());
+    let mut conn = None;
+    wait_until("the new server", || {
+        conn = x11rb::connect(Some(&display)).ok();
+        conn.is_some()
+    });
+    let (conn, screen) = conn.unwrap();
+    let root = conn.setup().roots[screen].root;
+    // The far corner of the new, smaller screen: the size was read again.
+    wait_until("XTest back on the new server", || {
+        std::thread::sleep(Duration::from_millis(100));
+        backend.pointer_abs(65535, 65535).is_ok() && {
+            let r = conn.query_pointer(root).unwrap().reply().unwrap();
+            (r.root_x, r.root_y) == (639, 479)
+        }
+    });
+}
