@@ -21,7 +21,13 @@ pub struct Cli {
     pub command: Command,
 
     /// Log filter, e.g. `info`, `debug`, `oriel=debug,warn`.
-    #[arg(long, env = "ORIEL_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "ORIEL_LOG",
+        help_heading = "Global",
+        default_value = "info",
+        global = true
+    )]
     pub log_level: String,
 
     /// Log format: `auto` (plain text; without timestamps or colours under
@@ -30,6 +36,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "ORIEL_LOG_FORMAT",
+        help_heading = "Global",
         value_enum,
         default_value = "auto",
         global = true
@@ -39,7 +46,13 @@ pub struct Cli {
     /// Configuration file (TOML; its keys are the long flag names, e.g.
     /// `bitrate = 6000`). Default `$XDG_CONFIG_HOME/oriel/config.toml`,
     /// read when it exists. Precedence: flags > ORIEL_* > file > defaults.
-    #[arg(long, env = "ORIEL_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "ORIEL_CONFIG",
+        help_heading = "Global",
+        global = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 }
 
@@ -69,7 +82,7 @@ pub enum Command {
 pub struct StateArgs {
     /// Where the link secret and link list live (default
     /// `$XDG_STATE_HOME/oriel`, i.e. `~/.local/state/oriel`).
-    #[arg(long, env = "ORIEL_STATE_DIR", global = true)]
+    #[arg(long, env = "ORIEL_STATE_DIR", help_heading = "Global", global = true)]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -142,36 +155,42 @@ pub enum CaptureChoice {
 #[derive(Debug, Clone, Args)]
 pub struct MediaArgs {
     /// Capture backend.
-    #[arg(long, env = "ORIEL_CAPTURE", value_enum, default_value = "auto")]
+    #[arg(
+        long,
+        env = "ORIEL_CAPTURE",
+        help_heading = "Capture and encoding",
+        value_enum,
+        default_value = "auto"
+    )]
     pub capture: CaptureChoice,
 
     /// X display to capture (default: `$DISPLAY`).
-    #[arg(long, env = "ORIEL_DISPLAY")]
+    #[arg(long, env = "ORIEL_DISPLAY", help_heading = "Capture and encoding")]
     pub display: Option<String>,
 
     /// Size of the virtual display oriel starts when there is no `$DISPLAY`,
     /// and of the test pattern.
-    #[arg(long, env = "ORIEL_VIRTUAL_DISPLAY_SIZE", default_value = "1280x720", value_parser = parse_size)]
+    #[arg(long, env = "ORIEL_VIRTUAL_DISPLAY_SIZE", help_heading = "Capture and encoding", default_value = "1280x720", value_parser = parse_size)]
     pub virtual_display_size: (u32, u32),
 
     /// Command started inside the virtual display (e.g. `xterm`), stopped with oriel.
-    #[arg(long, env = "ORIEL_SESSION_CMD")]
+    #[arg(long, env = "ORIEL_SESSION_CMD", help_heading = "Capture and encoding")]
     pub session_cmd: Option<String>,
 
     /// Capture frame rate.
-    #[arg(long, env = "ORIEL_FRAMERATE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    #[arg(long, env = "ORIEL_FRAMERATE", help_heading = "Capture and encoding", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub framerate: u32,
 
     /// Video bitrate in kbit/s.
-    #[arg(long, env = "ORIEL_BITRATE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
+    #[arg(long, env = "ORIEL_BITRATE", help_heading = "Capture and encoding", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
     pub bitrate: u32,
 
     /// Force one encoder (see `oriel probe`); default: the best one that works.
-    #[arg(long, env = "ORIEL_ENCODER")]
+    #[arg(long, env = "ORIEL_ENCODER", help_heading = "Capture and encoding")]
     pub encoder: Option<String>,
 
     /// Directory whose `pipelines/*.txt` override the built-in fragments.
-    #[arg(long, env = "ORIEL_CONFIG_DIR")]
+    #[arg(long, env = "ORIEL_CONFIG_DIR", help_heading = "Capture and encoding")]
     pub config_dir: Option<PathBuf>,
 }
 
@@ -182,61 +201,86 @@ pub struct ServeArgs {
 
     /// Address for HTTP(S) and WebSocket. Anything but loopback is reachable
     /// by others: there oriel serves HTTPS unless told otherwise (`--tls`).
-    #[arg(long, env = "ORIEL_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "ORIEL_LISTEN",
+        help_heading = "Serving",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// At most one forced keyframe per this many milliseconds; requests in
     /// between are coalesced into the next one.
-    #[arg(long, env = "ORIEL_KEYFRAME_INTERVAL_MS", default_value_t = 250)]
+    #[arg(
+        long,
+        env = "ORIEL_KEYFRAME_INTERVAL_MS",
+        help_heading = "Capture and encoding",
+        default_value_t = 250
+    )]
     pub keyframe_interval_ms: u64,
 
     /// Playout-delay RTP extension sent to browsers, minimum (ms, 0..=40950).
-    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MIN", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MIN", help_heading = "Capture and encoding", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
     pub playout_delay_min: u32,
 
     /// Playout-delay RTP extension sent to browsers, maximum (ms, 0..=40950).
-    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MAX", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MAX", help_heading = "Capture and encoding", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
     pub playout_delay_max: u32,
 
     /// Do not send the playout-delay extension at all (the browser then
     /// buffers frames for smoothness).
-    #[arg(long, env = "ORIEL_NO_PLAYOUT_DELAY")]
+    #[arg(
+        long,
+        env = "ORIEL_NO_PLAYOUT_DELAY",
+        help_heading = "Capture and encoding"
+    )]
     pub no_playout_delay: bool,
 
     /// Maximum number of connected clients.
-    #[arg(long, env = "ORIEL_MAX_CLIENTS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "ORIEL_MAX_CLIENTS", help_heading = "Serving", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_clients: u32,
 
     /// Keep capturing this long after the last client left, so a reload
     /// does not restart the encoder (ms).
-    #[arg(long, env = "ORIEL_IDLE_STOP_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "ORIEL_IDLE_STOP_MS",
+        help_heading = "Capture and encoding",
+        default_value_t = 2000
+    )]
     pub idle_stop_ms: u64,
 
     /// Extra allowed WebSocket `Origin`s (the agent's own origin is always allowed).
     #[arg(
         long = "allow-origin",
         env = "ORIEL_ALLOW_ORIGINS",
+        help_heading = "Serving",
         value_delimiter = ','
     )]
     pub allow_origins: Vec<String>,
 
     /// STUN server for the agent and every browser: `stun:host:port`
     /// (`stun://host:port` works too).
-    #[arg(long, env = "ORIEL_STUN", value_parser = StunUrl::parse)]
+    #[arg(long, env = "ORIEL_STUN", help_heading = "ICE servers (STUN/TURN)", value_parser = StunUrl::parse)]
     pub stun: Option<StunUrl>,
 
     /// TURN server for the agent and every browser:
     /// `turn:host:port?transport=udp|tcp`, or `turns:` for TURN over TLS.
     /// Needs --turn-secret, or --turn-username and --turn-password.
-    #[arg(long, env = "ORIEL_TURN", value_parser = TurnUrl::parse)]
+    #[arg(long, env = "ORIEL_TURN", help_heading = "ICE servers (STUN/TURN)", value_parser = TurnUrl::parse)]
     pub turn: Option<TurnUrl>,
 
     /// Static TURN username (coturn `user=NAME:PASSWORD`), shared by all sessions.
-    #[arg(long, env = "ORIEL_TURN_USERNAME", requires = "turn_password")]
+    #[arg(
+        long,
+        env = "ORIEL_TURN_USERNAME",
+        help_heading = "ICE servers (STUN/TURN)",
+        requires = "turn_password"
+    )]
     pub turn_username: Option<String>,
 
     /// Static TURN password; never logged.
-    #[arg(long, env = "ORIEL_TURN_PASSWORD", requires = "turn_username", value_parser = parse_secret)]
+    #[arg(long, env = "ORIEL_TURN_PASSWORD", help_heading = "ICE servers (STUN/TURN)", requires = "turn_username", value_parser = parse_secret)]
     pub turn_password: Option<Secret>,
 
     /// TURN REST shared secret (coturn `use-auth-secret`,
@@ -244,49 +288,55 @@ pub struct ServeArgs {
     /// expire after --turn-ttl. Never logged. Excludes static credentials.
     #[arg(
         long,
-        env = "ORIEL_TURN_SECRET",
+        env = "ORIEL_TURN_SECRET", help_heading = "ICE servers (STUN/TURN)",
         value_parser = parse_secret,
         conflicts_with_all = ["turn_username", "turn_password"]
     )]
     pub turn_secret: Option<Secret>,
 
     /// Lifetime of minted TURN credentials (`--turn-secret`): e.g. `30m`, `12h`, `2d`.
-    #[arg(long, env = "ORIEL_TURN_TTL", default_value = "12h", value_parser = parse_turn_ttl)]
+    #[arg(long, env = "ORIEL_TURN_TTL", help_heading = "ICE servers (STUN/TURN)", default_value = "12h", value_parser = parse_turn_ttl)]
     pub turn_ttl: Duration,
 
     /// Highest player slot: players own gamepads 2..=N.
-    #[arg(long, env = "ORIEL_MAX_PLAYERS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
+    #[arg(long, env = "ORIEL_MAX_PLAYERS", help_heading = "Serving", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
     pub max_players: u8,
 
     /// The agent's address as browsers reach it, for printed links
     /// (default: http(s)://LISTEN/); its host joins the self-signed
     /// certificate's names.
-    #[arg(long, env = "ORIEL_PUBLIC_URL")]
+    #[arg(long, env = "ORIEL_PUBLIC_URL", help_heading = "Serving")]
     pub public_url: Option<String>,
 
     /// How input is injected: `auto` (uinput when /dev/uinput is writable,
     /// else XTest on the X display), `uinput`, `xtest`, `record:PATH` (JSON
     /// lines, for tests), or `none`.
-    #[arg(long, env = "ORIEL_INPUT", default_value = "auto", value_parser = parse_input)]
+    #[arg(long, env = "ORIEL_INPUT", help_heading = "Serving", default_value = "auto", value_parser = parse_input)]
     pub input: InputChoice,
 
     /// HTTPS/WSS: `auto` (plain HTTP on a loopback address, a self-signed
     /// certificate beyond loopback), `self-signed` (always) or `off`.
-    #[arg(long, env = "ORIEL_TLS", value_enum, default_value = "auto")]
+    #[arg(
+        long,
+        env = "ORIEL_TLS",
+        help_heading = "TLS",
+        value_enum,
+        default_value = "auto"
+    )]
     pub tls: TlsChoice,
 
     /// PEM certificate chain to serve (with `--tls-key`); replaces the
     /// self-signed one.
-    #[arg(long, env = "ORIEL_TLS_CERT")]
+    #[arg(long, env = "ORIEL_TLS_CERT", help_heading = "TLS")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "ORIEL_TLS_KEY")]
+    #[arg(long, env = "ORIEL_TLS_KEY", help_heading = "TLS")]
     pub tls_key: Option<PathBuf>,
 
     /// Allow plain HTTP on an address other machines can reach (tokens and
     /// input then travel unencrypted).
-    #[arg(long, env = "ORIEL_INSECURE_HTTP")]
+    #[arg(long, env = "ORIEL_INSECURE_HTTP", help_heading = "TLS")]
     pub insecure_http: bool,
 
     #[command(flatten)]
