@@ -11,7 +11,7 @@ ARGS ?=
 E2E_DIR := tests/e2e
 BENCH_DIR := bench
 
-.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench install uninstall clean
+.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench bench-deps install uninstall clean
 
 PREFIX ?= $(HOME)/.local
 UNIT_DIR ?= $(HOME)/.config/systemd/user
@@ -54,9 +54,25 @@ vm:
 e2e: build-debug
 	cd $(E2E_DIR) && ORIEL_BIN=$(CURDIR)/target/debug/oriel node --test --test-concurrency=1 --test-reporter=spec *.test.mjs
 
-bench: test-deps build
+# Benchmarks (bench/README.md): every part in turn, unattended; a part that
+# fails does not stop the others, but makes `make bench` fail at the end.
+# Each writes bench/results/<date>-<part>.json and regenerates BENCHMARKS.md.
+BENCH_PARTS := glass viewers peer ttff input churn clients
+
+bench: bench-deps
+	@failed=""; for p in $(BENCH_PARTS); do \
+		echo "=== bench $$p ==="; \
+		(cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node $$p.mjs) || failed="$$failed $$p"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bench parts failed:$$failed"; exit 1; fi
+
+bench-deps: test-deps
+	$(CARGO) build --release --bins --examples
 	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
-	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node bench.mjs
+
+.PHONY: $(addprefix bench-,$(BENCH_PARTS))
+$(addprefix bench-,$(BENCH_PARTS)): bench-%: bench-deps
+	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node $*.mjs
 
 # Installs for the current user; the udev rule (uinput access for the
 # logged-in user) needs root, so it is installed only when run as root.

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Writes BENCHMARKS.md from the newest results file of every benchmark part
+// (bench/results/<date>-<part>.json). Each part script renders its own
+// section: `export function render(res, jsonRel)` returns markdown starting at
+// a `##` heading, `export function headline(res)` a few one-line findings.
+//
+//   node bench/report.mjs        (every part script also runs it when it ends)
+import fs from 'node:fs';
+import path from 'node:path';
+import { MARKDOWN, REPO_ROOT, RESULTS_DIR, log } from './lib/harness.mjs';
+import { isMain } from './lib/run.mjs';
+
+/** Parts in report order: [name, script, what it measures]. */
+export const PARTS = [
+  ['glass', 'glass.mjs', 'glass-to-glass latency'],
+  ['viewers', 'viewers.mjs', 'cost per viewer, up to 32 viewers'],
+  ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
+  ['ttff', 'ttff.mjs', 'time to first frame with viewers connected'],
+  ['input', 'input.mjs', 'input latency'],
+  ['churn', 'churn.mjs', 'join/leave churn'],
+  ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
+];
+
+function newestResult(part) {
+  if (!fs.existsSync(RESULTS_DIR)) return null;
+  const files = fs.readdirSync(RESULTS_DIR).filter((f) => f.endsWith(`-${part}.json`) && /^\d{4}-\d{2}-\d{2}-/.test(f)).sort();
+  if (!files.length) return null;
+  const file = path.join(RESULTS_DIR, files[files.length - 1]);
+  return { file, rel: path.relative(REPO_ROOT, file), res: JSON.parse(fs.readFileSync(file, 'utf8')) };
+}
+
+function machineTable(runs) {
+  const newest = runs.filter((r) => r.res.machine).sort((a, b) => (a.res.startedAt < b.res.startedAt ? 1 : -1))[0];
+  if (!newest) return [];
+  const m = newest.res.machine;
+  const a = newest.res.agent ?? {};
+  const encoders = [...new Set(runs.map((r) => r.res.healthz?.encoder).filter(Boolean))];
+  const L = ['## Machine', '', '| | |', '|---|---|'];
+  L.push(`| CPU | ${m.cpuModel}, ${m.cores} cores |`);
+  L.push(`| memory | ${m.memoryGiB} GiB |`);
+  L.push(`| OS | ${m.os ?? '?'}, kernel ${m.kernel} |`);
+  L.push(`| GStreamer | ${m.gstreamer} |`);
+  if (m.chromium) L.push(`| Chromium | ${m.chromium} (headless, playwright-core) |`);
+  L.push(`| encoder | ${encoders.join(', ') || '?'} (the agent's choice, from /healthz; no GPU on this machine) |`);
+  if (a.bin) L.push(`| agent | \`${path.relative(REPO_ROOT, a.bin) || a.bin}\` (${a.build} build, ${a.version ?? '?'}, tree at ${a.gitHead ?? '?'}) |`);
+  L.push('');
+  return L;
+}
+
+export async function writeBenchmarks() {
+  const runs = [];
+  const missing = [];
+  for (const [part, script, what] of PARTS) {
+    const r = newestResult(part);
+    if (!r) {
+      missing.push(`- ${what}: not measured yet (\`cd bench && node ${script}\`)`);
+      continue;
+    }
+    const mod = await import(`./${script}`);
+    runs.push({ part, script, what, ...r, mod });
+  }
+  const L = ['# Benchmarks', ''];
+  L.push('> **Generated file.** Written by `bench/report.mjs` from the newest results of each part ' +
+    '(`bench/results/<date>-<part>.json`); every run of a part rewrites it. Edit the generators, not this file.');
+  L.push('');
+  L.push('`make bench` runs every part in turn (unattended, about half an hour on 2 cores); `make bench-<part>` runs one. ' +
+    'These are measurements on a shared, noisy machine: compare figures taken in the same run, and read the ratios rather than the absolute values.');
+  L.push('');
+  L.push(...machineTable(runs));
+  L.push('## Headlines', '');
+  for (const r of runs) {
+    const lines = r.mod.headline ? r.mod.headline(r.res) : [];
+    for (const h of lines) L.push(`- ${h}`);
+  }
+  if (missing.length) L.push('', 'Not in this file:', '', ...missing);
+  L.push('');
+  for (const r of runs) {
+    L.push(r.mod.render(r.res, r.rel).trimEnd());
+    L.push('');
+  }
+  fs.writeFileSync(MARKDOWN, L.join('\n').replace(/\n{3,}/g, '\n\n'));
+  log(`wrote ${path.relative(process.cwd(), MARKDOWN) || MARKDOWN}`);
+}
+
+if (isMain(import.meta.url)) await writeBenchmarks();
