@@ -1,0 +1,613 @@
+#!/usr/bin/env node
+// oriel benchmark part `peer`: oriel side by side with gst-plugins-rs
+// webrtcsink, serving the same capture to the same numbers of receivers, in
+// the same run. oriel encodes once and fans the RTP out; webrtcsink encodes
+// once per consumer. This is where the shared encode shows its worth.
+//
+//   cd bench && node peer.mjs      (or `make bench-peer`)
+//
+// What it does, unattended:
+//   0. Builds the bench-only workspace bench/webrtcsink/ (webrtcsink-server,
+//      webrtcsink-receiver) with cargo if needed: ~11 minutes the first time
+//      on 2 cores, a second once built. oriel's `bench_receiver` example must
+//      exist (`cargo build --release --examples`, done by `make bench-deps`).
+//   1. Xvfb on a free display with the harness's moving scene (scrolling
+//      SMPTE bars + clock, 1280x720, 30 fps; BENCH_SCENE).
+//   2. For each receiver count n (1, 2, 4, 8, 16, 32) and each round, both
+//      servers one after the other, each fresh: the oriel agent
+//      (`--capture x11`, 720p30, 4000 kbit/s) with `bench_receiver --link`
+//      viewers, and `webrtcsink-server` (the same capture, x264 set up like
+//      oriel's, congestion control off at 4000 kbit/s) with
+//      `webrtcsink-receiver --signalling` consumers. Round 1 measures oriel
+//      first, round 2 webrtcsink first, to balance drift.
+//   3. Per window: the server's CPU (% of one core, /proc utime+stime),
+//      RSS, threads; frames per second delivered to each receiver (RTP
+//      packets with the marker bit, no decoding); the receivers' own CPU and
+//      the whole machine's for context. Medians over the rounds; ratios
+//      webrtcsink / oriel per n. Larger n are skipped once webrtcsink
+//      delivers less than BENCH_PEER_MIN_FPS (5) per receiver.
+//   4. Raw results to bench/results/<date>-peer.json, BENCHMARKS.md
+//      regenerated (bench/report.mjs), a summary on stdout.
+//
+// Knobs (environment): ORIEL_BIN, BENCH_RECEIVER (oriel's bench_receiver),
+// BENCH_PEER_VIEWERS ("1,2,4,8,16,32"), BENCH_PEER_SYSTEMS
+// ("oriel,webrtcsink"; one of them for experiments), BENCH_PEER_MIN_FPS (5),
+// BENCH_WINDOW_MS (10000), BENCH_SETTLE_MS (3000), BENCH_ROUNDS (2),
+// BENCH_SCENE (bars|ball), BENCH_NO_MARKDOWN=1, BENCH_TIMEOUT_MS (1800000
+// for this part), CARGO.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  BENCH_DIR, CFG, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
+  procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
+} from './lib/harness.mjs';
+import { agentWarnings, isMain, runPart } from './lib/run.mjs';
+
+const SYSTEMS = ['oriel', 'webrtcsink'];
+const WS_DIR = path.join(BENCH_DIR, 'webrtcsink');
+const WS_MANIFEST = path.join(WS_DIR, 'Cargo.toml');
+const WS_BIN = (name) => path.join(WS_DIR, 'target', 'release', name);
+
+const PEER = {
+  viewers: (process.env.BENCH_PEER_VIEWERS || '1,2,4,8,16,32').split(',').map(Number).filter((n) => n > 0),
+  systems: (process.env.BENCH_PEER_SYSTEMS || SYSTEMS.join(',')).split(',').filter((s) => SYSTEMS.includes(s)),
+  minFps: envNum('BENCH_PEER_MIN_FPS', 5),
+  receiver: process.env.BENCH_RECEIVER || null, // resolved from CFG.bin in main()
+};
+
+// ------------------------------------------------------------- building
+
+/**
+ * Builds bench/webrtcsink/ (cargo is a no-op when it is up to date). Runs
+ * before the part's watchdog starts: the first build takes ~11 minutes.
+ */
+export function buildWebrtcsink() {
+  const cargo = process.env.CARGO || 'cargo';
+  const t0 = Date.now();
+  log(`building the webrtcsink bench workspace (${path.relative(REPO_ROOT, WS_DIR)}; the first build takes ~11 minutes on 2 cores)`);
+  const r = spawnSync(cargo, ['build', '--release', '--locked', '--manifest-path', WS_MANIFEST],
+    { stdio: ['ignore', process.stderr, process.stderr], env: process.env });
+  if (r.status !== 0) throw new Error(`cargo build of ${WS_MANIFEST} failed (status ${r.status ?? r.signal}${r.error ? `, ${r.error.message}` : ''})`);
+  for (const b of ['webrtcsink-server', 'webrtcsink-receiver']) {
+    if (!fs.existsSync(WS_BIN(b))) throw new Error(`cargo build succeeded but ${WS_BIN(b)} is missing`);
+  }
+  return Math.round((Date.now() - t0) / 1000);
+}
+
+function webrtcsinkCrate() {
+  // The gst-plugin-webrtc version cargo locked, for the report.
+  try {
+    const lock = fs.readFileSync(path.join(WS_DIR, 'Cargo.lock'), 'utf8');
+    const m = lock.match(/name = "gst-plugin-webrtc"\nversion = "([^"]+)"/);
+    return m ? m[1] : null;
+  } catch {
+    return null;
+  }
+}
+
+// ------------------------------------------------------------ receivers
+
+/**
+ * A receiver process (bench_receiver or webrtcsink-receiver): stdin for
+ * commands, JSON events from stdout, logs from stderr. Registered in the
+ * harness's `children`, so every way out kills it.
+ */
+function startReceiver(name, cmd, args) {
+  const child = spawn(cmd, args, { env: childEnv(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const rec = { name, child, log: [], events: [], exitCode: undefined, listeners: [] };
+  child.stdin.on('error', () => {}); // EPIPE once it is gone; the exit is reported below
+  const onLine = (line, fromStdout) => {
+    let ev = null;
+    if (fromStdout) {
+      try {
+        ev = JSON.parse(line);
+      } catch {
+        /* not an event */
+      }
+    }
+    if (ev && typeof ev.event === 'string') {
+      ev.atMs = performance.now();
+      rec.events.push(ev);
+    } else {
+      rec.log.push(line);
+      if (rec.log.length > 3000) rec.log.splice(0, 1000);
+    }
+    for (const l of rec.listeners) l(line);
+  };
+  for (const [s, out] of [[child.stdout, true], [child.stderr, false]]) {
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        onLine(buf.slice(0, i), out);
+        buf = buf.slice(i + 1);
+      }
+    });
+    s.on('end', () => buf && onLine(buf, out));
+  }
+  rec.exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      rec.exitCode = code ?? signal;
+      rec.log.push(`[${name} exited: code=${code} signal=${signal}]`);
+      resolve();
+    });
+    child.on('error', (e) => {
+      rec.exitCode = -1;
+      rec.log.push(`[${name} failed to start: ${e.message}]`);
+      resolve();
+    });
+  });
+  rec.send = (line) => {
+    if (rec.exitCode === undefined) child.stdin.write(`${line}\n`);
+  };
+  rec.count = (kind) => rec.events.filter((e) => e.event === kind).length;
+  rec.stats = async () => {
+    const before = rec.count('stats');
+    rec.send('stats');
+    await waitFor(() => rec.count('stats') > before || rec.exitCode !== undefined, 5000, `${name} stats`, 20);
+    if (rec.exitCode !== undefined) throw new Error(`${name} exited (${rec.exitCode})`);
+    return rec.events.filter((e) => e.event === 'stats').at(-1);
+  };
+  children.push(rec);
+  return rec;
+}
+
+async function stopReceiver(rec) {
+  rec.send('quit');
+  await Promise.race([rec.exited, sleep(8000)]);
+  await stopChild(rec);
+}
+
+// --------------------------------------------------------------- servers
+
+function tcpOpen(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** A fresh server of `system` on `display`, and how to reach it. */
+async function startServer(system, display) {
+  if (system === 'oriel') {
+    const agent = await startAgent(display);
+    return {
+      system, pid: agent.pid, rec: agent.rec, args: agent.args(), alive: () => agent.alive,
+      receiver: [PEER.receiver, ['--link', agent.viewerUrl]], agent,
+    };
+  }
+  const port = await freePort();
+  const args = ['--display', display, '--host', '127.0.0.1', '--port', String(port),
+    '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps)];
+  const rec = start('webrtcsink-server', WS_BIN('webrtcsink-server'), args, childEnv({ GST_DEBUG: process.env.GST_DEBUG }));
+  await waitForLine(rec, /webrtcsink-server: serving ws:/, 30000, 'webrtcsink-server to start');
+  await waitFor(() => tcpOpen(port), 15000, 'the webrtcsink signalling server to listen', 100);
+  return {
+    system, pid: rec.child.pid, rec, args, alive: () => rec.exitCode === undefined,
+    receiver: [WS_BIN('webrtcsink-receiver'), ['--signalling', `ws://127.0.0.1:${port}`]],
+  };
+}
+
+// ---------------------------------------------------------- measurement
+
+/** One window: a fresh `system` server, `n` receivers in one process. */
+async function measure(system, n, round, display) {
+  const label = `round ${round} ${system} n=${n}`;
+  const server = await startServer(system, display);
+  const [rcvCmd, rcvArgs] = server.receiver;
+  const recv = startReceiver(`${system}-receiver`, rcvCmd, rcvArgs);
+  const r = { round, system, n, label, serverArgs: server.args, errors: [] };
+  try {
+    await waitFor(() => recv.count('ready') > 0 || recv.exitCode !== undefined, 15000, `${recv.name} ready`, 20);
+    if (recv.exitCode !== undefined) throw new Error(`${recv.name} exited at start:\n${recv.log.slice(-20).join('\n')}`);
+    const tAdd = performance.now();
+    recv.send(`add ${n}`);
+    const joinTimeoutMs = 20000 + 1500 * n;
+    const done = () => recv.count('first_frame') + recv.count('error') >= n || !server.alive() || recv.exitCode !== undefined;
+    await waitFor(done, joinTimeoutMs, `${n} first frames`, 50).catch(() => {});
+    r.allFirstFrameMs = round1(performance.now() - tAdd);
+    const ev = (kind) => recv.events.filter((e) => e.event === kind);
+    r.joined = ev('joined').length;
+    r.connected = ev('connected').length;
+    r.firstFrames = ev('first_frame').length;
+    r.firstFrameMsMedian = round1(median(ev('first_frame').map((e) => e.ms)));
+    r.firstFrameMsMax = ev('first_frame').length ? Math.max(...ev('first_frame').map((e) => e.ms)) : null;
+    r.connectedMsMedian = round1(median(ev('connected').map((e) => e.ms)));
+    if (r.firstFrames < n) log(`${label}: only ${r.firstFrames} of ${n} receivers had a first frame within ${joinTimeoutMs} ms`);
+
+    await sleep(CFG.settleMs);
+    if (!server.alive()) throw new Error(`${system} server died before the window`);
+    const s0 = await recv.stats();
+    const cpu0 = procCpuSec(server.pid);
+    const rcpu0 = procCpuSec(recv.child.pid);
+    const sys0 = sysCpu();
+    const t0 = performance.now();
+    const samples = [];
+    const end = t0 + CFG.windowMs;
+    while (performance.now() < end - 5) {
+      await sleep(Math.min(1000, Math.max(0, end - performance.now())));
+      samples.push(procStatus(server.pid));
+    }
+    const cpu1 = procCpuSec(server.pid);
+    const rcpu1 = procCpuSec(recv.child.pid);
+    const sys1 = sysCpu();
+    const t1 = performance.now();
+    const s1 = await recv.stats();
+    const dt = (t1 - t0) / 1000;
+    const statDt = (s1.t - s0.t) / 1000;
+    const before = Object.fromEntries(s0.viewers.map((v) => [v.id, v]));
+    r.windowSec = round1(dt);
+    r.cpuPct = round1(((cpu1 - cpu0) / dt) * 100);
+    r.rssMiB = round1(median(samples.map((s) => s.rssKb)) / 1024);
+    r.threads = median(samples.map((s) => s.threads));
+    r.receiverCpuPct = round1(((rcpu1 - rcpu0) / dt) * 100);
+    r.machineBusyPct = round1(((sys1.busy - sys0.busy) / (sys1.total - sys0.total)) * os.cpus().length * 100);
+    r.otherLoadPct = round1(Math.max(0, r.machineBusyPct - r.cpuPct - r.receiverCpuPct));
+    r.perViewer = s1.viewers.map((v) => {
+      const b = before[v.id];
+      return {
+        id: v.id,
+        state: v.state,
+        fps: b ? round1((v.frames - b.frames) / statDt) : null,
+        kbps: b ? Math.round(((v.bytes - b.bytes) * 8) / statDt / 1000) : null,
+      };
+    });
+    // A receiver that never appeared in the stats delivered nothing.
+    const fps = Array.from({ length: n }, (_, i) => r.perViewer[i]?.fps ?? 0);
+    r.fpsMin = Math.min(...fps);
+    r.fpsMedian = round1(median(fps));
+    r.kbpsMedian = median(r.perViewer.map((v) => v.kbps));
+    r.serverAlive = server.alive();
+  } catch (e) {
+    r.failed = e.message;
+    r.serverAlive = server.alive();
+    log(`${label} FAILED: ${e.message}`);
+  }
+  r.errors = recv.events.filter((e) => e.event === 'error').map((e) => e.message);
+  await stopReceiver(recv);
+  r.serverWarnings = server.rec.log.filter((l) => /\b(ERROR|WARN|CRITICAL)\b/.test(l)).slice(0, 20);
+  if (system === 'oriel' && server.agent) {
+    r.healthz = await server.agent.healthz().catch(() => null);
+  }
+  await stopChild(server.rec);
+  r.receiverLogTail = recv.log.slice(-10);
+  log(`${label}: cpu ${fmt(r.cpuPct)}% rss ${fmt(r.rssMiB)} MiB threads ${r.threads ?? 'n/a'} ` +
+    `fps min/med ${fmt(r.fpsMin)}/${fmt(r.fpsMedian)} kbps ${r.kbpsMedian ?? 'n/a'} first frame med/max ${fmt(r.firstFrameMsMedian, 0)}/${r.firstFrameMsMax ?? 'n/a'} ms ` +
+    `receivers ${fmt(r.receiverCpuPct)}% machine ${fmt(r.machineBusyPct)}% other ${fmt(r.otherLoadPct)}%` +
+    (r.errors.length ? ` errors ${r.errors.length}: ${r.errors[0]}` : ''));
+  return r;
+}
+
+async function sideBySide(display) {
+  const runs = [];
+  let collapsedAt = null; // the smallest n at which webrtcsink delivered < minFps
+  for (let round = 1; round <= CFG.rounds; round++) {
+    const order = round % 2 === 1 ? SYSTEMS : [...SYSTEMS].reverse();
+    for (const n of PEER.viewers) {
+      if (collapsedAt !== null && n > collapsedAt) {
+        log(`round ${round}: skipping n=${n} (webrtcsink collapsed at n=${collapsedAt})`);
+        continue;
+      }
+      for (const system of order.filter((s) => PEER.systems.includes(s))) {
+        const r = await measure(system, n, round, display);
+        runs.push(r);
+        const bad = r.failed || !r.serverAlive || !(r.fpsMedian >= PEER.minFps);
+        if (system === 'webrtcsink' && bad && (collapsedAt === null || n < collapsedAt)) collapsedAt = n;
+      }
+    }
+  }
+  return { runs, collapsedAt };
+}
+
+function summarize(runs) {
+  const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
+  return ns.map((n) => {
+    const row = { n };
+    for (const system of SYSTEMS) {
+      const rs = runs.filter((r) => r.n === n && r.system === system && !r.failed);
+      if (!rs.length) continue;
+      row[system] = {
+        rounds: rs.length,
+        cpuPct: round1(median(rs.map((r) => r.cpuPct))),
+        cpuPctRuns: rs.map((r) => r.cpuPct),
+        rssMiB: round1(median(rs.map((r) => r.rssMiB))),
+        threads: median(rs.map((r) => r.threads)),
+        fpsMin: Math.min(...rs.map((r) => r.fpsMin)),
+        fpsMedian: round1(median(rs.map((r) => r.fpsMedian))),
+        kbpsMedian: median(rs.map((r) => r.kbpsMedian)),
+        firstFrameMsMedian: round1(median(rs.map((r) => r.firstFrameMsMedian))),
+        receiverCpuPct: round1(median(rs.map((r) => r.receiverCpuPct))),
+        machineBusyPct: round1(median(rs.map((r) => r.machineBusyPct))),
+        otherLoadPct: round1(median(rs.map((r) => r.otherLoadPct))),
+        errors: rs.reduce((a, r) => a + r.errors.length, 0),
+      };
+    }
+    const o = row.oriel;
+    const w = row.webrtcsink;
+    if (o && w) {
+      row.cpuRatio = o.cpuPct > 0 ? round1(w.cpuPct / o.cpuPct) : null;
+      row.rssRatio = o.rssMiB > 0 ? Math.round((w.rssMiB / o.rssMiB) * 100) / 100 : null;
+      // The same ratio per round (each pair measured minutes apart at most).
+      row.cpuRatioRuns = [];
+      for (let round = 1; round <= CFG.rounds; round++) {
+        const a = runs.find((r) => r.n === n && r.round === round && r.system === 'oriel' && !r.failed);
+        const b = runs.find((r) => r.n === n && r.round === round && r.system === 'webrtcsink' && !r.failed);
+        if (a && b && a.cpuPct > 0) row.cpuRatioRuns.push(round1(b.cpuPct / a.cpuPct));
+      }
+    }
+    return row;
+  });
+}
+
+// -------------------------------------------------------------- report
+
+/** Least-squares slope of y over n (CPU or RSS per added receiver). */
+function slope(points) {
+  const p = points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (p.length < 2) return null;
+  const mx = p.reduce((a, [x]) => a + x, 0) / p.length;
+  const my = p.reduce((a, [, y]) => a + y, 0) / p.length;
+  const sxx = p.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  if (!sxx) return null;
+  return p.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / sxx;
+}
+
+function derive(res) {
+  const d = {};
+  const full = (sys) => res.summary.filter((s) => s[sys] && s[sys].fpsMedian >= res.config.framerate * 0.9);
+  for (const sys of SYSTEMS) {
+    // Only rows where that server still delivered (near) full rate: past
+    // saturation the CPU flattens at the machine's limit and the slope lies.
+    const rows = full(sys);
+    d[sys] = {
+      fullRateUpTo: rows.length ? Math.max(...rows.map((s) => s.n)) : null,
+      cpuPerReceiverPct: round1(slope(rows.map((s) => [s.n, s[sys].cpuPct]))),
+      rssPerReceiverMiB: round1(slope(rows.map((s) => [s.n, s[sys].rssMiB]))),
+      threadsPerReceiver: round1(slope(rows.map((s) => [s.n, s[sys].threads]))),
+      oneReceiverCpuPct: res.summary.find((s) => s.n === 1)?.[sys]?.cpuPct ?? null,
+    };
+  }
+  const both = res.summary.filter((s) => s.cpuRatio !== null && s.cpuRatio !== undefined);
+  d.largestComparedN = both.length ? Math.max(...both.map((s) => s.n)) : null;
+  const fullBoth = both.filter((s) => s.webrtcsink.fpsMedian >= res.config.framerate * 0.9 && s.oriel.fpsMedian >= res.config.framerate * 0.9);
+  d.largestFullRateN = fullBoth.length ? Math.max(...fullBoth.map((s) => s.n)) : null;
+  d.maxMachineBusyPct = Math.max(...res.runs.filter((r) => !r.failed).map((r) => r.machineBusyPct));
+  d.maxOtherLoadPct = Math.max(...res.runs.filter((r) => !r.failed).map((r) => r.otherLoadPct));
+  return d;
+}
+
+function readingOf(res) {
+  const d = res.derived;
+  const by = Object.fromEntries(res.summary.map((s) => [s.n, s]));
+  const o = d.oriel;
+  const w = d.webrtcsink;
+  const out = [];
+  const nFull = d.largestFullRateN;
+  if (nFull && by[nFull]) {
+    const s = by[nFull];
+    out.push(`At ${nFull} receiver${nFull > 1 ? 's' : ''}, both at full rate, webrtcsink used **${fmt(s.cpuRatio)}x** oriel's CPU ` +
+      `(${fmt(s.webrtcsink.cpuPct)} % against ${fmt(s.oriel.cpuPct)} % of a core) and **${fmt(s.rssRatio, 2)}x** its memory ` +
+      `(${fmt(s.webrtcsink.rssMiB)} against ${fmt(s.oriel.rssMiB)} MiB RSS).`);
+  }
+  if (by[1]?.cpuRatio !== undefined && by[1]?.cpuRatio !== null) {
+    out.push(`With one receiver the two do the same work (one capture, one conversion, one x264 encode) and cost about the same: ` +
+      `${fmt(by[1].webrtcsink.cpuPct)} % (webrtcsink) against ${fmt(by[1].oriel.cpuPct)} % (oriel), ratio ${fmt(by[1].cpuRatio)}.`);
+  }
+  if (w.cpuPerReceiverPct !== null && o.cpuPerReceiverPct !== null) {
+    const enc = o.oneReceiverCpuPct;
+    out.push(`Where webrtcsink's cost goes: each added consumer costs it about **${fmt(w.cpuPerReceiverPct)} % of a core**, ` +
+      `${fmt(w.rssPerReceiverMiB)} MiB and ${fmt(w.threadsPerReceiver)} threads (least-squares slope over n = 1..${w.fullRateUpTo} at full rate), ` +
+      `close to what oriel pays for its single capture + encode with one viewer (${fmt(enc)} %): webrtcsink runs one x264 encoder per consumer. ` +
+      `oriel adds ${fmt(o.cpuPerReceiverPct)} % of a core, ${fmt(o.rssPerReceiverMiB)} MiB and ${fmt(o.threadsPerReceiver)} threads per viewer ` +
+      `(n = 1..${o.fullRateUpTo}): only the per-viewer webrtcbin (SRTP, RTP/RTCP, ICE), the encode is shared.`);
+  }
+  const wsRows = res.summary.filter((s) => s.webrtcsink);
+  const starved = wsRows.filter((s) => s.webrtcsink.fpsMedian < res.config.framerate * 0.9);
+  if (starved.length) {
+    const first = starved[0];
+    out.push(`webrtcsink ran out of CPU at ${first.n} receivers: median ${fmt(first.webrtcsink.fpsMedian)} fps per receiver (slowest ${fmt(first.webrtcsink.fpsMin)}), ` +
+      `its CPU ${fmt(first.webrtcsink.cpuPct)} % with the machine ${fmt(first.webrtcsink.machineBusyPct)} % busy of ${res.machine.cores * 100} %` +
+      (first.oriel ? `; oriel served the same ${first.n} receivers at ${fmt(first.oriel.fpsMedian)} fps for ${fmt(first.oriel.cpuPct)} % of a core.` : '.') +
+      (res.collapsedAt !== null ? ` Below ${res.minFps} fps per receiver (at n = ${res.collapsedAt}) the larger counts were not measured.` : ''));
+  } else if (wsRows.length) {
+    out.push(`webrtcsink delivered full rate at every n measured (up to ${Math.max(...wsRows.map((s) => s.n))}).`);
+  }
+  const orielSlow = res.summary.filter((s) => s.oriel && s.oriel.fpsMedian < res.config.framerate * 0.9);
+  if (orielSlow.length) {
+    out.push(`oriel itself delivered less than full rate at n = ${orielSlow.map((s) => `${s.n} (${fmt(s.oriel.fpsMedian)} fps)`).join(', ')}; ` +
+      'the receivers share the same 2 cores, so at high n part of that is the receiving process starving the server.');
+  }
+  if (d.maxOtherLoadPct > 20) {
+    out.push(`The machine was not quiet: unrelated load reached ${fmt(d.maxOtherLoadPct)} % in some window (machine busy up to ${fmt(d.maxMachineBusyPct)} % of ${res.machine.cores * 100} %). ` +
+      'The server figures are the server process\'s own CPU time, but contention can inflate them; the ratios, taken minutes apart, are the robust part.');
+  }
+  return out.map((x) => `- ${x}`).join('\n');
+}
+
+/** This part's section of BENCHMARKS.md. */
+export function render(res, jsonRel) {
+  const m = res.machine;
+  const L = [];
+  L.push('## Side by side with gst-plugins-rs webrtcsink');
+  L.push('');
+  L.push(`Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`);
+  L.push('');
+  L.push(`The same X display (Xvfb ${res.config.width}x${res.config.height}x24 showing \`${res.display.pipeline}\`, scene \`${res.config.scene}\`), ` +
+    `the same capture (\`ximagesrc use-damage=false show-pointer=true\`, ${res.config.framerate} fps, \`videoconvert\` to I420) and the same x264 settings ` +
+    `(ultrafast, zerolatency, ${res.config.bitrateKbps} kbit/s, VBV 120 ms, key-int-max ${Math.min(res.config.framerate * 10, 300)}, no B-frames, ${Math.min(m.cores, 4)} threads), served by:`);
+  L.push('');
+  L.push(`- **oriel** (\`oriel ${res.orielArgs?.join(' ') ?? 'serve ...'}\`, ${res.agent?.build ?? '?'} build): one encode, a tee, one webrtcbin per viewer. ` +
+    `Receivers: oriel's \`bench_receiver --link <viewer link>\`.`);
+  L.push(`- **webrtcsink** (crate \`gst-plugin-webrtc\` ${res.webrtcsink.crateVersion ?? '?'} from crates.io, bench-only workspace \`bench/webrtcsink/\`, release build): ` +
+    `\`webrtcsink-server\` (its built-in signalling server; congestion control off, min = start = max bitrate ${res.config.bitrateKbps} kbit/s, H.264 only, no FEC, no retransmission, ` +
+    `no mitigation modes; the x264 settings above set through \`encoder-setup\`). Receivers: \`webrtcsink-receiver --signalling ws://...\`, consumers of webrtcsink's signalling protocol. ` +
+    'Every difference that remains is listed in [`bench/webrtcsink/README.md`](bench/webrtcsink/README.md).');
+  L.push('');
+  L.push(`Both receivers hold every viewer in one process: a real webrtcbin each (receive only), no decoding; a frame is an RTP packet with the marker bit. ` +
+    `For each n, both servers are measured one after the other, each started fresh with fresh receivers; round 1 oriel first, round 2 webrtcsink first. ` +
+    `Server CPU = utime+stime of the server process (all threads) from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window after all receivers had their first frame ` +
+    `and ${res.config.settleMs / 1000} s of settling, in % of one core; RSS = median \`VmRSS\` sampled every second; threads from \`/proc/PID/status\`. ` +
+    `fps = frames each receiver got over the window. Medians over ${res.config.rounds} rounds; ratio = webrtcsink median / oriel median. ` +
+    `The receivers' CPU and the machine's busy time are context only (${m.cores} cores shared by both).`);
+  L.push('');
+  L.push('| receivers | oriel CPU % | webrtcsink CPU % | **CPU ratio** | per round | oriel RSS MiB | webrtcsink RSS MiB | **RSS ratio** | threads oriel / webrtcsink | fps per receiver oriel min / median | fps per receiver webrtcsink min / median | kbit/s per receiver oriel / webrtcsink | receivers CPU % oriel / webrtcsink | machine busy % (of ' + m.cores * 100 + ') |');
+  L.push('|---:|---:|---:|---:|---|---:|---:|---:|---|---|---|---|---|---|');
+  for (const s of res.summary) {
+    const o = s.oriel;
+    const w = s.webrtcsink;
+    const f = (x, k, dd = 1) => (x ? fmt(x[k], dd) : 'n/a');
+    L.push(`| ${s.n} | ${f(o, 'cpuPct')} | ${f(w, 'cpuPct')} | **${s.cpuRatio !== undefined && s.cpuRatio !== null ? `${fmt(s.cpuRatio)}x` : 'n/a'}** | ` +
+      `${(s.cpuRatioRuns ?? []).map((x) => `${fmt(x)}x`).join(', ') || '-'} | ${f(o, 'rssMiB')} | ${f(w, 'rssMiB')} | ` +
+      `**${s.rssRatio !== undefined && s.rssRatio !== null ? `${fmt(s.rssRatio, 2)}x` : 'n/a'}** | ${o?.threads ?? 'n/a'} / ${w?.threads ?? 'n/a'} | ` +
+      `${o ? `${fmt(o.fpsMin)} / ${fmt(o.fpsMedian)}` : 'n/a'} | ${w ? `${fmt(w.fpsMin)} / ${fmt(w.fpsMedian)}` : 'n/a'} | ` +
+      `${f(o, 'kbpsMedian', 0)} / ${f(w, 'kbpsMedian', 0)} | ${f(o, 'receiverCpuPct')} / ${f(w, 'receiverCpuPct')} | ${f(o, 'machineBusyPct')} / ${f(w, 'machineBusyPct')} |`);
+  }
+  L.push('');
+  if (res.collapsedAt !== null) {
+    L.push(`webrtcsink delivered less than ${res.minFps} fps per receiver (or failed) at n = ${res.collapsedAt}; larger n were not measured.`);
+    L.push('');
+  }
+  L.push('<details><summary>Every window</summary>');
+  L.push('');
+  L.push('| # | round | server | n | CPU % | RSS MiB | threads | fps per receiver | first frame ms median / max | receivers CPU % | machine busy % | other load % | errors |');
+  L.push('|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|');
+  res.runs.forEach((r, i) => {
+    L.push(`| ${i + 1} | ${r.round} | ${r.system} | ${r.n} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads ?? 'n/a'} | ` +
+      `${r.failed ? `**failed**: ${r.failed.replace(/\|/g, '/').slice(0, 120)}` : (r.perViewer ?? []).map((v) => fmt(v.fps)).join(', ')} | ` +
+      `${fmt(r.firstFrameMsMedian, 0)} / ${r.firstFrameMsMax ?? 'n/a'} | ${fmt(r.receiverCpuPct)} | ${fmt(r.machineBusyPct)} | ${fmt(r.otherLoadPct)} | ${r.errors?.length ?? 0} |`);
+  });
+  L.push('');
+  L.push('</details>');
+  L.push('');
+  L.push('### What the numbers say');
+  L.push('');
+  L.push(readingOf(res));
+  L.push('');
+  if (res.notes?.length) {
+    L.push('### Oddities seen in this run');
+    L.push('');
+    for (const n of res.notes) L.push(`- ${n}`);
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+/** One-line findings for the top of BENCHMARKS.md. */
+export function headline(res) {
+  const d = res.derived;
+  const out = [];
+  const by = Object.fromEntries(res.summary.map((s) => [s.n, s]));
+  const n = d.largestFullRateN;
+  if (n && by[n]) {
+    out.push(`Side by side at ${n} receivers, same capture and x264 settings: gst-plugins-rs webrtcsink used ${fmt(by[n].cpuRatio)}x oriel's CPU ` +
+      `(${fmt(by[n].webrtcsink.cpuPct)} vs ${fmt(by[n].oriel.cpuPct)} % of a core) and ${fmt(by[n].rssRatio, 2)}x its RSS (part \`peer\`).`);
+  }
+  if (d.webrtcsink.cpuPerReceiverPct !== null && d.oriel.cpuPerReceiverPct !== null) {
+    out.push(`Per added receiver: webrtcsink +${fmt(d.webrtcsink.cpuPerReceiverPct)} % of a core (an x264 encode per consumer), oriel +${fmt(d.oriel.cpuPerReceiverPct)} % (part \`peer\`).`);
+  }
+  return out;
+}
+
+function summaryText(res) {
+  const L = [''];
+  L.push(`oriel vs webrtcsink ${res.startedAt}  (${res.config.width}x${res.config.height}@${res.config.framerate}, ${res.config.bitrateKbps} kbit/s, gst-plugin-webrtc ${res.webrtcsink.crateVersion})`);
+  L.push('    n   oriel%  wsink%  ratio   oriel MiB  wsink MiB  ratio   fps oriel min/med  fps wsink min/med');
+  for (const s of res.summary) {
+    const o = s.oriel;
+    const w = s.webrtcsink;
+    L.push(`${String(s.n).padStart(5)}  ${fmt(o?.cpuPct).padStart(7)}  ${fmt(w?.cpuPct).padStart(6)}  ${fmt(s.cpuRatio).padStart(5)}  ` +
+      `${fmt(o?.rssMiB).padStart(9)}  ${fmt(w?.rssMiB).padStart(9)}  ${fmt(s.rssRatio, 2).padStart(5)}  ` +
+      `${(o ? `${fmt(o.fpsMin)}/${fmt(o.fpsMedian)}` : 'n/a').padStart(17)}  ${(w ? `${fmt(w.fpsMin)}/${fmt(w.fpsMedian)}` : 'n/a').padStart(17)}`);
+  }
+  const d = res.derived;
+  L.push(`per added receiver: webrtcsink ${fmt(d.webrtcsink.cpuPerReceiverPct)} % CPU, ${fmt(d.webrtcsink.rssPerReceiverMiB)} MiB; oriel ${fmt(d.oriel.cpuPerReceiverPct)} % CPU, ${fmt(d.oriel.rssPerReceiverMiB)} MiB`);
+  for (const n of res.notes ?? []) L.push(`note: ${n}`);
+  return L.join('\n');
+}
+
+function oddities(res, orielLogs) {
+  const notes = [];
+  if (res.agent && res.agent.build !== 'release') notes.push(`the oriel agent is a ${res.agent.build} build`);
+  if (!res.display.covers) notes.push('the moving window does not cover the screen');
+  for (const r of res.runs) {
+    if (r.failed) notes.push(`${r.label}: failed (${r.failed.split('\n')[0]})`);
+    else if (!r.serverAlive) notes.push(`${r.label}: the server died during the window`);
+    if (r.errors?.length) notes.push(`${r.label}: ${r.errors.length} receiver error(s), e.g. \`${r.errors[0].replace(/`/g, "'").slice(0, 160)}\``);
+    if (!r.failed && r.firstFrames < r.n) notes.push(`${r.label}: only ${r.firstFrames} of ${r.n} receivers had a first frame before the window`);
+    const notConnected = (r.perViewer ?? []).filter((v) => v.state !== 'connected').length;
+    if (notConnected) notes.push(`${r.label}: ${notConnected} receiver(s) not in state connected at the end of the window`);
+  }
+  const w = agentWarnings(orielLogs);
+  if (w.count) notes.push(w.note);
+  const wsWarn = res.runs.filter((r) => r.system === 'webrtcsink').flatMap((r) => r.serverWarnings ?? []);
+  if (wsWarn.length) notes.push(`webrtcsink-server logged ${wsWarn.length} WARN/ERROR line(s), first: \`${wsWarn[0].replace(/`/g, "'").slice(0, 160)}\``);
+  return notes;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(res) {
+  res.command = 'cd bench && node peer.mjs';
+  res.config = {
+    width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps,
+    windowMs: CFG.windowMs, settleMs: CFG.settleMs, rounds: CFG.rounds, viewers: PEER.viewers,
+    systems: PEER.systems, scene: CFG.scene,
+  };
+  res.minFps = PEER.minFps;
+  res.machine = machineInfo();
+  res.webrtcsink = {
+    crateVersion: webrtcsinkCrate(),
+    server: WS_BIN('webrtcsink-server'),
+    receiver: WS_BIN('webrtcsink-receiver'),
+    buildSec: res.webrtcsinkBuildSec ?? null,
+  };
+  if (PEER.systems.includes('oriel')) {
+    res.agent = agentInfo();
+    PEER.receiver = PEER.receiver || path.join(path.dirname(CFG.bin), 'examples', 'bench_receiver');
+    if (!fs.existsSync(PEER.receiver)) {
+      throw new Error(`oriel's bench_receiver is missing: ${PEER.receiver} (cargo build --release --examples, or set BENCH_RECEIVER)`);
+    }
+    res.orielReceiver = PEER.receiver;
+  }
+  log(`peer: systems ${PEER.systems.join(', ')}, receivers ${PEER.viewers.join(', ')}, ${CFG.rounds} round(s), ${res.machine.cores} cores, load ${res.machine.loadAvgAtStart.join(' ')}`);
+
+  res.display = await startDisplay();
+  log(`display ${res.display.display}, mover window ${JSON.stringify(res.display.geometry)}`);
+  const { runs, collapsedAt } = await sideBySide(res.display.display);
+  res.runs = runs;
+  res.collapsedAt = collapsedAt;
+  res.orielArgs = runs.find((r) => r.system === 'oriel')?.serverArgs ?? null;
+  res.webrtcsinkArgs = runs.find((r) => r.system === 'webrtcsink')?.serverArgs ?? null;
+  res.healthz = runs.find((r) => r.healthz)?.healthz ?? null;
+  res.summary = summarize(runs);
+  res.derived = derive(res);
+  const orielLogs = children.filter((r) => r.name === 'oriel').flatMap((r) => r.log);
+  res.notes = oddities(res, orielLogs);
+  return summaryText(res);
+}
+
+if (isMain(import.meta.url)) {
+  // Before the watchdog: the first build is long. A failed build fails the part.
+  let buildSec;
+  try {
+    buildSec = buildWebrtcsink();
+  } catch (e) {
+    console.error(`bench peer failed: ${e.message}`);
+    process.exit(1);
+  }
+  if (process.env.BENCH_TIMEOUT_MS === undefined) CFG.timeoutMs = 1800000;
+  runPart('peer', async (res) => {
+    res.webrtcsinkBuildSec = buildSec;
+    return main(res);
+  });
+}
