@@ -109,11 +109,15 @@ fn count_packet(c: &Counters, buf: &gst::BufferRef, events: &mpsc::UnboundedSend
 /// goes to a fakesink through a counting probe.
 fn build_media(
     counters: Arc<Counters>,
+    latency_ms: u32,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> Result<(gst::Pipeline, gst::Element)> {
     let pipeline = gst::Pipeline::new();
     let webrtcbin = gst::ElementFactory::make("webrtcbin")
         .property_from_str("bundle-policy", "max-bundle")
+        // The jitterbuffer's latency: 0 by default, as bench_receiver, so
+        // first_frame is when the packet arrived, not 200 ms later.
+        .property("latency", latency_ms)
         .build()
         .context("webrtcbin (gstreamer1.0-plugins-bad, gstreamer1.0-nice)")?;
     pipeline.add(&webrtcbin)?;
@@ -249,6 +253,7 @@ fn answer_offer(
 async fn run_viewer(
     id: u64,
     url: String,
+    latency_ms: u32,
     t_add: Instant,
     counters: Arc<Counters>,
     mut stop: oneshot::Receiver<()>,
@@ -260,7 +265,13 @@ async fn run_viewer(
     let (mut ws_tx, mut ws_rx) = ws.split();
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<MediaEvent>();
-    let (pipeline, webrtcbin) = build_media(counters.clone(), ev_tx.clone())?;
+    // Building a pipeline and its state changes may block: not on a
+    // runtime worker.
+    let (pipeline, webrtcbin) = {
+        let counters = counters.clone();
+        let ev_tx = ev_tx.clone();
+        tokio::task::spawn_blocking(move || build_media(counters, latency_ms, ev_tx)).await??
+    };
     // Whatever happens below, the pipeline goes to NULL on the way out.
     struct Teardown(gst::Pipeline);
     impl Drop for Teardown {
@@ -428,11 +439,11 @@ async fn run_viewer(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), ws_tx.close(None)).await;
-    drop(_teardown);
+    let _ = tokio::task::spawn_blocking(move || drop(_teardown)).await;
     result
 }
 
-fn spawn_viewer(id: u64, url: &str) -> Viewer {
+fn spawn_viewer(id: u64, url: &str, latency_ms: u32) -> Viewer {
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = oneshot::channel();
     let t_add = Instant::now();
@@ -440,7 +451,7 @@ fn spawn_viewer(id: u64, url: &str) -> Viewer {
         let counters = counters.clone();
         let url = url.to_string();
         tokio::spawn(async move {
-            match run_viewer(id, url, t_add, counters.clone(), stop_rx).await {
+            match run_viewer(id, url, latency_ms, t_add, counters.clone(), stop_rx).await {
                 Ok(()) => {
                     counters.set_state("left");
                     emit(json!({"event": "left", "id": id}));
@@ -448,7 +459,11 @@ fn spawn_viewer(id: u64, url: &str) -> Viewer {
                 Err(e) => {
                     counters.set_state("failed");
                     eprintln!("webrtcsink-receiver: viewer {id}: {e:#}");
-                    emit(json!({"event": "error", "id": id, "message": format!("{e:#}")}));
+                    // Always fatal: a viewer that fails is finished (stays in
+                    // stats as `failed` until removed), as in bench_receiver.
+                    emit(
+                        json!({"event": "error", "id": id, "message": format!("{e:#}"), "fatal": true}),
+                    );
                 }
             }
         })
@@ -488,14 +503,27 @@ fn stats_line(t0: Instant, viewers: &[Viewer]) -> serde_json::Value {
     json!({"event": "stats", "t": ms_since(t0), "viewers": list})
 }
 
-fn parse_args() -> Result<String> {
+struct Args {
+    url: String,
+    latency_ms: u32,
+}
+
+fn parse_args() -> Result<Args> {
     let mut url = None;
+    let mut latency_ms = 0;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--signalling" => url = it.next(),
+            "--latency-ms" => {
+                latency_ms = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--latency-ms needs a value"))?
+                    .parse()
+                    .context("--latency-ms takes a number")?
+            }
             "-h" | "--help" => {
-                eprintln!("usage: webrtcsink-receiver --signalling ws://HOST:PORT   (commands on stdin: add N, remove N, stats, quit)");
+                eprintln!("usage: webrtcsink-receiver --signalling ws://HOST:PORT [--latency-ms N]   (commands on stdin: add N, remove N, stats, quit)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -505,11 +533,11 @@ fn parse_args() -> Result<String> {
     if !(url.starts_with("ws://") || url.starts_with("wss://")) {
         bail!("--signalling wants a ws:// or wss:// URL, got {url}");
     }
-    Ok(url)
+    Ok(Args { url, latency_ms })
 }
 
 async fn run() -> Result<()> {
-    let url = parse_args()?;
+    let Args { url, latency_ms } = parse_args()?;
     gst::init()?;
     let t0 = Instant::now();
     let mut viewers: Vec<Viewer> = Vec::new();
@@ -533,7 +561,7 @@ async fn run() -> Result<()> {
         match (cmd, n) {
             ("add", Some(Ok(n))) => {
                 for _ in 0..n {
-                    viewers.push(spawn_viewer(next_id, &url));
+                    viewers.push(spawn_viewer(next_id, &url, latency_ms));
                     next_id += 1;
                 }
             }
