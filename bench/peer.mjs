@@ -556,7 +556,9 @@ function oddities(res, orielLogs) {
   if (w.count) notes.push(w.note);
   // webrtcsink's internal appsink (async=false behind a clocksync) warns once
   // at every start; frames flow regardless (bench/webrtcsink/README.md).
-  const known = /Pipeline construction is invalid, please add queues/;
+  // The handshake error is this script's own readiness probe (a bare TCP
+  // connect to the signalling port).
+  const known = /Pipeline construction is invalid, please add queues|Error during the websocket handshake/;
   const wsWarn = res.runs.filter((r) => r.system === 'webrtcsink').flatMap((r) => r.serverWarnings ?? []).filter((l) => !known.test(l));
   if (wsWarn.length) notes.push(`webrtcsink-server logged ${wsWarn.length} WARN/ERROR line(s), first: \`${wsWarn[0].replace(/`/g, "'").slice(0, 160)}\``);
   return notes;
