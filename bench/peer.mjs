@@ -44,7 +44,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   BENCH_DIR, CFG, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
-  procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
+  pidsCpuSec, procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, runPart } from './lib/run.mjs';
 
@@ -230,6 +230,8 @@ async function measure(system, n, round, display) {
     const s0 = await recv.stats();
     const cpu0 = procCpuSec(server.pid);
     const rcpu0 = procCpuSec(recv.child.pid);
+    const helperPids = children.filter((c) => (c.name === 'Xvfb' || c.name === 'mover') && c.exitCode === undefined).map((c) => c.child.pid);
+    const hlp0 = pidsCpuSec(helperPids);
     const sys0 = sysCpu();
     const t0 = performance.now();
     const samples = [];
@@ -240,6 +242,7 @@ async function measure(system, n, round, display) {
     }
     const cpu1 = procCpuSec(server.pid);
     const rcpu1 = procCpuSec(recv.child.pid);
+    const hlp1 = pidsCpuSec(helperPids);
     const sys1 = sysCpu();
     const t1 = performance.now();
     const s1 = await recv.stats();
@@ -252,7 +255,9 @@ async function measure(system, n, round, display) {
     r.threads = median(samples.map((s) => s.threads));
     r.receiverCpuPct = round1(((rcpu1 - rcpu0) / dt) * 100);
     r.machineBusyPct = round1(((sys1.busy - sys0.busy) / (sys1.total - sys0.total)) * os.cpus().length * 100);
-    r.otherLoadPct = round1(Math.max(0, r.machineBusyPct - r.cpuPct - r.receiverCpuPct));
+    r.xvfbAndMoverCpuPct = round1(((hlp1 - hlp0) / dt) * 100);
+    // Whatever else ran meanwhile (other people's builds and tests).
+    r.otherLoadPct = round1(Math.max(0, r.machineBusyPct - r.cpuPct - r.receiverCpuPct - r.xvfbAndMoverCpuPct));
     r.perViewer = s1.viewers.map((v) => {
       const b = before[v.id];
       return {
@@ -283,7 +288,7 @@ async function measure(system, n, round, display) {
   r.receiverLogTail = recv.log.slice(-10);
   log(`${label}: cpu ${fmt(r.cpuPct)}% rss ${fmt(r.rssMiB)} MiB threads ${r.threads ?? 'n/a'} ` +
     `fps min/med ${fmt(r.fpsMin)}/${fmt(r.fpsMedian)} kbps ${r.kbpsMedian ?? 'n/a'} first frame med/max ${fmt(r.firstFrameMsMedian, 0)}/${r.firstFrameMsMax ?? 'n/a'} ms ` +
-    `receivers ${fmt(r.receiverCpuPct)}% machine ${fmt(r.machineBusyPct)}% other ${fmt(r.otherLoadPct)}%` +
+    `receivers ${fmt(r.receiverCpuPct)}% xvfb+mover ${fmt(r.xvfbAndMoverCpuPct)}% machine ${fmt(r.machineBusyPct)}% other ${fmt(r.otherLoadPct)}%` +
     (r.errors.length ? ` errors ${r.errors.length}: ${r.errors[0]}` : ''));
   return r;
 }
@@ -351,6 +356,8 @@ function summarize(runs) {
 
 // -------------------------------------------------------------- report
 
+const signed = (x) => (Number.isFinite(x) && x >= 0 ? `+${fmt(x)}` : fmt(x));
+
 /** Least-squares slope of y over n (CPU or RSS per added receiver). */
 function slope(points) {
   const p = points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -400,8 +407,10 @@ function readingOf(res) {
       `(${fmt(s.webrtcsink.rssMiB)} against ${fmt(s.oriel.rssMiB)} MiB RSS).`);
   }
   if (by[1]?.cpuRatio !== undefined && by[1]?.cpuRatio !== null) {
-    out.push(`With one receiver the two do the same work (one capture, one conversion, one x264 encode) and cost about the same: ` +
-      `${fmt(by[1].webrtcsink.cpuPct)} % (webrtcsink) against ${fmt(by[1].oriel.cpuPct)} % (oriel), ratio ${fmt(by[1].cpuRatio)}.`);
+    const same = by[1].cpuRatio >= 0.8 && by[1].cpuRatio <= 1.25;
+    out.push(`With one receiver the two do the same work (one capture, one conversion, one x264 encode)` +
+      (same ? ' and cost about the same' : ', yet their costs differ') +
+      `: ${fmt(by[1].webrtcsink.cpuPct)} % (webrtcsink) against ${fmt(by[1].oriel.cpuPct)} % (oriel), ratio ${fmt(by[1].cpuRatio)}.`);
   }
   if (w.cpuPerReceiverPct !== null && o.cpuPerReceiverPct !== null) {
     const one = w.oneReceiverCpuPct;
@@ -434,7 +443,7 @@ function readingOf(res) {
   }
   if (d.maxOtherLoadPct > 20) {
     out.push(`The machine was not quiet: unrelated load reached ${fmt(d.maxOtherLoadPct)} % in some window (machine busy up to ${fmt(d.maxMachineBusyPct)} % of ${res.machine.cores * 100} %). ` +
-      'The server figures are the server process\'s own CPU time, but contention can inflate them; the ratios, taken minutes apart, are the robust part.');
+      'The server figures are the server process\'s own CPU time, but contention can inflate them and cost frames; the ratios, each pair measured back to back, are the robust part.');
   }
   return out.map((x) => `- ${x}`).join('\n');
 }
@@ -484,12 +493,12 @@ export function render(res, jsonRel) {
   }
   L.push('<details><summary>Every window</summary>');
   L.push('');
-  L.push('| # | round | server | n | CPU % | RSS MiB | threads | fps per receiver | first frame ms median / max | receivers CPU % | machine busy % | other load % | errors |');
-  L.push('|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|');
+  L.push('| # | round | server | n | CPU % | RSS MiB | threads | fps per receiver | first frame ms median / max | receivers CPU % | Xvfb + mover CPU % | machine busy % | other load % | errors |');
+  L.push('|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|');
   res.runs.forEach((r, i) => {
     L.push(`| ${i + 1} | ${r.round} | ${r.system} | ${r.n} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads ?? 'n/a'} | ` +
       `${r.failed ? `**failed**: ${r.failed.replace(/\|/g, '/').slice(0, 120)}` : (r.perViewer ?? []).map((v) => fmt(v.fps)).join(', ')} | ` +
-      `${fmt(r.firstFrameMsMedian, 0)} / ${r.firstFrameMsMax ?? 'n/a'} | ${fmt(r.receiverCpuPct)} | ${fmt(r.machineBusyPct)} | ${fmt(r.otherLoadPct)} | ${r.errors?.length ?? 0} |`);
+      `${fmt(r.firstFrameMsMedian, 0)} / ${r.firstFrameMsMax ?? 'n/a'} | ${fmt(r.receiverCpuPct)} | ${fmt(r.xvfbAndMoverCpuPct)} | ${fmt(r.machineBusyPct)} | ${fmt(r.otherLoadPct)} | ${r.errors?.length ?? 0} |`);
   });
   L.push('');
   L.push('</details>');
@@ -512,13 +521,19 @@ export function headline(res) {
   const d = res.derived;
   const out = [];
   const by = Object.fromEntries(res.summary.map((s) => [s.n, s]));
-  const n = d.largestFullRateN;
+  const n = d.largestFullRateN ?? d.largestComparedN;
   if (n && by[n]) {
+    const fpsNote = n === d.largestFullRateN ? '' : ` (webrtcsink at ${fmt(by[n].webrtcsink.fpsMedian)} fps per receiver, oriel at ${fmt(by[n].oriel.fpsMedian)})`;
     out.push(`Side by side at ${n} receivers, same capture and x264 settings: gst-plugins-rs webrtcsink used ${fmt(by[n].cpuRatio)}x oriel's CPU ` +
-      `(${fmt(by[n].webrtcsink.cpuPct)} vs ${fmt(by[n].oriel.cpuPct)} % of a core) and ${fmt(by[n].rssRatio, 2)}x its RSS (part \`peer\`).`);
+      `(${fmt(by[n].webrtcsink.cpuPct)} vs ${fmt(by[n].oriel.cpuPct)} % of a core) and ${fmt(by[n].rssRatio, 2)}x its RSS${fpsNote} (part \`peer\`).`);
+  }
+  const starved = res.summary.find((s) => s.webrtcsink && s.webrtcsink.fpsMedian < res.config.framerate * 0.9);
+  if (starved) {
+    out.push(`webrtcsink fell below full rate at ${starved.n} receivers (${fmt(starved.webrtcsink.fpsMedian)} fps median per receiver), ` +
+      `oriel held ${starved.oriel ? fmt(starved.oriel.fpsMedian) : 'n/a'} fps there (part \`peer\`).`);
   }
   if (d.webrtcsink.cpuPerReceiverPct !== null && d.oriel.cpuPerReceiverPct !== null) {
-    out.push(`Per added receiver: webrtcsink +${fmt(d.webrtcsink.cpuPerReceiverPct)} % of a core (an x264 encode per consumer), oriel +${fmt(d.oriel.cpuPerReceiverPct)} % (part \`peer\`).`);
+    out.push(`Per added receiver: webrtcsink +${fmt(d.webrtcsink.cpuPerReceiverPct)} % of a core (an x264 encode per consumer), oriel ${signed(d.oriel.cpuPerReceiverPct)} % (part \`peer\`).`);
   }
   return out;
 }
