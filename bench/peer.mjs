@@ -265,6 +265,7 @@ async function measure(system, n, round, display) {
         state: v.state,
         fps: b ? round1((v.frames - b.frames) / statDt) : null,
         kbps: b ? Math.round(((v.bytes - b.bytes) * 8) / statDt / 1000) : null,
+        packetsPerFrame: b && v.frames > b.frames ? Math.round(((v.packets - b.packets) / (v.frames - b.frames)) * 10) / 10 : null,
       };
     });
     // A receiver that never appeared in the stats delivered nothing.
@@ -272,6 +273,7 @@ async function measure(system, n, round, display) {
     r.fpsMin = Math.min(...fps);
     r.fpsMedian = round1(median(fps));
     r.kbpsMedian = median(r.perViewer.map((v) => v.kbps));
+    r.packetsPerFrameMedian = round1(median(r.perViewer.map((v) => v.packetsPerFrame)));
     r.serverAlive = server.alive();
   } catch (e) {
     r.failed = e.message;
@@ -330,6 +332,7 @@ function summarize(runs) {
         fpsMin: Math.min(...rs.map((r) => r.fpsMin)),
         fpsMedian: round1(median(rs.map((r) => r.fpsMedian))),
         kbpsMedian: median(rs.map((r) => r.kbpsMedian)),
+        packetsPerFrame: round1(median(rs.map((r) => r.packetsPerFrameMedian))),
         firstFrameMsMedian: round1(median(rs.map((r) => r.firstFrameMsMedian))),
         receiverCpuPct: round1(median(rs.map((r) => r.receiverCpuPct))),
         machineBusyPct: round1(median(rs.map((r) => r.machineBusyPct))),
@@ -424,6 +427,12 @@ function readingOf(res) {
       `. oriel adds ${fmt(o.cpuPerReceiverPct)} % of a core, ${fmt(o.rssPerReceiverMiB)} MiB and ${fmt(o.threadsPerReceiver)} threads per viewer ` +
       `(n = 1..${o.fullRateUpTo}): the per-viewer webrtcbin (SRTP, RTP/RTCP, ICE, data channels) only; its one encode ` +
       `(${fmt(o.oneReceiverCpuPct)} % in total with one viewer) is shared.`);
+  }
+  const ppf = (sys) => round1(median(res.summary.map((s) => s[sys]?.packetsPerFrame)));
+  if (ppf('oriel') !== null && ppf('webrtcsink') !== null) {
+    out.push(`Same bitrate on the wire (median ${fmt(median(res.summary.map((s) => s.oriel?.kbpsMedian)), 0)} kbit/s per receiver from oriel, ` +
+      `${fmt(median(res.summary.map((s) => s.webrtcsink?.kbpsMedian)), 0)} from webrtcsink), cut differently: ${fmt(ppf('webrtcsink'))} RTP packets per frame from webrtcsink ` +
+      `(payloader MTU 1200) against ${fmt(ppf('oriel'))} from oriel (MTU 1400).`);
   }
   const wsRows = res.summary.filter((s) => s.webrtcsink);
   const starved = wsRows.filter((s) => s.webrtcsink.fpsMedian < res.config.framerate * 0.9);
