@@ -327,7 +327,9 @@ async fn viewer_task(
     if let Err(e) = outcome {
         shared.set_state("failed");
         eprintln!("bench_receiver: viewer {}: {e:#}", shared.id);
-        emit(json!({"event": "error", "id": shared.id, "message": format!("{e:#}"), "fatal": true}));
+        emit(
+            json!({"event": "error", "id": shared.id, "message": format!("{e:#}"), "fatal": true}),
+        );
         // Stay listed (state failed) until removed.
         let _ = stop.await;
     } else {
@@ -531,11 +533,16 @@ impl Media {
 
         // No main loop: a sync handler sees each message on the posting
         // thread and drops it, forwarding only errors.
-        let bus = pipeline.bus().ok_or_else(|| anyhow!("pipeline without a bus"))?;
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| anyhow!("pipeline without a bus"))?;
         let tx = events;
         bus.set_sync_handler(move |_, msg| {
             if let gst::MessageView::Error(e) = msg.view() {
-                let src = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                let src = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
                 let _ = tx.send(MediaEvent::BusError(format!("{src}: {}", e.error())));
             }
             gst::BusSyncReply::Drop
@@ -552,7 +559,8 @@ impl Media {
     async fn answer(&self, offer_sdp: &str) -> Result<String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer_sdp.as_bytes())
             .map_err(|e| anyhow!("the agent's offer is not valid SDP: {e}"))?;
-        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
+        let offer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
         let (promise, done) = new_promise();
         self.webrtc
             .emit_by_name::<()>("set-remote-description", &[&offer, &promise]);
@@ -600,7 +608,10 @@ impl Media {
 
 type PromiseReply = Option<gst::Structure>;
 
-fn new_promise() -> (gst::Promise, tokio::sync::oneshot::Receiver<Result<PromiseReply>>) {
+fn new_promise() -> (
+    gst::Promise,
+    tokio::sync::oneshot::Receiver<Result<PromiseReply>>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let p = gst::Promise::with_change_func(move |reply| {
         let r = match reply {
@@ -643,7 +654,8 @@ fn attach_counter(pipeline: &gst::Pipeline, pad: &gst::Pad, shared: Arc<Shared>)
     let sinkpad = sink
         .static_pad("sink")
         .ok_or_else(|| anyhow!("fakesink without a sink pad"))?;
-    pad.link(&sinkpad).context("linking webrtcbin to fakesink")?;
+    pad.link(&sinkpad)
+        .context("linking webrtcbin to fakesink")?;
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
