@@ -37,7 +37,7 @@ build:
 	$(CARGO) build --release
 
 build-debug:
-	$(CARGO) build
+	$(CARGO) build --bins --examples
 
 lint:
 	$(CARGO) fmt --all --check
