@@ -46,7 +46,7 @@ import {
   BENCH_DIR, CFG, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
   pidsCpuSec, procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart } from './lib/run.mjs';
+import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
 
 const SYSTEMS = ['oriel', 'webrtcsink'];
 const WS_DIR = path.join(BENCH_DIR, 'webrtcsink');
@@ -380,11 +380,14 @@ function slope(points) {
 
 function derive(res) {
   const d = {};
-  const full = (sys) => res.summary.filter((s) => s[sys] && s[sys].fpsMedian >= fullRate(res));
   for (const sys of SYSTEMS) {
-    // Only rows where that server still delivered (near) full rate: past
+    // Only the rows up to where that server first fell below full rate: past
     // saturation the CPU flattens at the machine's limit and the slope lies.
-    const rows = full(sys);
+    const rows = [];
+    for (const s of res.summary.filter((x) => x[sys])) {
+      if (s[sys].fpsMedian < fullRate(res)) break;
+      rows.push(s);
+    }
     d[sys] = {
       fullRateUpTo: rows.length ? Math.max(...rows.map((s) => s.n)) : null,
       cpuPerReceiverPct: round1(slope(rows.map((s) => [s.n, s[sys].cpuPct]))),
@@ -495,13 +498,19 @@ export function render(res, jsonRel) {
     const o = s.oriel;
     const w = s.webrtcsink;
     const f = (x, k, dd = 1) => (x ? fmt(x[k], dd) : 'n/a');
-    L.push(`| ${s.n} | ${f(o, 'cpuPct')} | ${f(w, 'cpuPct')} | **${s.cpuRatio !== undefined && s.cpuRatio !== null ? `${fmt(s.cpuRatio)}x` : 'n/a'}** | ` +
+    const capped = w && w.fpsMedian < fullRate(res) ? ' †' : '';
+    L.push(`| ${s.n} | ${f(o, 'cpuPct')} | ${f(w, 'cpuPct')} | **${s.cpuRatio !== undefined && s.cpuRatio !== null ? `${fmt(s.cpuRatio)}x` : 'n/a'}**${capped} | ` +
       `${(s.cpuRatioRuns ?? []).map((x) => `${fmt(x)}x`).join(', ') || '-'} | ${f(o, 'rssMiB')} | ${f(w, 'rssMiB')} | ` +
       `**${s.rssRatio !== undefined && s.rssRatio !== null ? `${fmt(s.rssRatio, 2)}x` : 'n/a'}** | ${o?.threads ?? 'n/a'} / ${w?.threads ?? 'n/a'} | ` +
       `${o ? `${fmt(o.fpsMin)} / ${fmt(o.fpsMedian)}` : 'n/a'} | ${w ? `${fmt(w.fpsMin)} / ${fmt(w.fpsMedian)}` : 'n/a'} | ` +
       `${f(o, 'kbpsMedian', 0)} / ${f(w, 'kbpsMedian', 0)} | ${f(o, 'receiverCpuPct')} / ${f(w, 'receiverCpuPct')} | ${f(o, 'machineBusyPct')} / ${f(w, 'machineBusyPct')} |`);
   }
   L.push('');
+  if (res.summary.some((s) => s.webrtcsink && s.webrtcsink.fpsMedian < fullRate(res))) {
+    L.push(`† webrtcsink delivered less than ${fmt(fullRate(res), 0)} fps per receiver there: it was short of CPU, so its CPU figure is what the machine had left, ` +
+      'not what full rate would cost, and the ratio understates the difference.');
+    L.push('');
+  }
   if (res.collapsedAt !== null) {
     L.push(`webrtcsink delivered less than ${res.minFps} fps per receiver (or failed) at n = ${res.collapsedAt}; larger n were not measured.`);
     L.push('');
@@ -632,6 +641,9 @@ async function main(res) {
   res.summary = summarize(runs);
   res.derived = derive(res); // kept in the JSON; render() derives again from the raw figures
   const orielLogs = children.filter((r) => r.name === 'oriel').flatMap((r) => r.log);
+  res.agentLogFile = saveAgentLog(orielLogs, res.startedAt, 'peer');
+  const wsLogs = children.filter((r) => r.name === 'webrtcsink-server').flatMap((r) => r.log);
+  res.webrtcsinkLogFile = saveAgentLog(wsLogs, res.startedAt, 'peer-webrtcsink');
   res.notes = oddities(res, orielLogs);
   return summaryText(res);
 }
