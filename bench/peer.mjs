@@ -203,7 +203,16 @@ async function startServer(system, display) {
 /** One window: a fresh `system` server, `n` receivers in one process. */
 async function measure(system, n, round, display) {
   const label = `round ${round} ${system} n=${n}`;
-  const server = await startServer(system, display);
+  let server;
+  try {
+    server = await startServer(system, display);
+  } catch (e) {
+    // Recorded, and the run goes on (a webrtcsink that cannot start counts
+    // as collapsed); whatever did start is stopped.
+    log(`${label} FAILED to start the server: ${e.message}`);
+    for (const c of children.filter((c) => (c.name === 'oriel' || c.name === 'webrtcsink-server') && c.exitCode === undefined)) await stopChild(c);
+    return { round, system, n, label, failed: `server did not start: ${e.message}`, serverAlive: false, errors: [] };
+  }
   const [rcvCmd, rcvArgs] = server.receiver;
   const recv = startReceiver(`${system}-receiver`, rcvCmd, rcvArgs);
   const r = { round, system, n, label, serverArgs: server.args, errors: [] };
