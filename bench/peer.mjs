@@ -290,11 +290,10 @@ async function measure(system, n, round, display) {
     log(`${label} FAILED: ${e.message}`);
   }
   r.errors = recv.events.filter((e) => e.event === 'error').map((e) => e.message);
+  // While the receivers are still connected (the encoder, client counts).
+  if (system === 'oriel' && server.agent) r.healthz = await server.agent.healthz().catch(() => null);
   await stopReceiver(recv);
   r.serverWarnings = server.rec.log.filter((l) => /\b(ERROR|WARN|CRITICAL)\b/.test(l)).slice(0, 20);
-  if (system === 'oriel' && server.agent) {
-    r.healthz = await server.agent.healthz().catch(() => null);
-  }
   await stopChild(server.rec);
   r.receiverLogTail = recv.log.slice(-10);
   log(`${label}: cpu ${fmt(r.cpuPct)}% rss ${fmt(r.rssMiB)} MiB threads ${r.threads ?? 'n/a'} ` +
