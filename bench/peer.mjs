@@ -43,7 +43,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  BENCH_DIR, CFG, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
+  BENCH_DIR, CFG, CLK_TCK, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
   pidsCpuSec, procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
@@ -200,6 +200,48 @@ async function startServer(system, display) {
 
 // ---------------------------------------------------------- measurement
 
+/** CPU seconds of every thread of `pid`: tid -> {name, sec}. */
+function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { name, sec: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a server's CPU went over a window, by thread name with numbers
+ * folded (`queue3:src` -> `queueN:src`): GStreamer names a streaming thread
+ * after the pad that starts it, and x264's worker threads inherit the name
+ * of the thread that created them, so an encode is counted with the
+ * streaming thread that feeds it.
+ */
+function threadGroups(before, after, dt) {
+  const groups = new Map();
+  for (const [tid, a] of after) {
+    const b = before.get(tid);
+    const name = a.name.replace(/\d+/g, 'N');
+    const g = groups.get(name) ?? { name, threads: 0, cpuPct: 0 };
+    g.threads += 1;
+    g.cpuPct += ((a.sec - (b ? b.sec : 0)) / dt) * 100; // a thread born in the window counts from 0
+    groups.set(name, g);
+  }
+  return [...groups.values()].map((g) => ({ ...g, cpuPct: round1(g.cpuPct) })).sort((x, y) => y.cpuPct - x.cpuPct);
+}
+
 /** One window: a fresh `system` server, `n` receivers in one process. */
 async function measure(system, n, round, display) {
   const label = `round ${round} ${system} n=${n}`;
@@ -238,6 +280,7 @@ async function measure(system, n, round, display) {
     if (!server.alive()) throw new Error(`${system} server died before the window`);
     const s0 = await recv.stats();
     const cpu0 = procCpuSec(server.pid);
+    const thr0 = threadCpu(server.pid);
     const rcpu0 = procCpuSec(recv.child.pid);
     const helperPids = children.filter((c) => (c.name === 'Xvfb' || c.name === 'mover') && c.exitCode === undefined).map((c) => c.child.pid);
     const hlp0 = pidsCpuSec(helperPids);
@@ -250,6 +293,7 @@ async function measure(system, n, round, display) {
       samples.push(procStatus(server.pid));
     }
     const cpu1 = procCpuSec(server.pid);
+    const thr1 = threadCpu(server.pid);
     const rcpu1 = procCpuSec(recv.child.pid);
     const hlp1 = pidsCpuSec(helperPids);
     const sys1 = sysCpu();
@@ -262,6 +306,7 @@ async function measure(system, n, round, display) {
     r.cpuPct = round1(((cpu1 - cpu0) / dt) * 100);
     r.rssMiB = round1(median(samples.map((s) => s.rssKb)) / 1024);
     r.threads = median(samples.map((s) => s.threads));
+    r.threadGroups = threadGroups(thr0, thr1, dt);
     r.receiverCpuPct = round1(((rcpu1 - rcpu0) / dt) * 100);
     r.machineBusyPct = round1(((sys1.busy - sys0.busy) / (sys1.total - sys0.total)) * os.cpus().length * 100);
     r.xvfbAndMoverCpuPct = round1(((hlp1 - hlp0) / dt) * 100);
@@ -324,6 +369,19 @@ async function sideBySide(display) {
   return { runs, collapsedAt };
 }
 
+/** Thread groups of several windows: the median of each group's CPU (0 where absent). */
+function medianGroups(lists) {
+  const names = [...new Set(lists.flat().map((g) => g.name))];
+  return names.map((name) => {
+    const gs = lists.map((l) => l.find((g) => g.name === name));
+    return {
+      name,
+      cpuPct: round1(median(gs.map((g) => g?.cpuPct ?? 0))),
+      threads: median(gs.map((g) => g?.threads ?? 0)),
+    };
+  }).sort((a, b) => b.cpuPct - a.cpuPct);
+}
+
 function summarize(runs) {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
   return ns.map((n) => {
@@ -346,6 +404,7 @@ function summarize(runs) {
         machineBusyPct: round1(median(rs.map((r) => r.machineBusyPct))),
         otherLoadPct: round1(median(rs.map((r) => r.otherLoadPct))),
         errors: rs.reduce((a, r) => a + r.errors.length, 0),
+        threadGroups: medianGroups(rs.map((r) => r.threadGroups ?? [])),
       };
     }
     const o = row.oriel;
@@ -413,6 +472,20 @@ function derive(res) {
   return d;
 }
 
+/** What runs in each thread group of the two servers (see threadGroups()). */
+const THREAD_ROLES = {
+  'ximagesrcN:src': 'capture and conversion; in oriel also the one x264 encode, payloader and tee',
+  'video_N:src': 'webrtcsink, per consumer: appsrc, x264 encode, payloader, webrtcbin send path',
+  'queueN:src': 'oriel, per viewer: webrtcbin send path (RTP, SRTP, ICE)',
+  'tokio-rt-worker': 'async runtime: signalling',
+};
+
+/** The n the breakdown and the first reading line are about. */
+function whereN(res) {
+  const d = derive(res);
+  return d.largestFullRateN ?? d.largestComparedN;
+}
+
 function readingOf(res) {
   const d = derive(res);
   const by = Object.fromEntries(res.summary.map((s) => [s.n, s]));
@@ -444,6 +517,19 @@ function readingOf(res) {
       `. oriel adds ${fmt(o.cpuPerReceiverPct)} % of a core, ${fmt(o.rssPerReceiverMiB)} MiB and ${fmt(o.threadsPerReceiver)} threads per viewer ` +
       `(n = 1..${o.fullRateUpTo}): the per-viewer webrtcbin (SRTP, RTP/RTCP, ICE, data channels) only; its one encode ` +
       `(${fmt(o.oneReceiverCpuPct)} % in total with one viewer) is shared.`);
+  }
+  const at = whereN(res);
+  const row = by[at];
+  const grp = (sys, name) => row?.[sys]?.threadGroups?.find((g) => g.name === name) ?? null;
+  const wEnc = grp('webrtcsink', 'video_N:src');
+  const wCap = grp('webrtcsink', 'ximagesrcN:src');
+  const oEnc = grp('oriel', 'ximagesrcN:src');
+  const oSend = grp('oriel', 'queueN:src');
+  if (wEnc && wCap && oEnc && oSend) {
+    out.push(`By thread, at ${at} receivers: webrtcsink's per-consumer encoding chains (\`video_N:src\`, ${wEnc.threads} threads) took ${fmt(wEnc.cpuPct)} % of its ${fmt(row.webrtcsink.cpuPct)} %, ` +
+      `**${fmt(wEnc.cpuPct / at)} % per consumer**, and its shared capture and conversion ${fmt(wCap.cpuPct)} %. ` +
+      `oriel's capture, conversion and single encode (\`ximagesrcN:src\`) took ${fmt(oEnc.cpuPct)} %, and its per-viewer send paths (\`queueN:src\`) ` +
+      `${fmt(oSend.cpuPct)} %, **${fmt(oSend.cpuPct / at)} % per viewer**.`);
   }
   const ppf = (sys) => round1(median(res.summary.map((s) => s[sys]?.packetsPerFrame)));
   if (ppf('oriel') !== null && ppf('webrtcsink') !== null) {
@@ -535,6 +621,26 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('</details>');
   L.push('');
+  const at = whereN(res);
+  const row = res.summary.find((s) => s.n === at);
+  if (row?.oriel?.threadGroups && row?.webrtcsink?.threadGroups) {
+    L.push(`### Where the CPU goes, at ${at} receivers`);
+    L.push('');
+    L.push('Each server\'s CPU over the same window, split by thread name (numbers folded: `queue3:src` -> `queueN:src`). ' +
+      'GStreamer names a streaming thread after the pad that starts it, and x264\'s worker threads inherit the name of the thread that creates them, ' +
+      'so each encode is counted with the streaming thread that feeds it. Medians over the rounds; groups under 0.5 % in both are left out.');
+    L.push('');
+    L.push('| threads named | what runs there | oriel CPU % (threads) | webrtcsink CPU % (threads) |');
+    L.push('|---|---|---:|---:|');
+    const names = [...new Set([...row.oriel.threadGroups, ...row.webrtcsink.threadGroups].filter((g) => g.cpuPct >= 0.5).map((g) => g.name))];
+    const cell = (sys, name) => {
+      const g = row[sys].threadGroups.find((x) => x.name === name);
+      return g ? `${fmt(g.cpuPct)} (${g.threads})` : '-';
+    };
+    for (const name of names) L.push(`| \`${name}\` | ${THREAD_ROLES[name] ?? ''} | ${cell('oriel', name)} | ${cell('webrtcsink', name)} |`);
+    L.push(`| (all threads) | | ${fmt(row.oriel.cpuPct)} (${row.oriel.threads}) | ${fmt(row.webrtcsink.cpuPct)} (${row.webrtcsink.threads}) |`);
+    L.push('');
+  }
   L.push('### What the numbers say');
   L.push('');
   L.push(readingOf(res));
