@@ -200,6 +200,23 @@ async function startServer(system, display) {
 
 // ---------------------------------------------------------- measurement
 
+const WARN_RE = /\b(ERROR|WARN|WARNING|CRITICAL)\b/;
+
+/**
+ * GLib prints `(prog:pid): GStreamer-CRITICAL **: time: ` and the message on
+ * the next line when it is long: join them, so the message is what counts.
+ */
+function joinGLibLines(lines) {
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (/\*\*: [\d:.]+: $/.test(lines[i]) && i + 1 < lines.length) {
+      out.push(lines[i] + lines[i + 1]);
+      i++;
+    } else out.push(lines[i]);
+  }
+  return out;
+}
+
 /** CPU seconds of every thread of `pid`: tid -> {name, sec}. */
 function threadCpu(pid) {
   const out = new Map();
@@ -338,8 +355,14 @@ async function measure(system, n, round, display) {
   // While the receivers are still connected (the encoder, client counts).
   if (system === 'oriel' && server.agent) r.healthz = await server.agent.healthz().catch(() => null);
   await stopReceiver(recv);
-  r.serverWarnings = server.rec.log.filter((l) => /\b(ERROR|WARN|CRITICAL)\b/.test(l)).slice(0, 20);
+  // What the server logged while serving, and apart from it what it logged
+  // once stopped (SIGTERM, after every receiver had left).
+  const cut = server.rec.log.length;
+  r.serverLog = joinGLibLines(server.rec.log.slice(0, cut));
+  r.serverWarnings = r.serverLog.filter((l) => WARN_RE.test(l)).slice(0, 20);
   await stopChild(server.rec);
+  r.shutdownLog = joinGLibLines(server.rec.log.slice(cut));
+  r.shutdownWarnings = r.shutdownLog.filter((l) => WARN_RE.test(l)).slice(0, 20);
   r.receiverLogTail = recv.log.slice(-10);
   log(`${label}: cpu ${fmt(r.cpuPct)}% rss ${fmt(r.rssMiB)} MiB threads ${r.threads ?? 'n/a'} ` +
     `fps min/med ${fmt(r.fpsMin)}/${fmt(r.fpsMedian)} kbps ${r.kbpsMedian ?? 'n/a'} first frame med/max ${fmt(r.firstFrameMsMedian, 0)}/${r.firstFrameMsMax ?? 'n/a'} ms ` +
@@ -693,7 +716,7 @@ function summaryText(res) {
   return L.join('\n');
 }
 
-function oddities(res, orielLogs) {
+function oddities(res) {
   const notes = [];
   if (res.agent && res.agent.build !== 'release') notes.push(`the oriel agent is a ${res.agent.build} build`);
   if (!res.display.covers) notes.push('the moving window does not cover the screen');
@@ -705,15 +728,20 @@ function oddities(res, orielLogs) {
     const notConnected = (r.perViewer ?? []).filter((v) => v.state !== 'connected').length;
     if (notConnected) notes.push(`${r.label}: ${notConnected} receiver(s) not in state connected at the end of the window`);
   }
-  const w = agentWarnings(orielLogs);
-  if (w.count) notes.push(w.note);
+  const runsOf = (sys) => res.runs.filter((r) => r.system === sys);
+  const serving = agentWarnings(runsOf('oriel').flatMap((r) => r.serverLog ?? []));
+  if (serving.count) notes.push(`while serving: ${serving.note}`);
+  const stopping = agentWarnings(runsOf('oriel').flatMap((r) => r.shutdownLog ?? []));
+  if (stopping.count) notes.push(`when stopped (SIGTERM after the receivers had left), over ${runsOf('oriel').length} starts: ${stopping.note}`);
   // webrtcsink's internal appsink (async=false behind a clocksync) warns once
   // at every start; frames flow regardless (bench/webrtcsink/README.md).
   // The handshake error is this script's own readiness probe (a bare TCP
   // connect to the signalling port).
   const known = /Pipeline construction is invalid, please add queues|Error during the websocket handshake/;
   const wsWarn = res.runs.filter((r) => r.system === 'webrtcsink').flatMap((r) => r.serverWarnings ?? []).filter((l) => !known.test(l));
-  if (wsWarn.length) notes.push(`webrtcsink-server logged ${wsWarn.length} WARN/ERROR line(s), first: \`${wsWarn[0].replace(/`/g, "'").slice(0, 160)}\``);
+  if (wsWarn.length) notes.push(`webrtcsink-server logged ${wsWarn.length} WARN/ERROR/CRITICAL line(s) while serving, first: \`${wsWarn[0].replace(/`/g, "'").slice(0, 160)}\``);
+  const wsStop = runsOf('webrtcsink').flatMap((r) => r.shutdownWarnings ?? []);
+  if (wsStop.length) notes.push(`webrtcsink-server logged ${wsStop.length} WARN/ERROR/CRITICAL line(s) when stopped, first: \`${wsStop[0].replace(/`/g, "'").slice(0, 160)}\``);
   return notes;
 }
 
@@ -758,7 +786,12 @@ async function main(res) {
   res.agentLogFile = saveAgentLog(orielLogs, res.startedAt, 'peer');
   const wsLogs = children.filter((r) => r.name === 'webrtcsink-server').flatMap((r) => r.log);
   res.webrtcsinkLogFile = saveAgentLog(wsLogs, res.startedAt, 'peer-webrtcsink');
-  res.notes = oddities(res, orielLogs);
+  res.notes = oddities(res);
+  // The full logs are in the temp dir (agentLogFile); the JSON keeps the warnings.
+  for (const r of runs) {
+    delete r.serverLog;
+    delete r.shutdownLog;
+  }
   return summaryText(res);
 }
 
