@@ -503,6 +503,9 @@ const THREAD_ROLES = {
   'tokio-rt-worker': 'async runtime: signalling',
 };
 
+/** Receiver counts left out because webrtcsink had collapsed below minFps. */
+const skippedN = (res) => (res.collapsedAt === null ? [] : res.config.viewers.filter((n) => n > res.collapsedAt));
+
 /** The n the breakdown and the first reading line are about. */
 function whereN(res) {
   const d = derive(res);
@@ -567,7 +570,7 @@ function readingOf(res) {
     out.push(`webrtcsink ran out of CPU at ${first.n} receivers: median ${fmt(first.webrtcsink.fpsMedian)} fps per receiver (slowest ${fmt(first.webrtcsink.fpsMin)}), ` +
       `its CPU ${fmt(first.webrtcsink.cpuPct)} % with the machine ${fmt(first.webrtcsink.machineBusyPct)} % busy of ${res.machine.cores * 100} %` +
       (first.oriel ? `; oriel served the same ${first.n} receivers at ${fmt(first.oriel.fpsMedian)} fps for ${fmt(first.oriel.cpuPct)} % of a core.` : '.') +
-      (res.collapsedAt !== null ? ` Below ${res.minFps} fps per receiver (at n = ${res.collapsedAt}) the larger counts were not measured.` : ''));
+      (skippedN(res).length ? ` It fell below ${res.minFps} fps per receiver at n = ${res.collapsedAt}, so n = ${skippedN(res).join(', ')} were not measured.` : ''));
   } else if (wsRows.length) {
     out.push(`webrtcsink delivered full rate at every n measured (up to ${Math.max(...wsRows.map((s) => s.n))}).`);
   }
@@ -628,8 +631,8 @@ export function render(res, jsonRel) {
       'not what full rate would cost, and the ratio understates the difference.');
     L.push('');
   }
-  if (res.collapsedAt !== null) {
-    L.push(`webrtcsink delivered less than ${res.minFps} fps per receiver (or failed) at n = ${res.collapsedAt}; larger n were not measured.`);
+  if (skippedN(res).length) {
+    L.push(`webrtcsink delivered less than ${res.minFps} fps per receiver (or failed) at n = ${res.collapsedAt}; n = ${skippedN(res).join(', ')} were not measured.`);
     L.push('');
   }
   L.push('<details><summary>Every window</summary>');
