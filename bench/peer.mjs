@@ -70,7 +70,9 @@ export function buildWebrtcsink() {
   const cargo = process.env.CARGO || 'cargo';
   const t0 = Date.now();
   log(`building the webrtcsink bench workspace (${path.relative(REPO_ROOT, WS_DIR)}; the first build takes ~11 minutes on 2 cores)`);
-  const r = spawnSync(cargo, ['build', '--release', '--locked', '--manifest-path', WS_MANIFEST],
+  // --target-dir: the binaries must land where this script looks for them,
+  // whatever CARGO_TARGET_DIR the caller has set.
+  const r = spawnSync(cargo, ['build', '--release', '--locked', '--manifest-path', WS_MANIFEST, '--target-dir', path.join(WS_DIR, 'target')],
     { stdio: ['ignore', process.stderr, process.stderr], env: process.env });
   if (r.status !== 0) throw new Error(`cargo build of ${WS_MANIFEST} failed (status ${r.status ?? r.signal}${r.error ? `, ${r.error.message}` : ''})`);
   for (const b of ['webrtcsink-server', 'webrtcsink-receiver']) {
