@@ -6,9 +6,9 @@
 //
 //   cd bench && node peer.mjs      (or `make bench-peer`)
 //
-// What it does, unattended:
+// What it does, unattended (about 7.5 minutes on 2 cores once built):
 //   0. Builds the bench-only workspace bench/webrtcsink/ (webrtcsink-server,
-//      webrtcsink-receiver) with cargo if needed: ~11 minutes the first time
+//      webrtcsink-receiver) with cargo if needed: ~7-11 minutes the first time
 //      on 2 cores, a second once built. oriel's `bench_receiver` example must
 //      exist (`cargo build --release --examples`, done by `make bench-deps`).
 //   1. Xvfb on a free display with the harness's moving scene (scrolling
@@ -21,9 +21,10 @@
 //      `webrtcsink-receiver --signalling` consumers. Round 1 measures oriel
 //      first, round 2 webrtcsink first, to balance drift.
 //   3. Per window: the server's CPU (% of one core, /proc utime+stime),
-//      RSS, threads; frames per second delivered to each receiver (RTP
-//      packets with the marker bit, no decoding); the receivers' own CPU and
-//      the whole machine's for context. Medians over the rounds; ratios
+//      RSS, threads, and the CPU by thread name (where it goes: capture,
+//      encodes, send paths); frames per second delivered to each receiver
+//      (RTP packets with the marker bit, no decoding); the receivers' own
+//      CPU and the whole machine's for context. Medians over the rounds; ratios
 //      webrtcsink / oriel per n. Larger n are skipped once webrtcsink
 //      delivers less than BENCH_PEER_MIN_FPS (5) per receiver.
 //   4. Raw results to bench/results/<date>-peer.json, BENCHMARKS.md
@@ -44,7 +45,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   BENCH_DIR, CFG, CLK_TCK, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
-  pidsCpuSec, procCpuSec, procStatus, round1, sh, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
+  pidsCpuSec, procCpuSec, procStatus, round1, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
 
@@ -69,7 +70,7 @@ const PEER = {
 export function buildWebrtcsink() {
   const cargo = process.env.CARGO || 'cargo';
   const t0 = Date.now();
-  log(`building the webrtcsink bench workspace (${path.relative(REPO_ROOT, WS_DIR)}; the first build takes ~11 minutes on 2 cores)`);
+  log(`building the webrtcsink bench workspace (${path.relative(REPO_ROOT, WS_DIR)}; the first build takes ~7-11 minutes on 2 cores)`);
   // --target-dir: the binaries must land where this script looks for them,
   // whatever CARGO_TARGET_DIR the caller has set.
   const r = spawnSync(cargo, ['build', '--release', '--locked', '--manifest-path', WS_MANIFEST, '--target-dir', path.join(WS_DIR, 'target')],
