@@ -541,7 +541,7 @@ function readingOf(res) {
     const base = one !== null ? one - w.cpuPerReceiverPct : null;
     out.push(`Where webrtcsink's cost goes: each added consumer costs it about **${fmt(w.cpuPerReceiverPct)} % of a core**, ` +
       `${fmt(w.rssPerReceiverMiB)} MiB and ${fmt(w.threadsPerReceiver)} threads (least-squares slope over n = 1..${w.fullRateUpTo} at full rate)` +
-      (base !== null && base > 0 ? `; extrapolated to zero consumers, only ${fmt(base)} % of its ${fmt(one)} % with one consumer is shared (capture and conversion), ` +
+      (base !== null && base > 0 ? `; extrapolated to zero consumers, ${fmt(base)} % of its ${fmt(one)} % with one consumer is shared (capture and conversion), ` +
         `the other ${fmt(w.cpuPerReceiverPct)} % is that consumer's own x264 encode and webrtcbin, paid again for every consumer` : '') +
       `. oriel adds ${fmt(o.cpuPerReceiverPct)} % of a core, ${fmt(o.rssPerReceiverMiB)} MiB and ${fmt(o.threadsPerReceiver)} threads per viewer ` +
       `(n = 1..${o.fullRateUpTo}): the per-viewer webrtcbin (SRTP, RTP/RTCP, ICE, data channels) only; its one encode ` +
