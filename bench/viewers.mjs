@@ -165,6 +165,9 @@ async function measure(agent, rx, page, n, label) {
     v.agentSentPackets = p?.sentPackets ?? null;
     v.agentDroppedPackets = p?.droppedPackets ?? null;
     v.deficit = v.frames === null ? null : encoded - v.frames;
+    // Packets the agent handed this viewer's webrtcbin but the viewer did not
+    // count: loss on the way (UDP, the receiver's jitterbuffer), +- skew.
+    v.packetDeficit = v.agentSentPackets !== null && v.packets !== null ? v.agentSentPackets - v.packets : null;
     v.gotEveryFrame = v.frames !== null && v.deficit <= FRAME_SLACK;
   }
   const frames = viewers.map((v) => v.frames).filter((x) => x !== null);
@@ -185,6 +188,8 @@ async function measure(agent, rx, page, n, label) {
     medianFrames: median(frames),
     maxDeficit: viewers.length ? Math.max(...viewers.map((v) => v.deficit ?? Infinity)) : null,
     everyoneGotEveryFrame: viewers.every((v) => v.gotEveryFrame),
+    maxPacketDeficit: viewers.some((v) => v.packetDeficit !== null) ? Math.max(...viewers.map((v) => v.packetDeficit ?? -Infinity)) : null,
+    agentSentPacketsMedian: median(viewers.map((v) => v.agentSentPackets)),
     viewersMissingFrames: viewers.filter((v) => !v.gotEveryFrame).length,
     agentDroppedPackets: Object.values(byPeer).reduce((s, p) => s + (p.droppedPackets ?? 0), 0),
     keyframesForced: md('oriel_keyframes_forced_total'),
@@ -258,6 +263,8 @@ async function costByViewers(ctx, agent, rx) {
       everyoneGotEveryFrame: n ? rs.every((x) => x.everyoneGotEveryFrame) : null,
       maxDeficit: n ? Math.max(...rs.map((x) => x.maxDeficit)) : null,
       agentDroppedPackets: rs.reduce((s, x) => s + x.agentDroppedPackets, 0),
+      maxPacketDeficit: n ? Math.max(...rs.map((x) => x.maxPacketDeficit ?? -Infinity)) : null,
+      agentSentPacketsMedian: n ? median(rs.map((x) => x.agentSentPacketsMedian)) : null,
       receiverCpuPct: m('receiverCpuPct'),
       receiverRssMiB: m('receiverRssMiB'),
       chromiumCpuPct: m('chromiumCpuPct'),
@@ -338,7 +345,9 @@ function whatTheNumbersSay(res) {
       out.push(`Every viewer, the Chromium page included, got every frame the agent encoded in every window (largest shortfall ${worst.maxDeficit} frame(s) of ${worst.framesEncoded}, within the ${FRAME_SLACK}-frame slack for unsynchronised snapshots).`);
     } else {
       out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than ${FRAME_SLACK} frames; the worst, with ${worst.viewers} viewers, ` +
-        `missed ${worst.maxDeficit} of ${worst.framesEncoded} encoded frames (agent queue drops in that window: ${worst.agentDroppedPackets} packets). See "Every window".`);
+        `missed ${worst.maxDeficit} of ${worst.framesEncoded} encoded frames (agent queue drops in that window: ${worst.agentDroppedPackets} packets; ` +
+        `most packets short between what the agent handed a viewer and what it received: ${worst.maxPacketDeficit}, i.e. ` +
+        `${worst.agentDroppedPackets === 0 && worst.maxPacketDeficit > 5 ? 'lost after the agent, on the way or in the receiver' : 'see "Every window"'}; machine busy ${fmt(worst.machineBusyPct)} % then).`);
     }
   }
   if (top && by[1]) {
@@ -375,16 +384,17 @@ export function render(res, jsonRel) {
     `after ${res.config.settleMs / 1000} s of settling, in % of one core; RSS, threads and open fds sampled every second (medians). ` +
     `"frames" = frames each viewer received in the window (Chromium: \`framesDecoded\` from getStats), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
     `"every frame" allows ${res.config.frameSlack} frames of slack for the snapshots not being simultaneous. ` +
-    `"dropped pkts" = \`oriel_client_dropped_packets_total\` (the agent's per-client queues). ` +
+    `"dropped pkts" = \`oriel_client_dropped_packets_total\` (the agent's per-client queues); "packets short" = the agent's \`oriel_client_sent_packets_total\` for that viewer minus the packets the viewer received (worst viewer; a few either way is snapshot skew). ` +
     `${res.config.rounds > 1 ? `${res.config.rounds} rounds (up, then down), medians. ` : 'One round, counts going up. '}` +
     `The receiver process and Chromium are shown for context only; they are not in the agent's figures.`);
   L.push('');
-  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames | every viewer every frame | dropped pkts | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
-  L.push('|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|');
+  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames | every viewer every frame | dropped pkts | most packets short (of sent) | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
+  L.push('|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---:|---:|---|');
   for (const s of res.cost.summary) {
     L.push(`| ${s.viewers} | **${fmt(s.cpuPct)}** | ${fmt(s.rssMiB)} | ${s.threads} | ${s.fds ?? 'n/a'} | ${s.framesEncoded} | ` +
       `${s.viewers ? `${s.minFrames} / ${s.medianFrames}` : '-'} | ${s.viewers ? s.chromiumFrames ?? 'n/a' : '-'} | ` +
       `${s.viewers ? (s.everyoneGotEveryFrame ? 'yes' : `**no** (worst -${s.maxDeficit})`) : '-'} | ${s.agentDroppedPackets} | ` +
+      `${s.viewers && Number.isFinite(s.maxPacketDeficit) ? `${s.maxPacketDeficit} (of ${s.agentSentPacketsMedian})` : '-'} | ` +
       `${fmt(s.receiverCpuPct)} | ${fmt(s.chromiumCpuPct)} | ${fmt(s.machineBusyPct)} | ${s.pipeline} |`);
   }
   L.push('');
@@ -400,11 +410,11 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('<details><summary>Every window</summary>');
   L.push('');
-  L.push('| # | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
-  L.push('|---:|---:|---:|---:|---:|---|---|---:|---:|---|---:|');
+  L.push('| # | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | most packets short | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
+  L.push('|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|');
   res.cost.runs.forEach((r, i) => {
     L.push(`| ${i + 1} | ${r.viewers} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads} | ${r.framesEncoded} (${fmt(r.encodedFps)}) | ` +
-      `${r.perViewer.map((v) => (v.gotEveryFrame ? v.frames : `**${v.frames}**`)).join(', ') || '-'} | ${r.agentDroppedPackets} | ${r.keyframesForced} | ` +
+      `${r.perViewer.map((v) => (v.gotEveryFrame ? v.frames : `**${v.frames}**`)).join(', ') || '-'} | ${r.agentDroppedPackets} | ${r.maxPacketDeficit ?? '-'} | ${r.keyframesForced} | ` +
       `${fmt(r.receiverCpuPct)} / ${fmt(r.receiverRssMiB)} / ${r.receiverThreads} | ${fmt(r.otherLoadPct)} |`);
   });
   L.push('');
