@@ -211,6 +211,8 @@ async function measure(agent, rx, page, n, label) {
   return r;
 }
 
+const joinProblems = [];
+
 async function costByViewers(ctx, agent, rx) {
   let page = null;
   const setCount = async (n) => {
@@ -222,7 +224,13 @@ async function costByViewers(ctx, agent, rx) {
     }
     if (rx.alive.length < wantRx) {
       const ids = rx.add(wantRx - rx.alive.length);
-      await rx.waitFirstFrames(ids, 30000);
+      try {
+        await rx.waitFirstFrames(ids, 30000);
+      } catch (e) {
+        // Measured anyway: a viewer without frames shows as missing them.
+        log(`going to ${n} viewers: ${e.message}`);
+        joinProblems.push(`going to ${n} viewers: ${e.message.slice(0, 300)}`);
+      }
     } else if (rx.alive.length > wantRx) {
       await rx.remove(rx.alive.length - wantRx);
     }
@@ -460,6 +468,7 @@ function oddities(res, agentLog, rx) {
     const bad = r.perViewer.filter((v) => v.state !== 'connected');
     if (bad.length) notes.push(`${r.viewers}-viewer window: ${bad.length} viewer(s) not connected at the end (${bad.map((v) => `${v.id}:${v.state}`).join(', ')})`);
   }
+  notes.push(...joinProblems);
   const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
   if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
   const w = agentWarnings(agentLog);
