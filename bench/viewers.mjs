@@ -286,7 +286,7 @@ async function costByViewers(ctx, agent, rx) {
 
 // -------------------------------------------------------------- report
 
-function derive(res) {
+export function derive(res) {
   const s = res.cost.summary.filter((x) => x.viewers >= 1);
   const xs = s.map((x) => x.viewers);
   const fit = (k) => {
@@ -308,7 +308,14 @@ function derive(res) {
     });
   }
   const withViewers = res.cost.runs.filter((r) => r.viewers > 0);
+  // Windows where the shared encoder fell clearly below the frame rate: the
+  // machine could not keep up, so the agent's CPU there is capped, not its cost.
+  const starved = withViewers.filter((r) => r.encodedFps < 0.9 * res.config.framerate);
+  const ok = s.filter((x) => !starved.some((r) => r.viewers === x.viewers));
+  const fitOk = ok.length >= 2 && ok.length < s.length ? linearFit(ok.map((x) => x.viewers), ok.map((x) => x.cpuPct)) : null;
   return {
+    starvedWindows: starved.map((r) => ({ viewers: r.viewers, encodedFps: r.encodedFps, machineBusyPct: r.machineBusyPct, otherLoadPct: r.otherLoadPct })),
+    cpuFitUnstarved: fitOk ? { slope: Math.round(fitOk.slope * 100) / 100, r2: fitOk.r2 === null ? null : Math.round(fitOk.r2 * 1000) / 1000, upTo: Math.max(...ok.map((x) => x.viewers)) } : null,
     cpuFit: fit('cpuPct'),
     rssFit: fit('rssMiB'),
     threadsFit: fit('threads'),
@@ -352,15 +359,25 @@ function whatTheNumbersSay(res) {
     if (d.everyoneGotEveryFrame) {
       out.push(`Every viewer, the Chromium page included, got every frame the agent encoded in every window (largest shortfall ${worst.maxDeficit} frame(s) of ${worst.framesEncoded}, within the ${FRAME_SLACK}-frame slack for unsynchronised snapshots).`);
     } else {
-      out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than ${FRAME_SLACK} frames; the worst, with ${worst.viewers} viewers, ` +
-        `missed ${worst.maxDeficit} of ${worst.framesEncoded} encoded frames (agent queue drops in that window: ${worst.agentDroppedPackets} packets; ` +
-        `most packets short between what the agent handed a viewer and what it received: ${worst.maxPacketDeficit}, i.e. ` +
-        `${worst.agentDroppedPackets === 0 && worst.maxPacketDeficit > 5 ? 'lost after the agent, on the way or in the receiver' : 'see "Every window"'}; machine busy ${fmt(worst.machineBusyPct)} % then).`);
+      const v = worst.perViewer.reduce((a, x) => ((x.deficit ?? -Infinity) > (a.deficit ?? -Infinity) ? x : a));
+      // Where that viewer's frames went, from the agent's per-client counters.
+      const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packets (its branch fell behind), ` +
+        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)` +
+        (v.kind === 'chromium' ? `; the page decoded ${v.frames} frames, so the rest arrived but were not decoded in time (the browser was starved)` : '');
+      out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than ${FRAME_SLACK} frames. ` +
+        `The worst, with ${worst.viewers} viewers: ${v.kind === 'chromium' ? 'the Chromium page' : `receiver viewer ${v.id}`} missed ${v.deficit} of ${worst.framesEncoded} encoded frames; ${why}. ` +
+        `Agent queue drops in that window, all viewers: ${worst.agentDroppedPackets} packets; machine busy ${fmt(worst.machineBusyPct)} % of ${cores * 100} %.`);
     }
   }
   if (top && by[1]) {
     out.push(`For context, the one bench_receiver process holding ${top.viewers - 1} viewers used ${fmt(top.receiverCpuPct)} % of a core, and the Chromium page ${fmt(top.chromiumCpuPct)} %; ` +
       `they share the ${cores} cores with the agent (machine busy ${fmt(top.machineBusyPct)} % of ${cores * 100} % at ${top.viewers} viewers).`);
+  }
+  if (d.starvedWindows?.length) {
+    out.push(`**The machine could not keep up** in ${d.starvedWindows.length} window(s): the shared encoder delivered only ` +
+      `${d.starvedWindows.map((w) => `${fmt(w.encodedFps)} fps with ${w.viewers} viewers (machine busy ${fmt(w.machineBusyPct)} %, other load ${fmt(w.otherLoadPct)} %)`).join('; ')} ` +
+      `instead of ${res.config.framerate}. There the agent's CPU is capped by what it was given, not what it needed, and lost frames follow; ` +
+      (d.cpuFitUnstarved ? `over the windows that kept the frame rate (1-${d.cpuFitUnstarved.upTo} viewers) the slope is ${fmt(d.cpuFitUnstarved.slope, 2)} % per viewer (R² ${fmt(d.cpuFitUnstarved.r2, 2)}).` : 'treat the slope with care.'));
   }
   if (d.maxOtherLoadPct > 20) {
     out.push(`Other load on the machine reached ${fmt(d.maxOtherLoadPct)} % (of ${cores * 100} %) in some window; the agent's CPU is its own time, but contention can inflate it.`);
@@ -412,6 +429,7 @@ export function render(res, jsonRel) {
   L.push('|---|---:|---:|---:|---:|');
   const fr = (f, dg = 2) => (f ? `**${fmt(f.slope, dg)}** (R² ${fmt(f.r2, 2)})` : 'n/a');
   L.push(`| least-squares slope, n ≥ 1 | ${fr(d.cpuFit)} | ${fr(d.rssFit)} | ${fr(d.threadsFit, 1)} | ${fr(d.fdsFit, 1)} |`);
+  if (d.cpuFitUnstarved) L.push(`| slope over the windows that kept ${res.config.framerate} fps (1-${d.cpuFitUnstarved.upTo}) | ${fr(d.cpuFitUnstarved)} | | | |`);
   for (const s of d.steps) {
     L.push(`| step ${s.from} → ${s.to} | ${fmt(s.cpuPctPerViewer, 2)} | ${fmt(s.rssMiBPerViewer, 2)} | ${fmt(s.threadsPerViewer, 1)} | |`);
   }
@@ -450,6 +468,7 @@ export function headline(res) {
     out.push(`Each added viewer costs the agent ${fmt(d.cpuFit.slope, 2)} % of a core, ${fmt(d.rssFit?.slope, 2)} MiB and ${fmt(d.threadsFit?.slope, 1)} threads; ` +
       `${top.viewers} viewers: ${fmt(top.cpuPct)} % of a core in total (part \`viewers\`).`);
   }
+  if (d.starvedWindows?.length) out.push(`Viewers: the machine could not keep ${res.config.framerate} fps at ${d.starvedWindows.map((w) => w.viewers).join(', ')} viewers (part \`viewers\`).`);
   if (d.everyoneGotEveryFrame !== null) {
     out.push(d.everyoneGotEveryFrame
       ? `Up to ${top.viewers} viewers (one Chromium) every viewer got every encoded frame (part \`viewers\`).`
