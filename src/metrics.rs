@@ -301,13 +301,24 @@ impl Metrics {
             for (reason, n) in input.dropped_snapshot() {
                 let _ = writeln!(s, "oriel_input_dropped_total{{reason=\"{reason}\"}} {n}");
             }
-            if let Some((p50, p99, n)) = input.latency_quantiles() {
+            if let Some(l) = input.latency_summary() {
                 let _ = writeln!(
                     s,
-                    "# HELP oriel_input_latency_seconds Data-channel arrival to injection done, recent {n} events.\n# TYPE oriel_input_latency_seconds summary\noriel_input_latency_seconds{{quantile=\"0.5\"}} {}\noriel_input_latency_seconds{{quantile=\"0.99\"}} {}",
-                    p50 as f64 / 1e6,
-                    p99 as f64 / 1e6
+                    "# HELP oriel_input_latency_seconds Data-channel arrival to injection done, recent {} events (quantile 1 is the maximum).\n# TYPE oriel_input_latency_seconds summary",
+                    l.samples
                 );
+                for (q, us) in [
+                    ("0.5", l.p50),
+                    ("0.95", l.p95),
+                    ("0.99", l.p99),
+                    ("1", l.max),
+                ] {
+                    let _ = writeln!(
+                        s,
+                        "oriel_input_latency_seconds{{quantile=\"{q}\"}} {}",
+                        us as f64 / 1e6
+                    );
+                }
             }
         }
         let _ = writeln!(

@@ -475,10 +475,16 @@ export async function startAgent(display) {
   const rec = start('oriel', CFG.bin, args, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG }));
   await waitForLine(rec, /oriel: serving http:\/\//, 30000, 'the agent to serve');
   const agent = new Agent(rec, port);
-  const link = spawnSync(CFG.bin, ['link', 'create', '--role', 'viewer', '--ttl', '2h', '--state-dir', stateDir, '--url', agent.url], { encoding: 'utf8' });
-  if (link.status !== 0) throw new Error(`oriel link create failed: ${link.stderr}`);
-  agent.viewerUrl = link.stdout.trim();
+  agent.stateDir = stateDir;
+  agent.viewerUrl = createLink(agent, 'viewer');
   return agent;
+}
+
+/** A new link URL of `role` (controller, viewer, player with `--slot N` in `extra`) for a running agent. */
+export function createLink(agent, role, extra = []) {
+  const link = spawnSync(CFG.bin, ['link', 'create', '--role', role, '--ttl', '2h', '--state-dir', agent.stateDir, '--url', agent.url, ...extra], { encoding: 'utf8' });
+  if (link.status !== 0) throw new Error(`oriel link create --role ${role} failed: ${link.stderr}`);
+  return link.stdout.trim();
 }
 
 export async function launchBrowser() {

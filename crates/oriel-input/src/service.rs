@@ -51,16 +51,34 @@ impl InputStats {
         }
     }
 
-    /// `(p50, p99, samples)` of recent injection latencies, in microseconds.
-    pub fn latency_quantiles(&self) -> Option<(u32, u32, usize)> {
+    /// Quantiles of the recent injection latencies (the last
+    /// `LATENCY_SAMPLES` events), in microseconds.
+    pub fn latency_summary(&self) -> Option<LatencySummary> {
         let mut v: Vec<u32> = self.latency_us.lock().ok()?.iter().copied().collect();
         if v.is_empty() {
             return None;
         }
         v.sort_unstable();
-        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        Some((q(0.5), q(0.99), v.len()))
+        // Nearest rank: the smallest sample with at least p of them at or below it.
+        let q = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
+        Some(LatencySummary {
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: q(1.0),
+            samples: v.len(),
+        })
     }
+}
+
+/// Recent data-channel-arrival-to-injection-done latencies, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub p50: u32,
+    pub p95: u32,
+    pub p99: u32,
+    pub max: u32,
+    pub samples: usize,
 }
 
 enum Command {
@@ -327,6 +345,25 @@ mod tests {
     use super::*;
     use crate::gamepad::PadEvent;
     use crate::protocol::encode;
+
+    #[test]
+    fn latency_summary_is_nearest_rank_over_the_recent_window() {
+        let stats = InputStats::default();
+        assert_eq!(stats.latency_summary(), None);
+        // Older samples fall out of the window: these 10 000 µs ones must not count.
+        for _ in 0..100 {
+            stats.record_latency(Duration::from_micros(10_000));
+        }
+        // Then a full window spread evenly over 1..=100 µs.
+        for i in 0..LATENCY_SAMPLES {
+            stats.record_latency(Duration::from_micros(
+                1 + (i * 100 / LATENCY_SAMPLES) as u64,
+            ));
+        }
+        let l = stats.latency_summary().expect("samples");
+        assert_eq!(l.samples, LATENCY_SAMPLES);
+        assert_eq!((l.p50, l.p95, l.p99, l.max), (50, 95, 99, 100));
+    }
 
     /// A backend that remembers what it was asked to do.
     struct Log(Arc<Mutex<Vec<String>>>, bool);
