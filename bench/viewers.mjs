@@ -4,7 +4,7 @@
 //
 //   cd bench && node viewers.mjs      (or `make bench-viewers`)
 //
-// What it does, unattended (about 3 minutes on a 2-core machine):
+// What it does, unattended (about 4 minutes on a 2-core machine):
 //   1. Xvfb with full-screen moving content (scrolling SMPTE bars + clock,
 //      BENCH_SCENE=bars), the agent on it at 720p30, default bitrate.
 //   2. Viewers: for n >= 1, one is a real Chromium page (the web client) and
@@ -24,8 +24,8 @@
 //
 // Knobs (environment): ORIEL_BIN, BENCH_RECEIVER (bench_receiver binary;
 // default target/release/examples/bench_receiver), CHROMIUM,
-// BENCH_VIEWERS ("0,1,2,4,8,16,32"), BENCH_VIEWER_ROUNDS (1; 2 = up then
-// down, medians), BENCH_WINDOW_MS (10000), BENCH_SETTLE_MS (3000),
+// BENCH_VIEWERS ("0,1,2,4,8,16,32"), BENCH_VIEWER_ROUNDS (2: up, then down;
+// medians per count; 1 = up only), BENCH_WINDOW_MS (10000), BENCH_SETTLE_MS (3000),
 // BENCH_FRAME_SLACK (2: frames a viewer may miss over a window and still
 // count as "got every frame", for the snapshots not being simultaneous),
 // BENCH_SCENE (bars|ball), BENCH_NO_MARKDOWN=1 (results to the temp dir,
@@ -43,7 +43,7 @@ import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers } from './lib/receiver.mjs';
 
 const VIEWERS = (process.env.BENCH_VIEWERS || '0,1,2,4,8,16,32').split(',').map(Number);
-const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 1);
+const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 2);
 const FRAME_SLACK = envNum('BENCH_FRAME_SLACK', 2);
 
 // ------------------------------------------------------------ helpers
@@ -436,10 +436,10 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('<details><summary>Every window</summary>');
   L.push('');
-  L.push('| # | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | most packets short | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
-  L.push('|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|');
+  L.push('| # | round | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | most packets short | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
+  L.push('|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|');
   res.cost.runs.forEach((r, i) => {
-    L.push(`| ${i + 1} | ${r.viewers} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads} | ${r.framesEncoded} (${fmt(r.encodedFps)}) | ` +
+    L.push(`| ${i + 1} | ${r.round} | ${r.viewers} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads} | ${r.framesEncoded} (${fmt(r.encodedFps)}) | ` +
       `${r.perViewer.map((v) => (v.gotEveryFrame ? v.frames : `**${v.frames}**`)).join(', ') || '-'} | ${r.agentDroppedPackets} | ${r.maxPacketDeficit ?? '-'} | ${r.keyframesForced} | ` +
       `${fmt(r.receiverCpuPct)} / ${fmt(r.receiverRssMiB)} / ${r.receiverThreads} | ${fmt(r.otherLoadPct)} |`);
   });
