@@ -559,6 +559,11 @@ impl Media {
     async fn answer(&self, offer_sdp: &str) -> Result<String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer_sdp.as_bytes())
             .map_err(|e| anyhow!("the agent's offer is not valid SDP: {e}"))?;
+        // The SDP parser is lenient and webrtcbin answers an offer without
+        // media with an empty answer; there would be nothing to count.
+        if !sdp.medias().any(|m| m.media() == Some("video")) {
+            bail!("the agent's offer has no video line");
+        }
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
         let (promise, done) = new_promise();
