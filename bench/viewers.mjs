@@ -13,8 +13,8 @@
 //   3. For n = 0, 1, 2, 4, 8, 16, 32: after settling, over a window: agent CPU
 //      (utime+stime from /proc/PID/stat, % of one core), RSS and threads
 //      (sampled every second, medians), open fds; frames each viewer received
-//      (receivers: RTP packets with the marker bit; Chromium: framesDecoded
-//      from getStats) against the frames the agent encoded over the same
+//      (receivers: RTP packets with the marker bit; Chromium: framesReceived
+//      from getStats, framesDecoded too) against the frames the agent encoded over the same
 //      window (oriel_frames_encoded_total); packets dropped by the agent's
 //      per-client queues (oriel_client_dropped_packets_total).
 //   4. Marginal cost per added viewer: least-squares slope of CPU, RSS and
@@ -131,9 +131,14 @@ async function measure(agent, rx, page, n, label) {
   const viewers = [];
   if (page) {
     const pageStatus = await status(page);
-    const frames = a.rtc && b.rtc ? b.rtc.framesDecoded - a.rtc.framesDecoded : null;
+    const both = a.rtc && b.rtc;
+    // Received (assembled by the jitter buffer) is what the agent delivered;
+    // decoded also depends on the browser getting CPU time.
+    const received = both && b.rtc.framesReceived !== null && a.rtc.framesReceived !== null ? b.rtc.framesReceived - a.rtc.framesReceived : null;
+    const decoded = both ? b.rtc.framesDecoded - a.rtc.framesDecoded : null;
     viewers.push({
-      kind: 'chromium', id: 'page', peerId: pageStatus.peerId, frames,
+      kind: 'chromium', id: 'page', peerId: pageStatus.peerId, frames: received ?? decoded, framesDecoded: decoded,
+      framesCountedAs: received !== null ? 'framesReceived' : 'framesDecoded',
       bytes: a.rtc && b.rtc ? b.rtc.bytesReceived - a.rtc.bytesReceived : null,
       packets: a.rtc && b.rtc ? b.rtc.packetsReceived - a.rtc.packetsReceived : null,
       packetsLost: a.rtc && b.rtc ? b.rtc.packetsLost - a.rtc.packetsLost : null,
@@ -268,6 +273,7 @@ async function costByViewers(ctx, agent, rx) {
       minFrames: rs.length && n ? Math.min(...rs.map((x) => x.minFrames)) : null,
       medianFrames: n ? median(rs.map((x) => x.medianFrames)) : null,
       chromiumFrames: n ? median(rs.map((x) => x.perViewer.find((v) => v.kind === 'chromium')?.frames)) : null,
+      chromiumFramesDecoded: n ? median(rs.map((x) => x.perViewer.find((v) => v.kind === 'chromium')?.framesDecoded)) : null,
       everyoneGotEveryFrame: n ? rs.every((x) => x.everyoneGotEveryFrame) : null,
       maxDeficit: n ? Math.max(...rs.map((x) => x.maxDeficit)) : null,
       agentDroppedPackets: rs.reduce((s, x) => s + x.agentDroppedPackets, 0),
@@ -362,8 +368,7 @@ function whatTheNumbersSay(res) {
       const v = worst.perViewer.reduce((a, x) => ((x.deficit ?? -Infinity) > (a.deficit ?? -Infinity) ? x : a));
       // Where that viewer's frames went, from the agent's per-client counters.
       const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packets (its branch fell behind), ` +
-        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)` +
-        (v.kind === 'chromium' ? `; the page decoded ${v.frames} frames, so the rest arrived but were not decoded in time (the browser was starved)` : '');
+        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)`;
       out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than ${FRAME_SLACK} frames. ` +
         `The worst, with ${worst.viewers} viewers: ${v.kind === 'chromium' ? 'the Chromium page' : `receiver viewer ${v.id}`} missed ${v.deficit} of ${worst.framesEncoded} encoded frames; ${why}. ` +
         `Agent queue drops in that window, all viewers: ${worst.agentDroppedPackets} packets; machine busy ${fmt(worst.machineBusyPct)} % of ${cores * 100} %.`);
@@ -407,17 +412,17 @@ export function render(res, jsonRel) {
     `(\`examples/bench_receiver.rs\`: one process, one GStreamer webrtcbin per viewer on its own WebSocket, RTP into a fakesink, no decoding; ` +
     `a frame = an RTP packet with the marker bit). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
     `after ${res.config.settleMs / 1000} s of settling, in % of one core; RSS, threads and open fds sampled every second (medians). ` +
-    `"frames" = frames each viewer received in the window (Chromium: \`framesDecoded\` from getStats), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
+    `"frames" = frames each viewer received in the window (Chromium: \`framesReceived\` from getStats; its \`framesDecoded\` is shown too), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
     `"every frame" allows ${res.config.frameSlack} frames of slack for the snapshots not being simultaneous. ` +
     `"dropped pkts" = \`oriel_client_dropped_packets_total\` (the agent's per-client queues); "packets short" = the agent's \`oriel_client_sent_packets_total\` for that viewer minus the packets the viewer received (worst viewer; a few either way is snapshot skew). ` +
     `${res.config.rounds > 1 ? `${res.config.rounds} rounds (up, then down), medians. ` : 'One round, counts going up. '}` +
     `The receiver process and Chromium are shown for context only; they are not in the agent's figures.`);
   L.push('');
-  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames | every viewer every frame | dropped pkts | most packets short (of sent) | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
+  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames received / decoded | every viewer every frame | dropped pkts | most packets short (of sent) | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
   L.push('|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---:|---:|---|');
   for (const s of res.cost.summary) {
     L.push(`| ${s.viewers} | **${fmt(s.cpuPct)}** | ${fmt(s.rssMiB)} | ${s.threads} | ${s.fds ?? 'n/a'} | ${s.framesEncoded} | ` +
-      `${s.viewers ? `${s.minFrames} / ${s.medianFrames}` : '-'} | ${s.viewers ? s.chromiumFrames ?? 'n/a' : '-'} | ` +
+      `${s.viewers ? `${s.minFrames} / ${s.medianFrames}` : '-'} | ${s.viewers ? `${s.chromiumFrames ?? 'n/a'} / ${s.chromiumFramesDecoded ?? 'n/a'}` : '-'} | ` +
       `${s.viewers ? (s.everyoneGotEveryFrame ? 'yes' : `**no** (worst -${s.maxDeficit})`) : '-'} | ${s.agentDroppedPackets} | ` +
       `${s.viewers && Number.isFinite(s.maxPacketDeficit) ? `${s.maxPacketDeficit} (of ${s.agentSentPacketsMedian})` : '-'} | ` +
       `${fmt(s.receiverCpuPct)} | ${fmt(s.chromiumCpuPct)} | ${fmt(s.machineBusyPct)} | ${s.pipeline} |`);
