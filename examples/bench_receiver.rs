@@ -366,9 +366,18 @@ async fn session(
     loop {
         tokio::select! {
             _ = &mut *stop => {
-                // Best effort: the agent also notices the socket closing.
+                // Leave like a polite client: bye, then keep our side of the
+                // connection up until the agent has removed its branch and
+                // closed the socket, so its SCTP/DTLS end does not see ours
+                // vanish first. Best effort: the agent also notices a
+                // socket that just closes.
                 let bye = async {
                     sink.send(send(&ClientMessage::Bye {})).await?;
+                    while let Some(Ok(m)) = stream.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
                     sink.close().await
                 };
                 let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
