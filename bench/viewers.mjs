@@ -13,7 +13,7 @@
 //   3. For n = 0, 1, 2, 4, 8, 16, 32: after settling, over a window: agent CPU
 //      (utime+stime from /proc/PID/stat, % of one core), RSS and threads
 //      (sampled every second, medians), open fds; frames each viewer received
-//      (receivers: RTP packets with the marker bit; Chromium: framesReceived
+//      (receivers: whole frames, by RTP marker bit and sequence numbers; Chromium: framesReceived
 //      from getStats, framesDecoded too) against the frames the agent encoded over the same
 //      window (oriel_frames_encoded_total); packets dropped by the agent's
 //      per-client queues (oriel_client_dropped_packets_total).
@@ -155,6 +155,8 @@ async function measure(agent, rx, page, n, label) {
     viewers.push({
       kind: 'receiver', id, peerId: rx.viewers.get(id)?.peerId ?? null,
       frames: x && y ? y.frames - x.frames : null,
+      incompleteFrames: x && y ? (y.incomplete ?? 0) - (x.incomplete ?? 0) : null,
+      packetsLost: x && y ? (y.lost ?? 0) - (x.lost ?? 0) : null,
       bytes: x && y ? y.bytes - x.bytes : null,
       packets: x && y ? y.packets - x.packets : null,
       state: y?.state ?? 'missing',
@@ -416,7 +418,7 @@ export function render(res, jsonRel) {
   }
   L.push(`For n ≥ 1 viewers, one is a real Chromium page (the web client, decoding) and n-1 are \`bench_receiver\` viewers ` +
     `(\`examples/bench_receiver.rs\`: one process, one GStreamer webrtcbin per viewer on its own WebSocket, RTP into a fakesink, no decoding; ` +
-    `a frame = an RTP packet with the marker bit). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
+    `a frame counts when its last packet (RTP marker bit) arrives with no sequence gap since the previous frame, i.e. only whole frames). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
     `after ${res.config.settleMs / 1000} s of settling, in % of one core; RSS, threads and open fds sampled every second (medians). ` +
     `"frames" = frames each viewer received in the window (Chromium: \`framesReceived\` from getStats; its \`framesDecoded\` is shown too), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
     `"every frame" allows ${res.config.frameSlack} frames of slack, plus the frames encoded while the agent's and the viewers' counters are read (asked for at once; a few ms unless the machine is saturated). ` +

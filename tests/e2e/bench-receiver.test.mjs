@@ -104,6 +104,7 @@ h.test('bench_receiver: three viewers join, receive frames continuously, leave a
     assert.ok(b.frames - a.frames >= 20, `viewer ${id}: frames ${a.frames} -> ${b.frames} in 2 s`);
     assert.ok(b.packets - a.packets >= b.frames - a.frames, `viewer ${id}: packets >= frames`);
     assert.ok(b.bytes > a.bytes, `viewer ${id}: bytes grow`);
+    assert.ok(Number.isInteger(b.incomplete) && Number.isInteger(b.lost), `viewer ${id}: incomplete and lost counted: ${JSON.stringify(b)}`);
   }
 
   rx.send('remove 1');
