@@ -376,7 +376,9 @@ function whatTheNumbersSay(res) {
       const v = worst.perViewer.reduce((a, x) => ((x.deficit ?? -Infinity) > (a.deficit ?? -Infinity) ? x : a));
       // Where that viewer's frames went, from the agent's per-client counters.
       const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packets (its branch fell behind), ` +
-        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)`;
+        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)` +
+        (v.kind === 'receiver' ? `; it saw ${v.packetsLost ?? '?'} packets missing by sequence number and ${v.incompleteFrames ?? '?'} incomplete frames` :
+          `; the page counted ${v.packetsLost ?? '?'} packets lost, and one lost packet can cost every frame up to the next keyframe`);
       out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than the window's slack (${worst.frameSlack} frames in the worst). ` +
         `The worst, with ${worst.viewers} viewers: ${v.kind === 'chromium' ? 'the Chromium page' : `receiver viewer ${v.id}`} missed ${v.deficit} of ${worst.framesEncoded} encoded frames; ${why}. ` +
         `Agent queue drops in that window, all viewers: ${worst.agentDroppedPackets} packets; machine busy ${fmt(worst.machineBusyPct)} % of ${cores * 100} %.`);
