@@ -375,10 +375,10 @@ function whatTheNumbersSay(res) {
     } else {
       const v = worst.perViewer.reduce((a, x) => ((x.deficit ?? -Infinity) > (a.deficit ?? -Infinity) ? x : a));
       // Where that viewer's frames went, from the agent's per-client counters.
-      const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packets (its branch fell behind), ` +
+      const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packet(s) (its branch fell behind), ` +
         `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)` +
         (v.kind === 'receiver' ? `; it saw ${v.packetsLost ?? '?'} packets missing by sequence number and ${v.incompleteFrames ?? '?'} incomplete frames` :
-          `; the page counted ${v.packetsLost ?? '?'} packets lost, and one lost packet can cost every frame up to the next keyframe`);
+          `; the page counted ${v.packetsLost ?? '?'} packet(s) lost, and one lost packet can cost every frame up to the next keyframe`);
       out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than the window's slack (${worst.frameSlack} frames in the worst). ` +
         `The worst, with ${worst.viewers} viewers: ${v.kind === 'chromium' ? 'the Chromium page' : `receiver viewer ${v.id}`} missed ${v.deficit} of ${worst.framesEncoded} encoded frames; ${why}. ` +
         `Agent queue drops in that window, all viewers: ${worst.agentDroppedPackets} packets; machine busy ${fmt(worst.machineBusyPct)} % of ${cores * 100} %.`);
@@ -483,7 +483,10 @@ export function headline(res) {
     out.push(`Each added viewer costs the agent ${fmt(d.cpuFit.slope, 2)} % of a core, ${fmt(d.rssFit?.slope, 2)} MiB and ${fmt(d.threadsFit?.slope, 1)} threads; ` +
       `${top.viewers} viewers: ${fmt(top.cpuPct)} % of a core in total (part \`viewers\`).`);
   }
-  if (d.starvedWindows?.length) out.push(`Viewers: the machine could not keep ${res.config.framerate} fps at ${d.starvedWindows.map((w) => w.viewers).join(', ')} viewers (part \`viewers\`).`);
+  if (d.starvedWindows?.length) {
+    const counts = [...new Set(d.starvedWindows.map((w) => w.viewers))].sort((a, b) => a - b);
+    out.push(`Viewers: the machine could not keep ${res.config.framerate} fps in ${d.starvedWindows.length} window(s) (at ${counts.join(', ')} viewers); figures there are capped, not costs (part \`viewers\`).`);
+  }
   if (d.everyoneGotEveryFrame !== null) {
     out.push(d.everyoneGotEveryFrame
       ? `Up to ${top.viewers} viewers (one Chromium) every viewer got every encoded frame (part \`viewers\`).`
