@@ -31,7 +31,7 @@
 // BENCH_TIMEOUT_MS (540000), BENCH_AGENT_ARGS.
 
 import {
-  CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, procStatus, round1,
+  CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, procStatus, quantile, round1,
   sleep, startAgent, startDisplay, waitClients, waitFor, waitPresented,
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
@@ -97,25 +97,36 @@ async function churn(ctx, agent, rx) {
   let nextCheck = every;
   let chromiumDone = 0;
   const joinMs = [];
+  const failures = [];
   const t0 = Date.now();
   while (done < CYCLES) {
     // A Chromium cycle when one falls in this stretch.
     const nextChrome = Math.min(...[...chromeAt].filter((c) => c >= done), Infinity);
     if (nextChrome === done) {
       const page = await openClient(ctx, agent);
-      await waitPresented(page, 20000);
+      try {
+        await waitPresented(page, 20000);
+      } catch (e) {
+        failures.push(`cycle ${done + 1} (Chromium): ${e.message.slice(0, 200)}`);
+      }
       await closeClient(page);
-      await waitClients(agent, 1, 15000);
       done += 1;
       chromiumDone += 1;
     } else {
       const k = Math.min(BATCH, CYCLES - done, nextCheck - done, nextChrome - done);
       const ids = rx.add(k);
-      const vs = await rx.waitFirstFrames(ids, 30000);
-      joinMs.push(...vs.map((v) => v.firstFrameMs));
+      try {
+        const vs = await rx.waitFirstFrames(ids, 30000);
+        joinMs.push(...vs.map((v) => v.firstFrameMs));
+      } catch (e) {
+        // Still a join/leave cycle for the agent; reported, not fatal.
+        failures.push(`cycles ${done + 1}-${done + k}: ${e.message.slice(0, 200)}`);
+      }
       await rx.remove(k);
       done += k;
     }
+    if (failures.length > 10) throw new Error(`more than 10 failed joins during churn: ${failures.join(' | ')}`);
+    await waitClients(agent, 1, 15000);
     if (done >= nextCheck || done === CYCLES) {
       await waitClients(agent, 1, 15000);
       points.push(await footprint(agent, rx, `after ${done} cycles`, done));
@@ -128,7 +139,10 @@ async function churn(ctx, agent, rx) {
   await rx.remove(1); // the anchor
   await waitFor(async () => (await agent.healthz()).pipeline === 'stopped', 30000, 'idle stop', 200);
   const idleAfter = await footprint(agent, rx, 'idle after (nobody connected)', done);
-  return { idleBefore, points, rested, idleAfter, chromiumCycles: chromiumDone, receiverCycles: done - chromiumDone, cyclesSec, receiverFirstFrameMs: joinMs };
+  return {
+    idleBefore, points, rested, idleAfter, chromiumCycles: chromiumDone, receiverCycles: done - chromiumDone, cyclesSec, failures,
+    receiverFirstFrameMs: { p50: quantile(joinMs, 0.5), p95: quantile(joinMs, 0.95), max: joinMs.length ? Math.max(...joinMs) : null, n: joinMs.length },
+  };
 }
 
 function derive(res) {
@@ -196,7 +210,8 @@ export function render(res, jsonRel) {
   L.push('');
   L.push(`One anchor viewer stays connected so capture and encode run throughout; a first session before the run pays the one-off costs. ` +
     `A cycle = one viewer joins, gets its first frame and leaves with bye: \`bench_receiver\` viewers in batches of ${res.config.batch} ` +
-    `(webrtcbin into fakesink), and ${c.chromiumCycles} Chromium pages spread over the run. The ${d.cycles} cycles took ${c.cyclesSec} s. ` +
+    `(webrtcbin into fakesink), and ${c.chromiumCycles} Chromium pages spread over the run. The ${d.cycles} cycles took ${c.cyclesSec} s ` +
+    `(receiver first frame p50 ${fmt(c.receiverFirstFrameMs?.p50, 0)} ms, p95 ${fmt(c.receiverFirstFrameMs?.p95, 0)} ms after its add; ${c.failures?.length ?? 0} join(s) without a first frame). ` +
     `At each checkpoint, after ${res.config.settleMs / 1000} s: agent RSS and threads (\`/proc/PID/status\`), open fds (\`/proc/PID/fd\`), medians of 3 samples; ` +
     `/healthz clients/peers; \`oriel_joins_total\`.`);
   L.push('');
@@ -240,6 +255,7 @@ function oddities(res, agentLog, rx) {
   const d = res.derived;
   if (!d.clientsBackToBaseline) notes.push('/healthz clients/peers did not return to the baseline');
   if (d.joinsCounted !== d.cycles) notes.push(`the agent counted ${d.joinsCounted} joins for ${d.cycles} cycles`);
+  for (const f of res.churn.failures) notes.push(`join without a first frame: ${f}`);
   const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
   if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
   const w = agentWarnings(agentLog);

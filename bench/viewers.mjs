@@ -4,7 +4,7 @@
 //
 //   cd bench && node viewers.mjs      (or `make bench-viewers`)
 //
-// What it does, unattended (about 3 minutes on a 2-core machine):
+// What it does, unattended (about 4 minutes on a 2-core machine):
 //   1. Xvfb with full-screen moving content (scrolling SMPTE bars + clock,
 //      BENCH_SCENE=bars), the agent on it at 720p30, default bitrate.
 //   2. Viewers: for n >= 1, one is a real Chromium page (the web client) and
@@ -13,8 +13,8 @@
 //   3. For n = 0, 1, 2, 4, 8, 16, 32: after settling, over a window: agent CPU
 //      (utime+stime from /proc/PID/stat, % of one core), RSS and threads
 //      (sampled every second, medians), open fds; frames each viewer received
-//      (receivers: RTP packets with the marker bit; Chromium: framesDecoded
-//      from getStats) against the frames the agent encoded over the same
+//      (receivers: whole frames, by RTP marker bit and sequence numbers; Chromium: framesReceived
+//      from getStats, framesDecoded too) against the frames the agent encoded over the same
 //      window (oriel_frames_encoded_total); packets dropped by the agent's
 //      per-client queues (oriel_client_dropped_packets_total).
 //   4. Marginal cost per added viewer: least-squares slope of CPU, RSS and
@@ -24,10 +24,11 @@
 //
 // Knobs (environment): ORIEL_BIN, BENCH_RECEIVER (bench_receiver binary;
 // default target/release/examples/bench_receiver), CHROMIUM,
-// BENCH_VIEWERS ("0,1,2,4,8,16,32"), BENCH_VIEWER_ROUNDS (1; 2 = up then
-// down, medians), BENCH_WINDOW_MS (10000), BENCH_SETTLE_MS (3000),
+// BENCH_VIEWERS ("0,1,2,4,8,16,32"), BENCH_VIEWER_ROUNDS (2: up, then down;
+// medians per count; 1 = up only), BENCH_WINDOW_MS (10000), BENCH_SETTLE_MS (3000),
 // BENCH_FRAME_SLACK (2: frames a viewer may miss over a window and still
-// count as "got every frame", for the snapshots not being simultaneous),
+// count as "got every frame", on top of the frames encoded while the
+// counters are read, since the snapshots are not exactly simultaneous),
 // BENCH_SCENE (bars|ball), BENCH_NO_MARKDOWN=1 (results to the temp dir,
 // BENCHMARKS.md untouched), BENCH_TIMEOUT_MS (540000), BENCH_AGENT_ARGS.
 
@@ -43,7 +44,7 @@ import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers } from './lib/receiver.mjs';
 
 const VIEWERS = (process.env.BENCH_VIEWERS || '0,1,2,4,8,16,32').split(',').map(Number);
-const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 1);
+const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 2);
 const FRAME_SLACK = envNum('BENCH_FRAME_SLACK', 2);
 
 // ------------------------------------------------------------ helpers
@@ -96,12 +97,12 @@ async function measure(agent, rx, page, n, label) {
   const chrPids = chromiumPids();
   const helperPids = children.filter((r) => !['oriel', 'bench_receiver'].includes(r.name) && r.exitCode === undefined).map((r) => r.child.pid);
 
-  // Agent counters first, then the viewers', at both ends, so the skew
-  // between the two snapshots is about the same at the start and the end.
+  // The agent's counters and the viewers' asked for at the same moment; how
+  // long the snapshot took bounds how far apart they can be.
   const snap = async () => {
-    const m = await agent.metrics();
-    const [s, rtc] = await Promise.all([rx.stats(), page ? rtcStats(page) : null]);
-    return { m, s, rtc, t: performance.now() };
+    const t = performance.now();
+    const [m, s, rtc] = await Promise.all([agent.metrics(), rx.stats(), page ? rtcStats(page) : null]);
+    return { m, s, rtc, t, ms: performance.now() - t };
   };
   const a = await snap();
   const t0 = performance.now();
@@ -128,12 +129,20 @@ async function measure(agent, rx, page, n, label) {
   const dt = (t1 - t0) / 1000;
 
   const encoded = md('oriel_frames_encoded_total');
+  // Frames that may fall on the wrong side of a snapshot: the fixed slack
+  // plus the frames the encoder makes while the two snapshots are taken.
+  const slack = FRAME_SLACK + Math.ceil(((a.ms + b.ms) / 1000) * CFG.framerate);
   const viewers = [];
   if (page) {
     const pageStatus = await status(page);
-    const frames = a.rtc && b.rtc ? b.rtc.framesDecoded - a.rtc.framesDecoded : null;
+    const both = a.rtc && b.rtc;
+    // Received (assembled by the jitter buffer) is what the agent delivered;
+    // decoded also depends on the browser getting CPU time.
+    const received = both && b.rtc.framesReceived !== null && a.rtc.framesReceived !== null ? b.rtc.framesReceived - a.rtc.framesReceived : null;
+    const decoded = both ? b.rtc.framesDecoded - a.rtc.framesDecoded : null;
     viewers.push({
-      kind: 'chromium', id: 'page', peerId: pageStatus.peerId, frames,
+      kind: 'chromium', id: 'page', peerId: pageStatus.peerId, frames: received ?? decoded, framesDecoded: decoded,
+      framesCountedAs: received !== null ? 'framesReceived' : 'framesDecoded',
       bytes: a.rtc && b.rtc ? b.rtc.bytesReceived - a.rtc.bytesReceived : null,
       packets: a.rtc && b.rtc ? b.rtc.packetsReceived - a.rtc.packetsReceived : null,
       packetsLost: a.rtc && b.rtc ? b.rtc.packetsLost - a.rtc.packetsLost : null,
@@ -146,6 +155,8 @@ async function measure(agent, rx, page, n, label) {
     viewers.push({
       kind: 'receiver', id, peerId: rx.viewers.get(id)?.peerId ?? null,
       frames: x && y ? y.frames - x.frames : null,
+      incompleteFrames: x && y ? (y.incomplete ?? 0) - (x.incomplete ?? 0) : null,
+      packetsLost: x && y ? (y.lost ?? 0) - (x.lost ?? 0) : null,
       bytes: x && y ? y.bytes - x.bytes : null,
       packets: x && y ? y.packets - x.packets : null,
       state: y?.state ?? 'missing',
@@ -165,7 +176,10 @@ async function measure(agent, rx, page, n, label) {
     v.agentSentPackets = p?.sentPackets ?? null;
     v.agentDroppedPackets = p?.droppedPackets ?? null;
     v.deficit = v.frames === null ? null : encoded - v.frames;
-    v.gotEveryFrame = v.frames !== null && v.deficit <= FRAME_SLACK;
+    // Packets the agent handed this viewer's webrtcbin but the viewer did not
+    // count: loss on the way (UDP, the receiver's jitterbuffer), +- skew.
+    v.packetDeficit = v.agentSentPackets !== null && v.packets !== null ? v.agentSentPackets - v.packets : null;
+    v.gotEveryFrame = v.frames !== null && v.deficit <= slack;
   }
   const frames = viewers.map((v) => v.frames).filter((x) => x !== null);
   const r = {
@@ -179,12 +193,16 @@ async function measure(agent, rx, page, n, label) {
     threads: median(samples.map((s) => s.threads)),
     fds: median(samples.map((s) => s.fds)),
     framesEncoded: encoded,
+    frameSlack: slack,
+    snapshotMs: [Math.round(a.ms), Math.round(b.ms)],
     framesCaptured: md('oriel_frames_captured_total'),
     encodedFps: round1(encoded / ((b.t - a.t) / 1000)),
     minFrames: frames.length ? Math.min(...frames) : null,
     medianFrames: median(frames),
     maxDeficit: viewers.length ? Math.max(...viewers.map((v) => v.deficit ?? Infinity)) : null,
     everyoneGotEveryFrame: viewers.every((v) => v.gotEveryFrame),
+    maxPacketDeficit: viewers.some((v) => v.packetDeficit !== null) ? Math.max(...viewers.map((v) => v.packetDeficit ?? -Infinity)) : null,
+    agentSentPacketsMedian: median(viewers.map((v) => v.agentSentPackets)),
     viewersMissingFrames: viewers.filter((v) => !v.gotEveryFrame).length,
     agentDroppedPackets: Object.values(byPeer).reduce((s, p) => s + (p.droppedPackets ?? 0), 0),
     keyframesForced: md('oriel_keyframes_forced_total'),
@@ -206,6 +224,8 @@ async function measure(agent, rx, page, n, label) {
   return r;
 }
 
+const joinProblems = [];
+
 async function costByViewers(ctx, agent, rx) {
   let page = null;
   const setCount = async (n) => {
@@ -217,7 +237,13 @@ async function costByViewers(ctx, agent, rx) {
     }
     if (rx.alive.length < wantRx) {
       const ids = rx.add(wantRx - rx.alive.length);
-      await rx.waitFirstFrames(ids, 30000);
+      try {
+        await rx.waitFirstFrames(ids, 30000);
+      } catch (e) {
+        // Measured anyway: a viewer without frames shows as missing them.
+        log(`going to ${n} viewers: ${e.message}`);
+        joinProblems.push(`going to ${n} viewers: ${e.message.slice(0, 300)}`);
+      }
     } else if (rx.alive.length > wantRx) {
       await rx.remove(rx.alive.length - wantRx);
     }
@@ -255,9 +281,12 @@ async function costByViewers(ctx, agent, rx) {
       minFrames: rs.length && n ? Math.min(...rs.map((x) => x.minFrames)) : null,
       medianFrames: n ? median(rs.map((x) => x.medianFrames)) : null,
       chromiumFrames: n ? median(rs.map((x) => x.perViewer.find((v) => v.kind === 'chromium')?.frames)) : null,
+      chromiumFramesDecoded: n ? median(rs.map((x) => x.perViewer.find((v) => v.kind === 'chromium')?.framesDecoded)) : null,
       everyoneGotEveryFrame: n ? rs.every((x) => x.everyoneGotEveryFrame) : null,
       maxDeficit: n ? Math.max(...rs.map((x) => x.maxDeficit)) : null,
       agentDroppedPackets: rs.reduce((s, x) => s + x.agentDroppedPackets, 0),
+      maxPacketDeficit: n ? Math.max(...rs.map((x) => x.maxPacketDeficit ?? -Infinity)) : null,
+      agentSentPacketsMedian: n ? median(rs.map((x) => x.agentSentPacketsMedian)) : null,
       receiverCpuPct: m('receiverCpuPct'),
       receiverRssMiB: m('receiverRssMiB'),
       chromiumCpuPct: m('chromiumCpuPct'),
@@ -271,7 +300,7 @@ async function costByViewers(ctx, agent, rx) {
 
 // -------------------------------------------------------------- report
 
-function derive(res) {
+export function derive(res) {
   const s = res.cost.summary.filter((x) => x.viewers >= 1);
   const xs = s.map((x) => x.viewers);
   const fit = (k) => {
@@ -293,7 +322,14 @@ function derive(res) {
     });
   }
   const withViewers = res.cost.runs.filter((r) => r.viewers > 0);
+  // Windows where the shared encoder fell clearly below the frame rate: the
+  // machine could not keep up, so the agent's CPU there is capped, not its cost.
+  const starved = withViewers.filter((r) => r.encodedFps < 0.9 * res.config.framerate);
+  const ok = s.filter((x) => !starved.some((r) => r.viewers === x.viewers));
+  const fitOk = ok.length >= 2 && ok.length < s.length ? linearFit(ok.map((x) => x.viewers), ok.map((x) => x.cpuPct)) : null;
   return {
+    starvedWindows: starved.map((r) => ({ viewers: r.viewers, encodedFps: r.encodedFps, machineBusyPct: r.machineBusyPct, otherLoadPct: r.otherLoadPct })),
+    cpuFitUnstarved: fitOk ? { slope: Math.round(fitOk.slope * 100) / 100, r2: fitOk.r2 === null ? null : Math.round(fitOk.r2 * 1000) / 1000, upTo: Math.max(...ok.map((x) => x.viewers)) } : null,
     cpuFit: fit('cpuPct'),
     rssFit: fit('rssMiB'),
     threadsFit: fit('threads'),
@@ -335,15 +371,28 @@ function whatTheNumbersSay(res) {
   if (d.everyoneGotEveryFrame !== null) {
     const worst = res.cost.runs.filter((r) => r.viewers > 0).reduce((a, r) => (r.maxDeficit > (a?.maxDeficit ?? -Infinity) ? r : a), null);
     if (d.everyoneGotEveryFrame) {
-      out.push(`Every viewer, the Chromium page included, got every frame the agent encoded in every window (largest shortfall ${worst.maxDeficit} frame(s) of ${worst.framesEncoded}, within the ${FRAME_SLACK}-frame slack for unsynchronised snapshots).`);
+      out.push(`Every viewer, the Chromium page included, got every frame the agent encoded in every window (largest shortfall ${worst.maxDeficit} frame(s) of ${worst.framesEncoded}, within that window's slack of ${worst.frameSlack} for snapshots that are not exactly simultaneous).`);
     } else {
-      out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than ${FRAME_SLACK} frames; the worst, with ${worst.viewers} viewers, ` +
-        `missed ${worst.maxDeficit} of ${worst.framesEncoded} encoded frames (agent queue drops in that window: ${worst.agentDroppedPackets} packets). See "Every window".`);
+      const v = worst.perViewer.reduce((a, x) => ((x.deficit ?? -Infinity) > (a.deficit ?? -Infinity) ? x : a));
+      // Where that viewer's frames went, from the agent's per-client counters.
+      const why = `the agent's queue for it dropped ${v.agentDroppedPackets ?? '?'} packet(s) (its branch fell behind), ` +
+        `and of the packets the agent handed it ${v.packetDeficit ?? '?'} did not arrive (a packet or two either way is snapshot skew)` +
+        (v.kind === 'receiver' ? `; it saw ${v.packetsLost ?? '?'} packets missing by sequence number and ${v.incompleteFrames ?? '?'} incomplete frames` :
+          `; the page counted ${v.packetsLost ?? '?'} packet(s) lost, and one lost packet can cost every frame up to the next keyframe`);
+      out.push(`Not every viewer got every frame: ${d.windowsMissingFrames} window(s) had a viewer short by more than the window's slack (${worst.frameSlack} frames in the worst). ` +
+        `The worst, with ${worst.viewers} viewers: ${v.kind === 'chromium' ? 'the Chromium page' : `receiver viewer ${v.id}`} missed ${v.deficit} of ${worst.framesEncoded} encoded frames; ${why}. ` +
+        `Agent queue drops in that window, all viewers: ${worst.agentDroppedPackets} packets; machine busy ${fmt(worst.machineBusyPct)} % of ${cores * 100} %.`);
     }
   }
   if (top && by[1]) {
     out.push(`For context, the one bench_receiver process holding ${top.viewers - 1} viewers used ${fmt(top.receiverCpuPct)} % of a core, and the Chromium page ${fmt(top.chromiumCpuPct)} %; ` +
       `they share the ${cores} cores with the agent (machine busy ${fmt(top.machineBusyPct)} % of ${cores * 100} % at ${top.viewers} viewers).`);
+  }
+  if (d.starvedWindows?.length) {
+    out.push(`**The machine could not keep up** in ${d.starvedWindows.length} window(s): the shared encoder delivered only ` +
+      `${d.starvedWindows.map((w) => `${fmt(w.encodedFps)} fps with ${w.viewers} viewers (machine busy ${fmt(w.machineBusyPct)} %, other load ${fmt(w.otherLoadPct)} %)`).join('; ')} ` +
+      `instead of ${res.config.framerate}. There the agent's CPU is capped by what it was given, not what it needed, and lost frames follow; ` +
+      (d.cpuFitUnstarved ? `over the windows that kept the frame rate (1-${d.cpuFitUnstarved.upTo} viewers) the slope is ${fmt(d.cpuFitUnstarved.slope, 2)} % per viewer (R² ${fmt(d.cpuFitUnstarved.r2, 2)}).` : 'treat the slope with care.'));
   }
   if (d.maxOtherLoadPct > 20) {
     out.push(`Other load on the machine reached ${fmt(d.maxOtherLoadPct)} % (of ${cores * 100} %) in some window; the agent's CPU is its own time, but contention can inflate it.`);
@@ -371,20 +420,21 @@ export function render(res, jsonRel) {
   }
   L.push(`For n ≥ 1 viewers, one is a real Chromium page (the web client, decoding) and n-1 are \`bench_receiver\` viewers ` +
     `(\`examples/bench_receiver.rs\`: one process, one GStreamer webrtcbin per viewer on its own WebSocket, RTP into a fakesink, no decoding; ` +
-    `a frame = an RTP packet with the marker bit). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
+    `a frame counts when its last packet (RTP marker bit) arrives with no sequence gap since the previous frame, i.e. only whole frames). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
     `after ${res.config.settleMs / 1000} s of settling, in % of one core; RSS, threads and open fds sampled every second (medians). ` +
-    `"frames" = frames each viewer received in the window (Chromium: \`framesDecoded\` from getStats), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
-    `"every frame" allows ${res.config.frameSlack} frames of slack for the snapshots not being simultaneous. ` +
-    `"dropped pkts" = \`oriel_client_dropped_packets_total\` (the agent's per-client queues). ` +
+    `"frames" = frames each viewer received in the window (Chromium: \`framesReceived\` from getStats; its \`framesDecoded\` is shown too), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +
+    `"every frame" allows ${res.config.frameSlack} frames of slack, plus the frames encoded while the agent's and the viewers' counters are read (asked for at once; a few ms unless the machine is saturated). ` +
+    `"dropped pkts" = \`oriel_client_dropped_packets_total\` (the agent's per-client queues); "packets short" = the agent's \`oriel_client_sent_packets_total\` for that viewer minus the packets the viewer received (worst viewer; a few either way is snapshot skew). ` +
     `${res.config.rounds > 1 ? `${res.config.rounds} rounds (up, then down), medians. ` : 'One round, counts going up. '}` +
     `The receiver process and Chromium are shown for context only; they are not in the agent's figures.`);
   L.push('');
-  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames | every viewer every frame | dropped pkts | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
-  L.push('|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|');
+  L.push('| viewers | agent CPU % | RSS MiB | threads | fds | frames encoded | frames per viewer min / median | Chromium frames received / decoded | every viewer every frame | dropped pkts | most packets short (of sent) | receiver CPU % | Chromium CPU % | machine busy % (of ' + m.cores * 100 + ') | pipeline |');
+  L.push('|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---:|---:|---|');
   for (const s of res.cost.summary) {
     L.push(`| ${s.viewers} | **${fmt(s.cpuPct)}** | ${fmt(s.rssMiB)} | ${s.threads} | ${s.fds ?? 'n/a'} | ${s.framesEncoded} | ` +
-      `${s.viewers ? `${s.minFrames} / ${s.medianFrames}` : '-'} | ${s.viewers ? s.chromiumFrames ?? 'n/a' : '-'} | ` +
+      `${s.viewers ? `${s.minFrames} / ${s.medianFrames}` : '-'} | ${s.viewers ? `${s.chromiumFrames ?? 'n/a'} / ${s.chromiumFramesDecoded ?? 'n/a'}` : '-'} | ` +
       `${s.viewers ? (s.everyoneGotEveryFrame ? 'yes' : `**no** (worst -${s.maxDeficit})`) : '-'} | ${s.agentDroppedPackets} | ` +
+      `${s.viewers && Number.isFinite(s.maxPacketDeficit) ? `${s.maxPacketDeficit} (of ${s.agentSentPacketsMedian})` : '-'} | ` +
       `${fmt(s.receiverCpuPct)} | ${fmt(s.chromiumCpuPct)} | ${fmt(s.machineBusyPct)} | ${s.pipeline} |`);
   }
   L.push('');
@@ -394,17 +444,18 @@ export function render(res, jsonRel) {
   L.push('|---|---:|---:|---:|---:|');
   const fr = (f, dg = 2) => (f ? `**${fmt(f.slope, dg)}** (R² ${fmt(f.r2, 2)})` : 'n/a');
   L.push(`| least-squares slope, n ≥ 1 | ${fr(d.cpuFit)} | ${fr(d.rssFit)} | ${fr(d.threadsFit, 1)} | ${fr(d.fdsFit, 1)} |`);
+  if (d.cpuFitUnstarved) L.push(`| slope over the windows that kept ${res.config.framerate} fps (1-${d.cpuFitUnstarved.upTo}) | ${fr(d.cpuFitUnstarved)} | | | |`);
   for (const s of d.steps) {
     L.push(`| step ${s.from} → ${s.to} | ${fmt(s.cpuPctPerViewer, 2)} | ${fmt(s.rssMiBPerViewer, 2)} | ${fmt(s.threadsPerViewer, 1)} | |`);
   }
   L.push('');
   L.push('<details><summary>Every window</summary>');
   L.push('');
-  L.push('| # | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
-  L.push('|---:|---:|---:|---:|---:|---|---|---:|---:|---|---:|');
+  L.push('| # | round | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | most packets short | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');
+  L.push('|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|');
   res.cost.runs.forEach((r, i) => {
-    L.push(`| ${i + 1} | ${r.viewers} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads} | ${r.framesEncoded} (${fmt(r.encodedFps)}) | ` +
-      `${r.perViewer.map((v) => (v.gotEveryFrame ? v.frames : `**${v.frames}**`)).join(', ') || '-'} | ${r.agentDroppedPackets} | ${r.keyframesForced} | ` +
+    L.push(`| ${i + 1} | ${r.round} | ${r.viewers} | ${fmt(r.cpuPct)} | ${fmt(r.rssMiB)} | ${r.threads} | ${r.framesEncoded} (${fmt(r.encodedFps)}) | ` +
+      `${r.perViewer.map((v) => (v.gotEveryFrame ? v.frames : `**${v.frames}**`)).join(', ') || '-'} | ${r.agentDroppedPackets} | ${r.maxPacketDeficit ?? '-'} | ${r.keyframesForced} | ` +
       `${fmt(r.receiverCpuPct)} / ${fmt(r.receiverRssMiB)} / ${r.receiverThreads} | ${fmt(r.otherLoadPct)} |`);
   });
   L.push('');
@@ -432,6 +483,10 @@ export function headline(res) {
     out.push(`Each added viewer costs the agent ${fmt(d.cpuFit.slope, 2)} % of a core, ${fmt(d.rssFit?.slope, 2)} MiB and ${fmt(d.threadsFit?.slope, 1)} threads; ` +
       `${top.viewers} viewers: ${fmt(top.cpuPct)} % of a core in total (part \`viewers\`).`);
   }
+  if (d.starvedWindows?.length) {
+    const counts = [...new Set(d.starvedWindows.map((w) => w.viewers))].sort((a, b) => a - b);
+    out.push(`Viewers: the machine could not keep ${res.config.framerate} fps in ${d.starvedWindows.length} window(s) (at ${counts.join(', ')} viewers); figures there are capped, not costs (part \`viewers\`).`);
+  }
   if (d.everyoneGotEveryFrame !== null) {
     out.push(d.everyoneGotEveryFrame
       ? `Up to ${top.viewers} viewers (one Chromium) every viewer got every encoded frame (part \`viewers\`).`
@@ -450,6 +505,7 @@ function oddities(res, agentLog, rx) {
     const bad = r.perViewer.filter((v) => v.state !== 'connected');
     if (bad.length) notes.push(`${r.viewers}-viewer window: ${bad.length} viewer(s) not connected at the end (${bad.map((v) => `${v.id}:${v.state}`).join(', ')})`);
   }
+  notes.push(...joinProblems);
   const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
   if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
   const w = agentWarnings(agentLog);

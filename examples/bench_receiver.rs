@@ -2,8 +2,10 @@
 //! benchmarks (bench/README.md). Each viewer is a real WebRTC receiver, a
 //! GStreamer webrtcbin on its own WebSocket, speaking oriel's signalling the
 //! way the web client does; it never decodes. Incoming RTP goes to a fakesink
-//! through a pad probe that counts packets, bytes and frames (packets with
-//! the RTP marker bit set, i.e. the last packet of each access unit).
+//! through a pad probe that counts packets, bytes and frames: a frame is
+//! counted when its last packet (RTP marker bit) arrives and no packet went
+//! missing since the previous frame ended (RTP sequence numbers); frames with
+//! a gap count as `incomplete`, the missing packets as `lost`.
 //!
 //! ```text
 //! bench_receiver --link http://HOST:PORT/#token=... [--name PREFIX] [--latency-ms N]
@@ -17,10 +19,10 @@
 //! {"event":"ready"}
 //! {"event":"joined","id":K,"peerId":P,"ms":T}      welcome received, T = ms since its add
 //! {"event":"connected","id":K,"ms":T}              webrtcbin connection-state connected
-//! {"event":"first_frame","id":K,"ms":T}            first packet with the marker bit
-//! {"event":"left","id":K}                          after remove (bye sent, pipeline stopped)
+//! {"event":"first_frame","id":K,"ms":T}            first whole frame
+//! {"event":"left","id":K}                          after remove: bye, the agent closed, pipeline stopped
 //! {"event":"error","id":K,"message":"...","fatal":B}
-//! {"event":"stats","t":MS,"viewers":[{"id":K,"frames":F,"packets":P,"bytes":B,"state":"connected"}]}
+//! {"event":"stats","t":MS,"viewers":[{"id":K,"frames":F,"incomplete":I,"lost":L,"packets":P,"bytes":B,"state":"connected"}]}
 //! ```
 //!
 //! `fatal: true` means the viewer is finished (socket closed, refused, media
@@ -31,7 +33,11 @@
 //! Threads: the tokio runtime (2 workers), one thread reading stdin, and
 //! whatever each webrtcbin starts itself. Buses are read by sync handlers (no
 //! GLib main loop), and every GStreamer call that may block (building a
-//! pipeline, state changes) runs on tokio's blocking pool.
+//! pipeline, state changes) runs on tokio's blocking pool (its threads come
+//! and go with joins and leaves, and exit after 10 s idle).
+//!
+//! Not done: the `iceServers` of `welcome` are ignored (the benchmarks reach
+//! the agent on loopback), and `https` links (no TLS here).
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -146,7 +152,20 @@ struct Shared {
     packets: AtomicU64,
     bytes: AtomicU64,
     first_frame_sent: AtomicBool,
+    /// Frames that ended (marker bit) with a packet of theirs missing.
+    incomplete: AtomicU64,
+    /// Packets missing from the sequence numbers seen.
+    lost: AtomicU64,
+    seq: Mutex<SeqState>,
     state: Mutex<String>,
+}
+
+/// Where the RTP sequence stands: the last number seen, and whether the
+/// frame being received has a gap.
+#[derive(Default)]
+struct SeqState {
+    last: Option<u16>,
+    broken: bool,
 }
 
 impl Shared {
@@ -261,6 +280,8 @@ async fn run(opts: Arc<Options>) -> i32 {
                         json!({
                             "id": s.id,
                             "frames": s.frames.load(Ordering::Relaxed),
+                            "incomplete": s.incomplete.load(Ordering::Relaxed),
+                            "lost": s.lost.load(Ordering::Relaxed),
                             "packets": s.packets.load(Ordering::Relaxed),
                             "bytes": s.bytes.load(Ordering::Relaxed),
                             "state": s.state(),
@@ -301,6 +322,9 @@ fn spawn_viewer(id: u64, opts: Arc<Options>) -> Viewer {
         packets: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         first_frame_sent: AtomicBool::new(false),
+        incomplete: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+        seq: Mutex::new(SeqState::default()),
         state: Mutex::new("connecting".into()),
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -366,9 +390,18 @@ async fn session(
     loop {
         tokio::select! {
             _ = &mut *stop => {
-                // Best effort: the agent also notices the socket closing.
+                // Leave like a polite client: bye, then keep our side of the
+                // connection up until the agent has removed its branch and
+                // closed the socket, so its SCTP/DTLS end does not see ours
+                // vanish first. Best effort: the agent also notices a
+                // socket that just closes.
                 let bye = async {
                     sink.send(send(&ClientMessage::Bye {})).await?;
+                    while let Some(Ok(m)) = stream.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
                     sink.close().await
                 };
                 let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
@@ -559,6 +592,11 @@ impl Media {
     async fn answer(&self, offer_sdp: &str) -> Result<String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer_sdp.as_bytes())
             .map_err(|e| anyhow!("the agent's offer is not valid SDP: {e}"))?;
+        // The SDP parser is lenient and webrtcbin answers an offer without
+        // media with an empty answer; there would be nothing to count.
+        if !sdp.medias().any(|m| m.media() == Some("video")) {
+            bail!("the agent's offer has no video line");
+        }
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
         let (promise, done) = new_promise();
@@ -656,6 +694,11 @@ fn attach_counter(pipeline: &gst::Pipeline, pad: &gst::Pad, shared: Arc<Shared>)
         .ok_or_else(|| anyhow!("fakesink without a sink pad"))?;
     pad.link(&sinkpad)
         .context("linking webrtcbin to fakesink")?;
+    // A new stream (e.g. a new connection after capture lost/ok) starts its
+    // own sequence numbers.
+    if let Ok(mut st) = shared.seq.lock() {
+        *st = SeqState::default();
+    }
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
@@ -677,20 +720,65 @@ fn attach_counter(pipeline: &gst::Pipeline, pad: &gst::Pad, shared: Arc<Shared>)
 fn count(shared: &Shared, buf: &gst::BufferRef) {
     shared.packets.fetch_add(1, Ordering::Relaxed);
     shared.bytes.fetch_add(buf.size() as u64, Ordering::Relaxed);
-    let marker = gst_rtp::RTPBuffer::from_buffer_readable(buf)
-        .map(|r| r.is_marker())
-        .unwrap_or(false);
+    let Ok(rtp) = gst_rtp::RTPBuffer::from_buffer_readable(buf) else {
+        return;
+    };
+    let (seq, marker) = (rtp.seq(), rtp.is_marker());
+    // Probes of one pad run on its streaming thread one at a time, so the
+    // lock is never contended.
+    let Ok(mut st) = shared.seq.lock() else {
+        return;
+    };
+    let gap = seq_gap(st.last, seq);
+    if gap > 0 {
+        shared.lost.fetch_add(gap as u64, Ordering::Relaxed);
+        st.broken = true;
+    }
+    // A late or repeated packet (behind the last one) changes nothing.
+    if gap >= 0 {
+        st.last = Some(seq);
+    }
     if marker {
-        shared.frames.fetch_add(1, Ordering::Relaxed);
-        if !shared.first_frame_sent.swap(true, Ordering::Relaxed) {
-            emit(json!({"event": "first_frame", "id": shared.id, "ms": ms_since(shared.added)}));
+        // A frame counts only whole: no gap since the previous frame ended.
+        if std::mem::take(&mut st.broken) {
+            shared.incomplete.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.frames.fetch_add(1, Ordering::Relaxed);
+            if !shared.first_frame_sent.swap(true, Ordering::Relaxed) {
+                emit(
+                    json!({"event": "first_frame", "id": shared.id, "ms": ms_since(shared.added)}),
+                );
+            }
         }
+    }
+}
+
+/// Packets missing between the last sequence number and `seq` (0 when
+/// consecutive or the first), or -1 for a packet at or behind the last one.
+fn seq_gap(last: Option<u16>, seq: u16) -> i32 {
+    let Some(last) = last else { return 0 };
+    let d = seq.wrapping_sub(last);
+    if d == 0 || d >= 0x8000 {
+        -1
+    } else {
+        i32::from(d) - 1
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_gaps() {
+        assert_eq!(seq_gap(None, 7), 0);
+        assert_eq!(seq_gap(Some(7), 8), 0);
+        assert_eq!(seq_gap(Some(7), 10), 2);
+        assert_eq!(seq_gap(Some(65535), 0), 0);
+        assert_eq!(seq_gap(Some(65534), 1), 2);
+        assert_eq!(seq_gap(Some(7), 7), -1);
+        assert_eq!(seq_gap(Some(7), 5), -1);
+    }
 
     #[test]
     fn link_to_ws_url() {

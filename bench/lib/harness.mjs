@@ -526,7 +526,7 @@ export async function launchBrowser() {
           return {
             bytesReceived: x.bytesReceived ?? 0, packetsReceived: x.packetsReceived ?? 0, packetsLost: x.packetsLost ?? 0,
             nackCount: x.nackCount ?? 0, pliCount: x.pliCount ?? 0, firCount: x.firCount ?? 0,
-            framesDecoded: x.framesDecoded ?? 0, keyFramesDecoded: x.keyFramesDecoded ?? 0, framesDropped: x.framesDropped ?? 0,
+            framesReceived: x.framesReceived ?? null, framesDecoded: x.framesDecoded ?? 0, keyFramesDecoded: x.keyFramesDecoded ?? 0, framesDropped: x.framesDropped ?? 0,
           };
         }
       }

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, REPO_ROOT, sleep, waitFor, within } from './harness.mjs';
+import { WebSocketServer } from 'ws';
+import { Harness, REPO_ROOT, freePort, sleep, waitFor, within } from './harness.mjs';
 
 const RECEIVER = process.env.BENCH_RECEIVER ?? path.join(REPO_ROOT, 'target/debug/examples/bench_receiver');
 
@@ -51,9 +52,15 @@ function startReceiver(link) {
       }
     }
   });
+  let err = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d) => {
-    for (const line of d.split('\n')) if (line) h.logBrowser(`bench_receiver stderr: ${line}`);
+    err += d;
+    let i;
+    while ((i = err.indexOf('\n')) >= 0) {
+      h.logBrowser(`bench_receiver stderr: ${err.slice(0, i)}`);
+      err = err.slice(i + 1);
+    }
   });
   rx.send = (cmd) => child.stdin.write(`${cmd}\n`);
   rx.find = (pred) => rx.events.find(pred);
@@ -97,6 +104,7 @@ h.test('bench_receiver: three viewers join, receive frames continuously, leave a
     assert.ok(b.frames - a.frames >= 20, `viewer ${id}: frames ${a.frames} -> ${b.frames} in 2 s`);
     assert.ok(b.packets - a.packets >= b.frames - a.frames, `viewer ${id}: packets >= frames`);
     assert.ok(b.bytes > a.bytes, `viewer ${id}: bytes grow`);
+    assert.ok(Number.isInteger(b.incomplete) && Number.isInteger(b.lost), `viewer ${id}: incomplete and lost counted: ${JSON.stringify(b)}`);
   }
 
   rx.send('remove 1');
@@ -122,6 +130,39 @@ h.test('bench_receiver: a refused viewer is an error event, the process goes on'
   assert.match(err.message, /unauthorized|bye/, err.message);
   const s = await rx.stats();
   assert.equal(s.get(1)?.state, 'failed');
+  rx.send('quit');
+  const exit = await within(rx.exited, 10000, 'timeout');
+  assert.deepEqual(exit, { code: 0, signal: null }, 'quit exits 0');
+});
+
+h.test('bench_receiver: garbage from the agent side is reported per viewer, never a crash', async () => {
+  // Not the agent: a socket that answers hello with everything a broken or
+  // future agent might send, to check the receiver survives it.
+  const port = await freePort();
+  const wss = new WebSocketServer({ host: '127.0.0.1', port, path: '/ws' });
+  h.cleanups.push(() => new Promise((r) => wss.close(() => r())));
+  wss.on('connection', (sock) => {
+    sock.on('message', (data) => {
+      const m = JSON.parse(String(data));
+      if (m.type !== 'hello') return;
+      sock.send('not json at all');
+      sock.send(JSON.stringify({ type: 'launchMissiles' }));
+      sock.send(JSON.stringify({ type: 'welcome', peerId: 'seven' }));
+      sock.send(Buffer.from([1, 2, 3]), { binary: true });
+      sock.send(JSON.stringify({ type: 'ice', candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host', sdpMLineIndex: 0 }));
+      sock.send(JSON.stringify({ type: 'offer', sdp: 'v=0 this is not SDP' }));
+    });
+  });
+  const rx = startReceiver(`http://127.0.0.1:${port}/#token=whatever`);
+  await rx.wait((e) => e.event === 'ready', 10000, 'ready');
+  rx.send('add 2');
+  for (const id of [1, 2]) {
+    await rx.wait((e) => e.event === 'error' && e.id === id && e.fatal, 15000, `viewer ${id} fails on the bad offer`);
+    const survived = rx.events.filter((e) => e.event === 'error' && e.id === id && !e.fatal);
+    assert.ok(survived.length >= 3, `non-fatal errors for the unparsable messages of viewer ${id}: ${JSON.stringify(survived)}`);
+  }
+  const s = await rx.stats();
+  assert.deepEqual([...s.values()].map((v) => v.state), ['failed', 'failed']);
   rx.send('quit');
   const exit = await within(rx.exited, 10000, 'timeout');
   assert.deepEqual(exit, { code: 0, signal: null }, 'quit exits 0');
