@@ -671,8 +671,22 @@ impl Service {
                 let text = error_text(e);
                 match owner {
                     // An error inside one client's branch only ends that client.
+                    // Already gone (bye, then the browser tore its side down):
+                    // nothing left to end.
+                    Some(peer) if !self.peers.contains_key(&peer) => {
+                        tracing::debug!(peer, "late error from a removed branch: {text}");
+                    }
                     Some(peer) => {
-                        tracing::warn!(peer, "peer branch error: {text}");
+                        // A browser closing its tab ends the SCTP association
+                        // before (or instead of) saying bye: a normal leave.
+                        let from_sctp = msg.src().is_some_and(|s| {
+                            s.name().starts_with("sctpenc") || s.name().starts_with("sctpdec")
+                        });
+                        if from_sctp {
+                            tracing::info!(peer, "client closed its connection: {text}");
+                        } else {
+                            tracing::warn!(peer, "peer branch error: {text}");
+                        }
                         self.remove_peer(peer);
                         (self.events)(MediaEvent::PeerFailed {
                             peer,
