@@ -254,6 +254,17 @@ impl Metrics {
             "TLS handshakes that failed or timed out.",
             self.tls_handshake_failed.load(Ordering::Relaxed),
         );
+        if let Some(([p50, p99], n)) = m.frames.capture_to_encoded.quantiles_us([0.5, 0.99]) {
+            let w = &m.frames.capture_to_encoded;
+            let _ = writeln!(
+                s,
+                "# HELP oriel_capture_to_encoded_seconds Frame capture timestamp to the encoded frame leaving the encoder (capture, conversion, encoding), pipeline clock; quantiles over the recent {n} frames.\n# TYPE oriel_capture_to_encoded_seconds summary\noriel_capture_to_encoded_seconds{{quantile=\"0.5\"}} {}\noriel_capture_to_encoded_seconds{{quantile=\"0.99\"}} {}\noriel_capture_to_encoded_seconds_sum {}\noriel_capture_to_encoded_seconds_count {}",
+                p50 as f64 / 1e6,
+                p99 as f64 / 1e6,
+                w.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+                w.count.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP oriel_clients_by_role Clients with a media session, by role (`pending`: connected, no session yet).\n# TYPE oriel_clients_by_role gauge"
