@@ -21,15 +21,19 @@
 //      one Chromium page (the same page throughout) opens the viewer link.
 //   3. An injected script (page.evaluate; web-client/ is untouched) hooks
 //      `video.requestVideoFrameCallback`: each presented frame's top band is
-//      drawn onto a canvas, the cells are read (a cell whose centre is neither
+//      copied out (WebCodecs `new VideoFrame(video)` + `copyTo` of the band's
+//      luma; a canvas drawImage where that fails, BENCH_GLASS_VIDEOFRAME=0
+//      forces it), the cells are read (a cell whose centre is neither
 //      clearly black nor clearly white, wrong marker cells or a bad CRC reject
 //      the frame, counted by reason) and the time recorded with the frame's
 //      metadata: presentationTime, expectedDisplayTime, receiveTime,
 //      captureTime, rtpTimestamp (all + performance.timeOrigin).
 //      Sanity checks: a decoded time after the frame's presentation time is
 //      impossible and rejected (`future`); frames whose time disagrees with
-//      their rtpTimestamp by more than 0.6 frame intervals (drawImage can grab
-//      a newer frame than the callback describes) are rejected (`mismatch`).
+//      their rtpTimestamp by more than 0.6 frame intervals (the copy can grab
+//      another frame than the callback describes) are rejected (`mismatch`).
+//      The headline is painted → presentationTime (frame handed to the
+//      compositor); expectedDisplayTime is only an estimate in headless.
 //   4. BENCH_GLASS_SECONDS (30) of samples per setting after BENCH_SETTLE_MS
 //      (3000) of settling. getStats() (inbound-rtp video) is read before and
 //      after the window for the browser's own averages (jitter buffer, decode,
@@ -39,7 +43,8 @@
 //
 // Knobs (environment): ORIEL_BIN, CHROMIUM, CLOCK_PROBE (the probe binary;
 // default: examples/clock_probe next to the agent), BENCH_GLASS_SECONDS (30),
-// BENCH_GLASS_BLOCK (32, cell size in px), BENCH_GLASS_CONFIGS
+// BENCH_GLASS_BLOCK (32, cell size in px), BENCH_GLASS_VIDEOFRAME (1),
+// BENCH_GLASS_CONFIGS
 // ("720p30,720p60,1080p30"), BENCH_GLASS_MODES ("0/0,off"), BENCH_SETTLE_MS
 // (3000), BENCH_NO_MARKDOWN=1 (experiments: leave BENCHMARKS.md and results/
 // alone), BENCH_TIMEOUT_MS, BENCH_AGENT_ARGS (extra agent arguments).
@@ -70,6 +75,8 @@ const GLASS = {
   block: envNum('BENCH_GLASS_BLOCK', 32),
   configs: (process.env.BENCH_GLASS_CONFIGS || '720p30,720p60,1080p30').split(',').filter((c) => ALL_CONFIGS[c]),
   modes: (process.env.BENCH_GLASS_MODES || '0/0,off').split(',').filter((m) => ALL_MODES[m]),
+  // Read frames through WebCodecs' VideoFrame (1) or a canvas (0).
+  videoFrame: envNum('BENCH_GLASS_VIDEOFRAME', 1) === 1,
   probe: process.env.CLOCK_PROBE || path.join(path.dirname(CFG.bin), 'examples', 'clock_probe'),
 };
 // Each setting: ~10 s of setup and teardown around its window.
@@ -106,7 +113,47 @@ function installRecorder(cfg) {
   };
   const abs = (t) => (t === undefined || t === null ? null : performance.timeOrigin + t);
 
-  function decode(nowAbs) {
+  // The band's pixels as luma: straight from the decoded frame's Y plane
+  // when WebCodecs can copy it out (VideoFrame.copyTo with a rect: only the
+  // band, no RGB conversion), else through a canvas (drawImage converts the
+  // whole frame to RGB in software here: ~10x the work).
+  async function grab(bw, bh) {
+    if (cfg.useVideoFrame && typeof VideoFrame === 'function') {
+      let frame;
+      try {
+        frame = new VideoFrame(video);
+        const fmt = frame.format;
+        const vr = frame.visibleRect;
+        const rect = { x: vr.x, y: vr.y, width: Math.min(vr.width, bw + (bw & 1)), height: Math.min(vr.height, bh + (bh & 1)) };
+        if (/^(I4|NV12)/.test(fmt ?? '')) {
+          const buf = new Uint8Array(frame.allocationSize({ rect }));
+          const layout = await frame.copyTo(buf, { rect });
+          const { offset, stride } = layout[0];
+          return { via: 'videoframe', lum: (x, y) => buf[offset + y * stride + x] };
+        }
+        if (/^(RGB|BGR)/.test(fmt ?? '')) {
+          const buf = new Uint8Array(frame.allocationSize({ rect }));
+          const layout = await frame.copyTo(buf, { rect });
+          const { offset, stride } = layout[0];
+          return { via: 'videoframe', lum: (x, y) => { const i = offset + y * stride + x * 4; return (buf[i] + buf[i + 1] + buf[i + 2]) / 3; } };
+        }
+      } catch (e) {
+        rec.videoFrameErrors = (rec.videoFrameErrors ?? 0) + 1;
+        rec.videoFrameError = String(e);
+      } finally {
+        frame?.close();
+      }
+    }
+    if (canvas.width !== bw || canvas.height !== bh) {
+      canvas.width = bw;
+      canvas.height = bh;
+    }
+    g.drawImage(video, 0, 0, bw, bh, 0, 0, bw, bh);
+    const px = g.getImageData(0, 0, bw, bh).data;
+    return { via: 'canvas', lum: (x, y) => { const i = (y * bw + x) * 4; return (px[i] + px[i + 1] + px[i + 2]) / 3; } };
+  }
+
+  async function decode(nowAbs) {
     const w = video.videoWidth;
     const h = video.videoHeight;
     if (!w || !h) return { err: 'size' };
@@ -114,12 +161,8 @@ function installRecorder(cfg) {
     const sy = h / cfg.screenHeight;
     const bw = Math.min(w, Math.ceil(COLS * cfg.block * sx));
     const bh = Math.min(h, Math.ceil(ROWS * cfg.block * sy));
-    if (canvas.width !== bw || canvas.height !== bh) {
-      canvas.width = bw;
-      canvas.height = bh;
-    }
-    g.drawImage(video, 0, 0, bw, bh, 0, 0, bw, bh);
-    const px = g.getImageData(0, 0, bw, bh).data;
+    const { via, lum: at } = await grab(bw, bh);
+    rec.via[via] = (rec.via[via] ?? 0) + 1;
     const cells = [];
     let worst = 255; // distance of the least clear cell from its threshold
     for (let r = 0; r < ROWS; r++) {
@@ -133,12 +176,11 @@ function installRecorder(cfg) {
         let n = 0;
         for (let y = y0; y < y1; y += 2) {
           for (let x = x0; x < x1; x += 2) {
-            const i = (y * bw + x) * 4;
-            sum += px[i] + px[i + 1] + px[i + 2];
+            sum += at(x, y);
             n++;
           }
         }
-        const lum = sum / (3 * n);
+        const lum = sum / n;
         cells.push(lum);
         worst = Math.min(worst, lum >= 128 ? lum - WHITE_MIN : BLACK_MAX - lum);
       }
@@ -174,20 +216,23 @@ function installRecorder(cfg) {
     samples: [],
     rejects: { size: 0, margin: 0, markers: 0, crc: 0, error: 0 },
     examples: [],
+    via: {},
     callbacks: 0,
     decodeMs: 0,
     firstPresentedFrames: null,
     lastPresentedFrames: null,
   };
-  function onFrame(now, meta) {
+  async function onFrame(now, meta) {
     if (!rec.running) return;
+    // Ask for the next frame first: reading this one may take a while.
+    video.requestVideoFrameCallback(onFrame);
     rec.callbacks++;
     if (rec.firstPresentedFrames === null) rec.firstPresentedFrames = meta.presentedFrames;
     rec.lastPresentedFrames = meta.presentedFrames;
     const t0 = performance.now();
     let d;
     try {
-      d = decode(performance.timeOrigin + meta.presentationTime);
+      d = await decode(performance.timeOrigin + meta.presentationTime);
     } catch (e) {
       d = { err: 'error', message: String(e) };
     }
@@ -209,12 +254,16 @@ function installRecorder(cfg) {
         Math.round(d.worst),
       ]);
     }
-    video.requestVideoFrameCallback(onFrame);
   }
-  const clockSkew = () => Date.now() - (performance.timeOrigin + performance.now());
+  // Median of a few reads: a preemption between the two reads skews one.
+  const clockSkew = () => {
+    const d = [];
+    for (let i = 0; i < 21; i++) d.push(Date.now() - (performance.timeOrigin + performance.now()));
+    return d.sort((x, y) => x - y)[10];
+  };
   window.__glass = {
     start() {
-      Object.assign(rec, { running: true, samples: [], callbacks: 0, decodeMs: 0, firstPresentedFrames: null, lastPresentedFrames: null, examples: [] });
+      Object.assign(rec, { running: true, samples: [], callbacks: 0, decodeMs: 0, firstPresentedFrames: null, lastPresentedFrames: null, examples: [], via: {}, videoFrameErrors: 0, videoFrameError: null });
       for (const k of Object.keys(rec.rejects)) rec.rejects[k] = 0;
       rec.skewStart = clockSkew();
       video.requestVideoFrameCallback(onFrame);
@@ -223,6 +272,7 @@ function installRecorder(cfg) {
       rec.running = false;
       return {
         samples: rec.samples, rejects: rec.rejects, examples: rec.examples, callbacks: rec.callbacks,
+        via: rec.via, videoFrameErrors: rec.videoFrameErrors, videoFrameError: rec.videoFrameError,
         decodeMsPerCallback: rec.callbacks ? rec.decodeMs / rec.callbacks : null,
         presentedFrames: rec.firstPresentedFrames === null ? 0 : rec.lastPresentedFrames - rec.firstPresentedFrames + 1,
         // Date.now() against timeOrigin + performance.now(): how far the
@@ -304,8 +354,9 @@ function analyse(raw, framerate) {
     rejectedFuture: future.length,
     rejectedMismatch: mismatch.length,
     mismatchOffsetsMs: mismatch.slice(0, 10).map((s) => round1(s.offsetDev)),
-    glass: d((s) => s.expected - s.painted),
-    atPresentation: d((s) => s.presented - s.painted),
+    // The headline figure: painted → presented (handed to the compositor).
+    glass: d((s) => s.presented - s.painted),
+    atExpectedDisplay: d((s) => s.expected - s.painted),
     atCallback: d((s) => s.callback - s.painted),
     paintedToReceived: dist(received.map((s) => s.received - s.painted)),
     receivedToPresented: dist(received.map((s) => s.presented - s.received)),
@@ -404,7 +455,7 @@ async function measureSetting(page, display, configName, modeName, probe) {
     await waitPresented(page);
     await waitClients(agent, 1);
     await sleep(CFG.settleMs);
-    await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block });
+    await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block, useVideoFrame: GLASS.videoFrame });
 
     const chrPids = chromiumPids();
     const s0 = await page.evaluate(inboundStats);
@@ -426,6 +477,7 @@ async function measureSetting(page, display, configName, modeName, probe) {
     out.windowSec = round1(dt);
     out.page = {
       callbacks: raw.callbacks, presentedFrames: raw.presentedFrames, rejects: raw.rejects, rejectExamples: raw.examples,
+      readVia: raw.via, videoFrameErrors: raw.videoFrameErrors, videoFrameError: raw.videoFrameError,
       decodeMsPerCallback: round1(raw.decodeMsPerCallback), skewStartMs: round1(raw.skewStartMs), skewEndMs: round1(raw.skewEndMs),
       videoWidth: raw.videoWidth, videoHeight: raw.videoHeight,
     };
@@ -443,19 +495,24 @@ async function measureSetting(page, display, configName, modeName, probe) {
     };
     out.probeRate = median(probeRates(probe, probeLine));
     out.keyframesForced = (m1.oriel_keyframes_forced_total ?? 0) - (m0.oriel_keyframes_forced_total ?? 0);
-    // Keep the raw samples for a later look (compact: relative to the first painted time).
+    // Every decoded frame, compact (one CSV string, ms, 0.1 ms resolution).
     const p0 = raw.samples.length ? raw.samples[0][0] : 0;
-    out.samplesT0 = p0;
-    out.samples = raw.samples.map((s) => s.slice(0, 4).map((x) => (x === null ? null : Math.round((x - p0) * 10) / 10)));
+    const rel = (x, from) => (x === null ? '' : (Math.round((x - from) * 10) / 10).toString());
+    out.samplesCsv = ['painted_since_first,presented,expected_display,received,rtp_timestamp (first three: ms after painted)',
+      ...raw.samples.map((s) => [rel(s[0], p0), rel(s[1], s[0]), rel(s[2], s[0]), rel(s[3], s[0]), s[5] ?? ''].join(','))].join('\n');
+    out.samplesFirstPaintedMs = p0;
     const L = out.latency;
     log(`${configName} playout ${modeName}: ${L.accepted} samples (${out.decodedRate} % of ${raw.presentedFrames} presented), rejected ${JSON.stringify(raw.rejects)} future ${L.rejectedFuture} mismatch ${L.rejectedMismatch}; ` +
-      `glass p50 ${fmt(L.glass.p50)} p95 ${fmt(L.glass.p95)} p99 ${fmt(L.glass.p99)} max ${fmt(L.glass.max)} ms; at presentation p50 ${fmt(L.atPresentation.p50)}; ` +
+      `glass p50 ${fmt(L.glass.p50)} p95 ${fmt(L.glass.p95)} p99 ${fmt(L.glass.p99)} max ${fmt(L.glass.max)} ms; at expected display p50 ${fmt(L.atExpectedDisplay.p50)}; ` +
       `painted→received p50 ${fmt(L.paintedToReceived.p50)} received→presented p50 ${fmt(L.receivedToPresented.p50)}; agent capture→encoded p50 ${fmt(out.agentCaptureToEncoded?.p50Ms)} p99 ${fmt(out.agentCaptureToEncoded?.p99Ms)}; ` +
       `jitter buffer ${fmt(out.browser?.jitterBufferMs)} decode ${fmt(out.browser?.decodeMs)} ms; probe ${out.probeRate} paints/s; agent cpu ${fmt(out.cpu.agentPct)}% machine ${fmt(out.cpu.machineBusyPct)}%`);
   } finally {
     await page.evaluate(() => window.oriel?.disconnect()).catch(() => {});
     await page.goto('about:blank').catch(() => {});
-    out.agentWarnings = agentWarnings(agent.rec.log);
+    // sctpenc reports an error when the page leaves (FIELD-NOTES); counted apart.
+    const sctp = (l) => /SCTP association went into error state/.test(l);
+    out.agentWarnings = agentWarnings(agent.rec.log.filter((l) => !sctp(l)));
+    out.sctpTeardownWarnings = agent.rec.log.filter((l) => sctp(l) && /\b(WARN|ERROR)\b/.test(l)).length;
     out.agentLogFile = saveAgentLog(agent.rec.log, new Date().toISOString(), `glass-${configName}-${modeName.replace('/', '-')}`);
     await stopRec(agent.rec);
   }
@@ -477,11 +534,12 @@ function whatTheNumbersSay(res) {
     const net = a && L.paintedToReceived.p50 !== null ? L.paintedToReceived.p50 - a.p50Ms : null;
     const render = L.receivedToPresented.p50 !== null && b.jitterBufferMs !== null && b.decodeMs !== null
       ? L.receivedToPresented.p50 - b.jitterBufferMs - b.decodeMs : null;
-    out.push(`${r.config}, playout delay 0/0: of the ${fmt(L.glass.p50)} ms (p50) from paint to expected display, ` +
+    out.push(`${r.config}, playout delay 0/0: of the ${fmt(L.glass.p50)} ms (p50) from paint to presentation, ` +
       `${fmt(L.paintedToReceived.p50)} ms pass before the frame's last packet reaches Chromium; the agent's capture → encoded accounts for ${fmt(a?.p50Ms)} ms of that ` +
       `(p50; p99 ${fmt(a?.p99Ms)}), leaving ${fmt(net)} ms for payloading, the per-client queue, webrtcbin (SRTP) and loopback. ` +
       `Received → presented takes ${fmt(L.receivedToPresented.p50)} ms (p50): getStats puts ${fmt(b.jitterBufferMs)} ms (mean) in the jitter buffer and ${fmt(b.decodeMs)} ms in the decoder, ` +
-      `the remaining ${fmt(render)} ms are Chromium handing the frame to its compositor; presentation to expected display adds ${fmt(L.presentedToExpected.p50)} ms (the next 60 Hz vsync of the headless compositor).`);
+      `the remaining ${fmt(render)} ms are Chromium scheduling the frame for its compositor (these are means, the others medians, so the parts add up only roughly). ` +
+      `Chromium's own estimate of when the frame reaches the screen (\`expectedDisplayTime\`) lies another ${fmt(L.presentedToExpected.p50)} ms (p50) later.`);
   }
   for (const c of GLASS.configs) {
     const on = get(c, '0/0');
@@ -517,12 +575,12 @@ export function render(res, jsonRel) {
   L.push(`Method: \`examples/clock_probe\` paints CLOCK_REALTIME in ms on the captured Xvfb screen (a ${32 * res.config.block}x${2 * res.config.block} px band of ${res.config.block} px cells at the top-left: ` +
     'marker cells, 40 bits of time, a CRC-16; one atomic CopyArea per paint, a round trip after each, a new paint every millisecond) above the harness\'s full-screen moving video ' +
     '(scrolling SMPTE bars and a clock at the capture frame rate). One Chromium page opens a viewer link; a script injected by the bench hooks `requestVideoFrameCallback`, ' +
-    'draws the band of each presented frame onto a canvas, reads the cells and subtracts the painted time from `performance.timeOrigin + expectedDisplayTime` ' +
-    '(when the frame is expected on screen; the "at presentation" column uses `presentationTime`, when Chromium handed it to the compositor). ' +
+    'reads the band of each presented frame (WebCodecs `new VideoFrame(video)` and `copyTo` of the band\'s luma; a canvas where that fails), decodes the cells and subtracts the painted time from `performance.timeOrigin + presentationTime` ' +
+    '(when Chromium handed the frame to its compositor: the latest moment the page can observe; the "at expected display" column uses `expectedDisplayTime`, Chromium\'s estimate of when the frame reaches the screen, which headless has none of). ' +
     'Frames with a cell neither clearly black nor white, wrong markers or a bad CRC are rejected, and so are frames whose time lies after their presentation or disagrees with their `rtpTimestamp` by more than 0.6 frame intervals. ' +
     `${res.config.seconds} s of frames per setting after ${res.config.settleMs / 1000} s of settling; a fresh agent per setting, a fresh Xvfb per resolution. Percentiles are nearest-rank.`);
   L.push('');
-  L.push('| setting | playout delay | samples | decoded / presented | rejected | **p50 ms** | p95 ms | p99 ms | max ms | at presentation p50 / p99 ms | encoder |');
+  L.push('| setting | playout delay | samples | decoded / presented | rejected | **p50 ms** | p95 ms | p99 ms | max ms | at expected display p50 / p99 ms | encoder |');
   L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
   for (const r of res.runs) {
     if (r.error) {
@@ -531,7 +589,7 @@ export function render(res, jsonRel) {
     }
     const g = r.latency.glass;
     L.push(`| ${r.config} | ${modeLabel(r.mode)} | ${r.latency.accepted} | ${fmt(r.decodedRate)} % of ${r.page.presentedFrames} | ${r.rejected} | **${fmt(g.p50)}** | ${fmt(g.p95)} | ${fmt(g.p99)} | ${fmt(g.max)} | ` +
-      `${fmt(r.latency.atPresentation.p50)} / ${fmt(r.latency.atPresentation.p99)} | ${r.healthz?.encoder ?? '?'} |`);
+      `${fmt(r.latency.atExpectedDisplay.p50)} / ${fmt(r.latency.atExpectedDisplay.p99)} | ${r.healthz?.encoder ?? '?'} |`);
   }
   L.push('');
   L.push('### Where the time goes');
@@ -588,7 +646,7 @@ export function headline(res) {
   const on = ok.filter((r) => r.mode === '0/0');
   const out = [];
   if (on.length) {
-    out.push(`Glass-to-glass (paint on the X screen → expected display in Chromium, playout delay 0/0): ` +
+    out.push(`Glass-to-glass (paint on the X screen → frame presented in Chromium, playout delay 0/0): ` +
       on.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') + ' (part `glass`).');
   }
   const off = ok.filter((r) => r.mode === 'off');
