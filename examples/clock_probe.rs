@@ -299,7 +299,13 @@ mod tests {
         let word = bits.iter().fold(0u64, |w, &b| (w << 1) | b as u64);
         assert_eq!(word >> 16, ms & ((1 << 40) - 1));
         let t = word >> 16;
-        let bytes = [(t >> 32) as u8, (t >> 24) as u8, (t >> 16) as u8, (t >> 8) as u8, t as u8];
+        let bytes = [
+            (t >> 32) as u8,
+            (t >> 24) as u8,
+            (t >> 16) as u8,
+            (t >> 8) as u8,
+            t as u8,
+        ];
         assert_eq!(word & 0xffff, crc16(&bytes) as u64);
     }
 }

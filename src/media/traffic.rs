@@ -205,7 +205,10 @@ mod tests {
         }
         let ([p99], n) = w.quantiles_us([0.99]).unwrap();
         assert_eq!((p99, n), (7, LatencyWindow::CAPACITY));
-        assert_eq!(w.count.load(Ordering::Relaxed), 100 + LatencyWindow::CAPACITY as u64);
+        assert_eq!(
+            w.count.load(Ordering::Relaxed),
+            100 + LatencyWindow::CAPACITY as u64
+        );
     }
 
     #[test]
@@ -220,9 +223,7 @@ mod tests {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-        let pad = |name: &str, dir: &str| {
-            pipeline.by_name(name).unwrap().static_pad(dir).unwrap()
-        };
+        let pad = |name: &str, dir: &str| pipeline.by_name(name).unwrap().static_pad(dir).unwrap();
         let counters = Arc::new(FrameCounters::default());
         counters.watch(&pad("in", "src"), &pad("out", "src"));
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -232,7 +233,10 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         pipeline.set_state(gst::State::Null).unwrap();
-        let ([p50, max], _) = counters.capture_to_encoded.quantiles_us([0.5, 1.0]).unwrap();
+        let ([p50, max], _) = counters
+            .capture_to_encoded
+            .quantiles_us([0.5, 1.0])
+            .unwrap();
         assert!((20_000..500_000).contains(&p50), "p50 {p50} us");
         assert!(max < 1_000_000, "max {max} us");
     }
