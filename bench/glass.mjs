@@ -29,9 +29,10 @@
 //      metadata: presentationTime, expectedDisplayTime, receiveTime,
 //      captureTime, rtpTimestamp (all + performance.timeOrigin).
 //      Sanity checks: a decoded time after the frame's presentation time is
-//      impossible and rejected (`future`); frames whose time disagrees with
-//      their rtpTimestamp by more than 0.6 frame intervals (the copy can grab
-//      another frame than the callback describes) are rejected (`mismatch`).
+//      impossible and rejected (`future`); the copy can grab a newer frame
+//      than the callback describes: frames whose VideoFrame.timestamp is not
+//      the callback's mediaTime are rejected (`mismatch`; on the canvas path:
+//      a painted time off its rtpTimestamp by > 0.6 frame intervals).
 //      The headline is painted → presentationTime (frame handed to the
 //      compositor); expectedDisplayTime is only an estimate in headless.
 //   4. BENCH_GLASS_SECONDS (30) of samples per setting after BENCH_SETTLE_MS
@@ -122,6 +123,7 @@ function installRecorder(cfg) {
       let frame;
       try {
         frame = new VideoFrame(video);
+        const ts = frame.timestamp;
         const fmt = frame.format;
         const vr = frame.visibleRect;
         const rect = { x: vr.x, y: vr.y, width: Math.min(vr.width, bw + (bw & 1)), height: Math.min(vr.height, bh + (bh & 1)) };
@@ -129,13 +131,13 @@ function installRecorder(cfg) {
           const buf = new Uint8Array(frame.allocationSize({ rect }));
           const layout = await frame.copyTo(buf, { rect });
           const { offset, stride } = layout[0];
-          return { via: 'videoframe', lum: (x, y) => buf[offset + y * stride + x] };
+          return { via: 'videoframe', ts, lum: (x, y) => buf[offset + y * stride + x] };
         }
         if (/^(RGB|BGR)/.test(fmt ?? '')) {
           const buf = new Uint8Array(frame.allocationSize({ rect }));
           const layout = await frame.copyTo(buf, { rect });
           const { offset, stride } = layout[0];
-          return { via: 'videoframe', lum: (x, y) => { const i = offset + y * stride + x * 4; return (buf[i] + buf[i + 1] + buf[i + 2]) / 3; } };
+          return { via: 'videoframe', ts, lum: (x, y) => { const i = offset + y * stride + x * 4; return (buf[i] + buf[i + 1] + buf[i + 2]) / 3; } };
         }
       } catch (e) {
         rec.videoFrameErrors = (rec.videoFrameErrors ?? 0) + 1;
@@ -161,7 +163,7 @@ function installRecorder(cfg) {
     const sy = h / cfg.screenHeight;
     const bw = Math.min(w, Math.ceil(COLS * cfg.block * sx));
     const bh = Math.min(h, Math.ceil(ROWS * cfg.block * sy));
-    const { via, lum: at } = await grab(bw, bh);
+    const { via, ts, lum: at } = await grab(bw, bh);
     rec.via[via] = (rec.via[via] ?? 0) + 1;
     const cells = [];
     let worst = 255; // distance of the least clear cell from its threshold
@@ -208,7 +210,7 @@ function installRecorder(cfg) {
     // ms modulo 2^40: the nearest full value to the page's own clock.
     const wrap = 2 ** 40;
     const painted = t + wrap * Math.round((nowAbs - t) / wrap);
-    return { painted, worst };
+    return { painted, worst, ts: ts ?? null };
   }
 
   const rec = {
@@ -252,6 +254,8 @@ function installRecorder(cfg) {
         meta.presentedFrames,
         meta.processingDuration ?? null,
         Math.round(d.worst),
+        meta.mediaTime ?? null,
+        d.ts,
       ]);
     }
   }
@@ -306,9 +310,10 @@ async function inboundStats() {
 
 function dist(xs) {
   const v = xs.filter((x) => Number.isFinite(x));
-  if (!v.length) return { n: 0, p50: null, p95: null, p99: null, max: null, min: null, mean: null };
+  if (!v.length) return { n: 0, p1: null, p50: null, p95: null, p99: null, max: null, min: null, mean: null };
   return {
     n: v.length,
+    p1: round1(quantile(v, 0.01)),
     p50: round1(quantile(v, 0.5)),
     p95: round1(quantile(v, 0.95)),
     p99: round1(quantile(v, 0.99)),
@@ -322,30 +327,36 @@ function dist(xs) {
 function analyse(raw, framerate) {
   const S = raw.samples.map((s) => ({
     painted: s[0], presented: s[1], expected: s[2], received: s[3], captured: s[4], rtp: s[5], callback: s[6], presentedFrames: s[7], worst: s[9],
+    mediaTime: s[10], frameTs: s[11],
   }));
+  const withTs = S.filter((s) => s.mediaTime !== null && s.frameTs !== null);
+  const tsDiff = withTs.map((s) => s.frameTs - s.mediaTime * 1e6);
   // The decoded time cannot be after the frame was presented; allow 1 ms for
   // the ms resolution of the painted value and the page's timer coarsening.
   const future = S.filter((s) => s.painted > s.presented + 1);
   let ok = S.filter((s) => s.painted <= s.presented + 1);
-  // Cross-check against rtpTimestamp (90 kHz, from the capture timestamp):
-  // painted - rtp/90 is constant up to capture jitter; a frame off by about
-  // a frame interval was read from another frame than its metadata.
+  // The pixels must come from the frame the callback describes: the copy
+  // can grab a newer one. With WebCodecs the frame's own timestamp must
+  // equal the callback's mediaTime (exact). Without it (canvas path), the
+  // rtpTimestamp stands in: painted - rtp/90 is constant up to capture
+  // jitter, and a frame off by more than 0.6 frame intervals is rejected.
   let mismatch = [];
   const withRtp = ok.filter((s) => s.rtp !== null);
-  if (withRtp.length > 10) {
-    let prev = null;
-    let base = 0;
-    for (const s of withRtp) {
-      if (prev !== null && s.rtp < prev - 2 ** 31) base += 2 ** 32; // wrapped
-      prev = s.rtp;
-      s.offset = s.painted - (s.rtp + base) / 90;
-    }
-    const mid = median(withRtp.map((s) => s.offset));
-    const tol = 0.6 * (1000 / framerate);
-    for (const s of withRtp) s.offsetDev = s.offset - mid;
-    mismatch = withRtp.filter((s) => Math.abs(s.offsetDev) > tol);
-    ok = ok.filter((s) => !(s.offsetDev !== undefined && Math.abs(s.offsetDev) > tol));
+  let prev = null;
+  let base = 0;
+  for (const s of withRtp) {
+    if (prev !== null && s.rtp < prev - 2 ** 31) base += 2 ** 32; // wrapped
+    prev = s.rtp;
+    s.offset = s.painted - (s.rtp + base) / 90;
   }
+  const mid = median(withRtp.map((s) => s.offset));
+  for (const s of withRtp) s.offsetDev = s.offset - mid;
+  const tol = 0.6 * (1000 / framerate);
+  const sameFrame = (s) => (s.frameTs !== null && s.mediaTime !== null
+    ? Math.abs(s.frameTs - s.mediaTime * 1e6) < 500
+    : s.offsetDev === undefined || withRtp.length <= 10 || Math.abs(s.offsetDev) <= tol);
+  mismatch = ok.filter((s) => !sameFrame(s));
+  ok = ok.filter(sameFrame);
   const d = (f) => dist(ok.map(f));
   const received = ok.filter((s) => s.received !== null);
   const r = {
@@ -353,7 +364,8 @@ function analyse(raw, framerate) {
     accepted: ok.length,
     rejectedFuture: future.length,
     rejectedMismatch: mismatch.length,
-    mismatchOffsetsMs: mismatch.slice(0, 10).map((s) => round1(s.offsetDev)),
+    mismatchRtpOffsetsMs: mismatch.slice(0, 10).map((s) => round1(s.offsetDev)),
+    checkedBy: withTs.length ? 'VideoFrame.timestamp = mediaTime' : 'rtpTimestamp',
     // The headline figure: painted → presented (handed to the compositor).
     glass: d((s) => s.presented - s.painted),
     atExpectedDisplay: d((s) => s.expected - s.painted),
@@ -365,8 +377,11 @@ function analyse(raw, framerate) {
     withReceiveTime: received.length,
     withCaptureTime: ok.filter((s) => s.captured !== null).length,
     withRtpTimestamp: withRtp.length,
-    rtpOffsetSpreadMs: withRtp.length ? dist(withRtp.map((s) => s.offsetDev)) : null,
+    // Accepted frames: painted - rtpTimestamp/90 around its median. Capture
+    // jitter (ximagesrc grabbing late, the probe held up) widens it.
+    rtpOffsetSpreadMs: dist(ok.filter((s) => s.offsetDev !== undefined).map((s) => s.offsetDev)),
     worstCellMargin: dist(S.map((s) => s.worst)),
+    frameTsMinusMediaTimeUs: dist(tsDiff),
   };
   return r;
 }
@@ -577,7 +592,7 @@ export function render(res, jsonRel) {
     '(scrolling SMPTE bars and a clock at the capture frame rate). One Chromium page opens a viewer link; a script injected by the bench hooks `requestVideoFrameCallback`, ' +
     'reads the band of each presented frame (WebCodecs `new VideoFrame(video)` and `copyTo` of the band\'s luma; a canvas where that fails), decodes the cells and subtracts the painted time from `performance.timeOrigin + presentationTime` ' +
     '(when Chromium handed the frame to its compositor: the latest moment the page can observe; the "at expected display" column uses `expectedDisplayTime`, Chromium\'s estimate of when the frame reaches the screen, which headless has none of). ' +
-    'Frames with a cell neither clearly black nor white, wrong markers or a bad CRC are rejected, and so are frames whose time lies after their presentation or disagrees with their `rtpTimestamp` by more than 0.6 frame intervals. ' +
+    'Frames with a cell neither clearly black nor white, wrong markers or a bad CRC are rejected, and so are frames whose time lies after their presentation, or whose pixels came from another frame than the callback describes (the copied `VideoFrame`\'s timestamp differs from the callback\'s `mediaTime`). ' +
     `${res.config.seconds} s of frames per setting after ${res.config.settleMs / 1000} s of settling; a fresh agent per setting, a fresh Xvfb per resolution. Percentiles are nearest-rank.`);
   L.push('');
   L.push('| setting | playout delay | samples | decoded / presented | rejected | **p50 ms** | p95 ms | p99 ms | max ms | at expected display p50 / p99 ms | encoder |');
@@ -613,14 +628,15 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('<details><summary>Checks and context per setting</summary>');
   L.push('');
-  L.push('| setting | playout delay | callbacks / presented | rejected: margin / markers / CRC / future / rtp mismatch | receiveTime / captureTime / rtpTimestamp present | page clock skew ms | probe paints/s | CPU %: agent / Chromium / probe / Xvfb+mover / machine | keyframes forced | lost / NACK / PLI |');
-  L.push('|---|---|---|---|---|---|---:|---|---:|---|');
+  L.push('| setting | playout delay | callbacks / presented | rejected: margin / markers / CRC / future / other frame | painted - rtpTimestamp spread p1..p99 ms (capture jitter) | receiveTime / captureTime / rtpTimestamp present | page clock skew ms | probe paints/s | CPU %: agent / Chromium / probe / Xvfb+mover / machine | keyframes forced | lost / NACK / PLI |');
+  L.push('|---|---|---|---|---|---|---|---:|---|---:|---|');
   for (const r of res.runs) {
     if (r.error) continue;
     const j = r.page.rejects;
     const l = r.latency;
     const b = r.browser ?? {};
     L.push(`| ${r.config} | ${modeLabel(r.mode)} | ${r.page.callbacks} / ${r.page.presentedFrames} | ${j.margin} / ${j.markers} / ${j.crc} / ${l.rejectedFuture} / ${l.rejectedMismatch} | ` +
+      `${fmt(l.rtpOffsetSpreadMs?.p1)} .. ${fmt(l.rtpOffsetSpreadMs?.p99)} | ` +
       `${l.withReceiveTime} / ${l.withCaptureTime} / ${l.withRtpTimestamp} of ${l.decoded} | ${fmt(r.page.skewStartMs)} → ${fmt(r.page.skewEndMs)} | ${r.probeRate ?? 'n/a'} | ` +
       `${fmt(r.cpu.agentPct)} / ${fmt(r.cpu.chromiumPct)} / ${fmt(r.cpu.probePct)} / ${fmt(r.cpu.xvfbAndMoverPct)} / ${fmt(r.cpu.machineBusyPct)} | ${r.keyframesForced} | ${b.packetsLost ?? '?'} / ${b.nacks ?? '?'} / ${b.plis ?? '?'} |`);
   }
@@ -685,9 +701,9 @@ function oddities(res) {
     if (!r.display?.covers) notes.push(`${tag}: the moving window does not cover the screen`);
     const rej = r.rejected;
     const all = r.latency.decoded + Object.values(r.page.rejects).reduce((a, b) => a + b, 0);
-    if (all && rej / all > 0.05) notes.push(`${tag}: ${rej} of ${all} frames rejected (${JSON.stringify(r.page.rejects)}, future ${r.latency.rejectedFuture}, rtp mismatch ${r.latency.rejectedMismatch})`);
+    if (all && rej / all > 0.05) notes.push(`${tag}: ${rej} of ${all} frames rejected (${JSON.stringify(r.page.rejects)}, future ${r.latency.rejectedFuture}, other frame ${r.latency.rejectedMismatch})`);
     if (r.latency.rejectedFuture) notes.push(`${tag}: ${r.latency.rejectedFuture} frame(s) showed a time after their own presentation (rejected)`);
-    if (r.latency.rejectedMismatch) notes.push(`${tag}: ${r.latency.rejectedMismatch} frame(s) disagreed with their rtpTimestamp (first offsets ${r.latency.mismatchOffsetsMs.join(', ')} ms; rejected)`);
+    if (r.latency.rejectedMismatch) notes.push(`${tag}: ${r.latency.rejectedMismatch} frame(s) read from another frame than the callback described (${r.latency.checkedBy}; their painted - rtpTimestamp offsets ${r.latency.mismatchRtpOffsetsMs.join(', ')} ms; rejected)`);
     if (r.page.callbacks < 0.9 * r.page.presentedFrames) notes.push(`${tag}: frame callbacks ran for ${r.page.callbacks} of ${r.page.presentedFrames} presented frames`);
     if (Math.abs(r.page.skewEndMs) > 2) notes.push(`${tag}: the page's Date.now() and timeOrigin + performance.now() differ by ${fmt(r.page.skewEndMs)} ms`);
     if (r.browser?.freezes) notes.push(`${tag}: Chromium counted ${r.browser.freezes} freeze(s)`);
