@@ -420,7 +420,8 @@ function agentLatency(m0, m1) {
   const c1 = m1.oriel_capture_to_encoded_seconds_count;
   if (c1 === undefined) return null;
   return {
-    // Quantiles over the agent's recent 4096 frames (this agent's whole run).
+    // Quantiles over the frames of the agent's last 30 s (LatencyWindow::MAX_AGE),
+    // read right at the end of the window.
     p50Ms: round1(q(m1, '0.5') * 1000),
     p99Ms: round1(q(m1, '0.99') * 1000),
     frames: c1,
@@ -547,13 +548,16 @@ function whatTheNumbersSay(res) {
     const a = r.agentCaptureToEncoded;
     const b = r.browser ?? {};
     const net = a && L.paintedToReceived.p50 !== null ? L.paintedToReceived.p50 - a.p50Ms : null;
-    const render = L.receivedToPresented.p50 !== null && b.jitterBufferMs !== null && b.decodeMs !== null
-      ? L.receivedToPresented.p50 - b.jitterBufferMs - b.decodeMs : null;
+    // Means against means: jitterBufferDelay runs from the first packet, the
+    // page's receiveTime is the last one, so take the assembly time out.
+    const held = Number.isFinite(b.jitterBufferMs) && Number.isFinite(b.decodeMs) ? b.jitterBufferMs - (b.assemblyMs ?? 0) + b.decodeMs : null;
+    const render = held !== null && Number.isFinite(L.receivedToPresented.mean) ? L.receivedToPresented.mean - held : null;
     out.push(`${r.config}, playout delay 0/0: of the ${fmt(L.glass.p50)} ms (p50) from paint to presentation, ` +
       `${fmt(L.paintedToReceived.p50)} ms pass before the frame's last packet reaches Chromium; the agent's capture → encoded accounts for ${fmt(a?.p50Ms)} ms of that ` +
       `(p50; p99 ${fmt(a?.p99Ms)}), leaving ${fmt(net)} ms for payloading, the per-client queue, webrtcbin (SRTP) and loopback. ` +
-      `Received → presented takes ${fmt(L.receivedToPresented.p50)} ms (p50): getStats puts ${fmt(b.jitterBufferMs)} ms (mean) in the jitter buffer and ${fmt(b.decodeMs)} ms in the decoder, ` +
-      `the remaining ${fmt(render)} ms are Chromium scheduling the frame for its compositor (these are means, the others medians, so the parts add up only roughly). ` +
+      `Received → presented takes ${fmt(L.receivedToPresented.p50)} ms (p50, mean ${fmt(L.receivedToPresented.mean)}): getStats has frames waiting ${fmt(b.jitterBufferMs)} ms (mean) in the jitter buffer from their first packet ` +
+      `(${fmt(b.assemblyMs)} ms of it for the rest of the frame to arrive) and ${fmt(b.decodeMs)} ms in the decoder, ` +
+      (render === null ? '' : render >= 1 ? `which leaves about ${fmt(render)} ms (mean) for Chromium to hand the frame to its compositor. ` : 'which accounts for all of it: Chromium hands a decoded frame to its compositor at once. ') +
       `Chromium's own estimate of when the frame reaches the screen (\`expectedDisplayTime\`) lies another ${fmt(L.presentedToExpected.p50)} ms (p50) later.`);
   }
   for (const c of GLASS.configs) {
@@ -610,8 +614,9 @@ export function render(res, jsonRel) {
   L.push('### Where the time goes');
   L.push('');
   L.push('Agent: `oriel_capture_to_encoded_seconds` from `/metrics` (a pad probe at the encoder\'s output: pipeline clock now minus the frame\'s capture timestamp; ' +
-    'p50/p99 over the agent\'s recent 4096 frames, i.e. that agent\'s whole run). Page: `receiveTime` (last packet of the frame received) from the same frame callbacks, p50 of the per-frame differences. ' +
-    'Browser means from `getStats()` inbound-rtp over the window: jitterBufferDelay / jitterBufferEmittedCount, totalDecodeTime / framesDecoded, totalProcessingDelay / framesDecoded (first packet in to decoded). ' +
+    `p50/p99 over the frames of the agent's last 30 s, read at the end of the window${res.config.seconds < 30 ? `: the window and the ${30 - res.config.seconds} s before it` : ''}). ` +
+    'Page: `receiveTime` (last packet of the frame received) from the same frame callbacks, p50 of the per-frame differences. ' +
+    'Browser means from `getStats()` inbound-rtp over the window: jitterBufferDelay / jitterBufferEmittedCount (counted from a frame\'s first packet, so it includes waiting for the rest of the frame: totalAssemblyTime), totalDecodeTime / framesDecoded, totalProcessingDelay / framesDecoded (first packet in to decoded). ' +
     '"outside the agent" = painted → received minus capture → encoded: payloading, the per-client queue, webrtcbin (SRTP), loopback UDP, Chromium\'s packet handling.');
   L.push('');
   L.push('| setting | playout delay | agent capture → encoded p50 / p99 ms | painted → received p50 ms | outside the agent ms | received → presented p50 ms | jitter buffer mean ms | decode mean ms | processing delay mean ms | presented → expected display p50 ms | decoded fps | kbit/s | agent CPU % |');

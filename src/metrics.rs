@@ -256,9 +256,10 @@ impl Metrics {
         );
         if let Some(([p50, p99], n)) = m.frames.capture_to_encoded.quantiles_us([0.5, 0.99]) {
             let w = &m.frames.capture_to_encoded;
+            let age = crate::media::traffic::LatencyWindow::MAX_AGE.as_secs();
             let _ = writeln!(
                 s,
-                "# HELP oriel_capture_to_encoded_seconds Frame capture timestamp to the encoded frame leaving the encoder (capture, conversion, encoding), pipeline clock; quantiles over the recent {n} frames.\n# TYPE oriel_capture_to_encoded_seconds summary\noriel_capture_to_encoded_seconds{{quantile=\"0.5\"}} {}\noriel_capture_to_encoded_seconds{{quantile=\"0.99\"}} {}\noriel_capture_to_encoded_seconds_sum {}\noriel_capture_to_encoded_seconds_count {}",
+                "# HELP oriel_capture_to_encoded_seconds Frame capture timestamp to the encoded frame leaving the encoder (capture, conversion, encoding), pipeline clock; quantiles over the {n} frames of the last {age} s.\n# TYPE oriel_capture_to_encoded_seconds summary\noriel_capture_to_encoded_seconds{{quantile=\"0.5\"}} {}\noriel_capture_to_encoded_seconds{{quantile=\"0.99\"}} {}\noriel_capture_to_encoded_seconds_sum {}\noriel_capture_to_encoded_seconds_count {}",
                 p50 as f64 / 1e6,
                 p99 as f64 / 1e6,
                 w.sum_us.load(Ordering::Relaxed) as f64 / 1e6,

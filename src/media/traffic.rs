@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -25,35 +26,62 @@ pub struct FrameCounters {
     pub capture_to_encoded: LatencyWindow,
 }
 
-/// Recent latencies (the last [`LatencyWindow::CAPACITY`]) for quantiles, plus
-/// an all-time count and sum, as a Prometheus summary has them.
+/// Latencies of the last [`LatencyWindow::MAX_AGE`] (at most
+/// [`LatencyWindow::CAPACITY`] of them) for quantiles, plus an all-time count
+/// and sum: a Prometheus summary with a sliding time window, so a scrape
+/// describes what happened lately and not the slow frames of a start long ago.
 #[derive(Debug, Default)]
 pub struct LatencyWindow {
-    recent_us: Mutex<VecDeque<u32>>,
+    recent_us: Mutex<VecDeque<(Instant, u32)>>,
     pub count: AtomicU64,
     pub sum_us: AtomicU64,
 }
 
 impl LatencyWindow {
-    /// At 60 fps, a bit over a minute of frames.
-    pub const CAPACITY: usize = 4096;
+    /// The quantiles' window.
+    pub const MAX_AGE: Duration = Duration::from_secs(30);
+    /// 30 s at 120 fps; bounds the memory whatever the frame rate.
+    pub const CAPACITY: usize = 3600;
 
     pub fn record_us(&self, us: u64) {
+        self.record_at(Instant::now(), us);
+    }
+
+    fn record_at(&self, at: Instant, us: u64) {
         let us = us.min(u32::MAX as u64);
         if let Ok(mut r) = self.recent_us.lock() {
-            if r.len() == Self::CAPACITY {
+            while r.len() >= Self::CAPACITY
+                || r.front()
+                    .is_some_and(|(t, _)| at.duration_since(*t) > Self::MAX_AGE)
+            {
                 r.pop_front();
             }
-            r.push_back(us as u32);
+            r.push_back((at, us as u32));
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// Nearest-rank quantiles `qs` of the recent window in microseconds,
-    /// and how many samples it holds; `None` when empty.
+    /// Nearest-rank quantiles `qs`, in microseconds, of the samples recorded
+    /// in the last [`Self::MAX_AGE`], and how many there were; `None` when
+    /// there were none.
     pub fn quantiles_us<const N: usize>(&self, qs: [f64; N]) -> Option<([u32; N], usize)> {
-        let mut v: Vec<u32> = self.recent_us.lock().ok()?.iter().copied().collect();
+        self.quantiles_at(Instant::now(), qs)
+    }
+
+    fn quantiles_at<const N: usize>(
+        &self,
+        now: Instant,
+        qs: [f64; N],
+    ) -> Option<([u32; N], usize)> {
+        let mut v: Vec<u32> = self
+            .recent_us
+            .lock()
+            .ok()?
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= Self::MAX_AGE)
+            .map(|(_, us)| *us)
+            .collect();
         if v.is_empty() {
             return None;
         }
@@ -192,23 +220,27 @@ mod tests {
     fn quantiles_are_nearest_rank_over_the_recent_window() {
         let w = LatencyWindow::default();
         assert!(w.quantiles_us([0.5]).is_none());
+        let t0 = Instant::now();
         for us in 1..=100 {
-            w.record_us(us);
+            w.record_at(t0, us);
         }
-        let ([p50, p99, max], n) = w.quantiles_us([0.5, 0.99, 1.0]).unwrap();
+        let ([p50, p99, max], n) = w.quantiles_at(t0, [0.5, 0.99, 1.0]).unwrap();
         assert_eq!((p50, p99, max, n), (50, 99, 100, 100));
         assert_eq!(w.count.load(Ordering::Relaxed), 100);
         assert_eq!(w.sum_us.load(Ordering::Relaxed), 5050);
-        // Only the last CAPACITY samples count for quantiles, all for the sum.
-        for _ in 0..LatencyWindow::CAPACITY {
-            w.record_us(7);
+        // Older than MAX_AGE: out of the quantiles, still in count and sum.
+        let later = t0 + LatencyWindow::MAX_AGE + Duration::from_secs(1);
+        assert!(w.quantiles_at(later, [0.5]).is_none());
+        w.record_at(later, 7);
+        let ([p99], n) = w.quantiles_at(later, [0.99]).unwrap();
+        assert_eq!((p99, n), (7, 1));
+        assert_eq!(w.count.load(Ordering::Relaxed), 101);
+        // At most CAPACITY samples, whatever their age.
+        for _ in 0..LatencyWindow::CAPACITY + 10 {
+            w.record_at(later, 9);
         }
-        let ([p99], n) = w.quantiles_us([0.99]).unwrap();
-        assert_eq!((p99, n), (7, LatencyWindow::CAPACITY));
-        assert_eq!(
-            w.count.load(Ordering::Relaxed),
-            100 + LatencyWindow::CAPACITY as u64
-        );
+        let (_, n) = w.quantiles_at(later, [0.5]).unwrap();
+        assert_eq!(n, LatencyWindow::CAPACITY);
     }
 
     #[test]
