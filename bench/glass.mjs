@@ -715,6 +715,10 @@ function oddities(res) {
     if (r.cpu.machineBusyPct > os.cpus().length * 100 * 0.85) notes.push(`${tag}: the machine was ${fmt(r.cpu.machineBusyPct)} % busy (of ${os.cpus().length * 100}): latency figures suffer from CPU contention`);
     if (r.agentWarnings?.note) notes.push(`${tag}: ${r.agentWarnings.note}`);
   }
+  const ok = res.runs.filter((r) => r.latency?.decoded);
+  if (ok.length && ok.every((r) => !r.latency.withCaptureTime)) {
+    notes.push('No frame carried a `captureTime` in its frame-callback metadata (the agent sends no abs-capture-time extension): the split uses `receiveTime` and the agent\'s own metric.');
+  }
   return notes;
 }
 
