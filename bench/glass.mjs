@@ -331,10 +331,7 @@ function analyse(raw, framerate) {
   }));
   const withTs = S.filter((s) => s.mediaTime !== null && s.frameTs !== null);
   const tsDiff = withTs.map((s) => s.frameTs - s.mediaTime * 1e6);
-  // The decoded time cannot be after the frame was presented; allow 1 ms for
-  // the ms resolution of the painted value and the page's timer coarsening.
-  const future = S.filter((s) => s.painted > s.presented + 1);
-  let ok = S.filter((s) => s.painted <= s.presented + 1);
+  let ok = S;
   // The pixels must come from the frame the callback describes: the copy
   // can grab a newer one. With WebCodecs the frame's own timestamp must
   // equal the callback's mediaTime (exact). Without it (canvas path), the
@@ -357,6 +354,11 @@ function analyse(raw, framerate) {
     : s.offsetDev === undefined || withRtp.length <= 10 || Math.abs(s.offsetDev) <= tol);
   mismatch = ok.filter((s) => !sameFrame(s));
   ok = ok.filter(sameFrame);
+  // Then the sanity check proper: a frame cannot show a time after its own
+  // presentation; allow 1 ms for the ms resolution of the painted value and
+  // the page's timer coarsening. Any such frame means the clocks disagree.
+  const future = ok.filter((s) => s.painted > s.presented + 1);
+  ok = ok.filter((s) => s.painted <= s.presented + 1);
   const d = (f) => dist(ok.map(f));
   const received = ok.filter((s) => s.received !== null);
   const r = {
