@@ -211,7 +211,8 @@ fn main() -> Result<()> {
     let min_interval = Duration::from_micros(args.min_interval_us);
     let started = Instant::now();
     let mut last_ms = 0u64;
-    let mut last_paint = started - min_interval;
+    // The first paint is due at once.
+    let mut last_paint = started.checked_sub(min_interval).unwrap_or(started);
     let (mut paints, mut window_paints, mut window_start) = (0u64, 0u64, started);
     let mut last_raise = started;
     let mut black_cells: Vec<Rectangle> = Vec::with_capacity((ROWS * COLUMNS) as usize);
