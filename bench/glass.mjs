@@ -511,6 +511,7 @@ async function measureSetting(page, display, configName, modeName, probe) {
       xvfbAndMoverPct: round1(((cpu1.xvfb - cpu0.xvfb) / dt) * 100),
       machineBusyPct: round1(((cpu1.sys.busy - cpu0.sys.busy) / (cpu1.sys.total - cpu0.sys.total)) * os.cpus().length * 100),
     };
+    out.loadAvgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
     out.probeRate = median(probeRates(probe, probeLine));
     out.keyframesForced = (m1.oriel_keyframes_forced_total ?? 0) - (m0.oriel_keyframes_forced_total ?? 0);
     // Every decoded frame, compact (one CSV string, ms, 0.1 ms resolution).
