@@ -792,7 +792,7 @@ async function main(res) {
 
 if (isMain(import.meta.url)) {
   // The watchdog: each setting needs ~10 s of setup and teardown around its
-  // window; allow three times that. (Set here, not at import: report.mjs
+  // window; allow 30 s per setting besides it. (Set here, not at import: report.mjs
   // imports this module inside other parts' processes.)
   CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', Math.max(540000, GLASS.configs.length * GLASS.modes.length * (GLASS.seconds + CFG.settleMs / 1000 + 30) * 1000));
   runPart('glass', main);
