@@ -716,6 +716,7 @@ function oddities(res) {
     if (r.latency.rejectedMismatch) notes.push(`${tag}: ${r.latency.rejectedMismatch} frame(s) read from another frame than the callback described (${r.latency.checkedBy}; their painted - rtpTimestamp offsets ${r.latency.mismatchRtpOffsetsMs.join(', ')} ms; rejected)`);
     if (r.page.callbacks < 0.9 * r.page.presentedFrames) notes.push(`${tag}: frame callbacks ran for ${r.page.callbacks} of ${r.page.presentedFrames} presented frames`);
     if (Math.abs(r.page.skewEndMs) > 2) notes.push(`${tag}: the page's Date.now() and timeOrigin + performance.now() differ by ${fmt(r.page.skewEndMs)} ms`);
+    if (r.browser?.decodedFps && r.browser.decodedFps < 0.9 * r.framerate) notes.push(`${tag}: the stream ran at ${fmt(r.browser.decodedFps)} fps of the ${r.framerate} captured for (decoded frames per second in Chromium)`);
     if (r.browser?.freezes) notes.push(`${tag}: Chromium counted ${r.browser.freezes} freeze(s)`);
     if (r.cpu.machineBusyPct > os.cpus().length * 100 * 0.85) notes.push(`${tag}: the machine was ${fmt(r.cpu.machineBusyPct)} % busy (of ${os.cpus().length * 100}): latency figures suffer from CPU contention`);
     if (r.agentWarnings?.note) notes.push(`${tag}: ${r.agentWarnings.note}`);
