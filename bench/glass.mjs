@@ -543,6 +543,13 @@ const modeLabel = (m) => ALL_MODES[m]?.label ?? m;
 function whatTheNumbersSay(res) {
   const out = [];
   const runs = res.runs.filter((r) => r.latency?.accepted);
+  const cores = res.machine.cores;
+  const busy = runs.filter((r) => r.cpu.machineBusyPct > cores * 100 * 0.85);
+  if (busy.length) {
+    out.push(`Read with care: in ${busy.length} of ${runs.length} settings (${busy.map((r) => `${r.config} ${r.mode}`).join(', ')}) the machine was over 85 % busy ` +
+      `(up to ${fmt(Math.max(...busy.map((r) => r.cpu.machineBusyPct)))} % of ${cores * 100} %; the agent, Chromium, Xvfb and the probe of this part take ${fmt(median(runs.map((r) => r.cpu.agentPct + r.cpu.chromiumPct + r.cpu.probePct + r.cpu.xvfbAndMoverPct)))} % between them, the rest is other work). ` +
+      'CPU contention delays capture, encoding and the page alike and shows up in the p95/p99 first.');
+  }
   const get = (c, m) => runs.find((r) => r.config === c && r.mode === m);
   for (const r of runs.filter((x) => x.mode === '0/0')) {
     const L = r.latency;
@@ -578,7 +585,9 @@ function whatTheNumbersSay(res) {
   const r30 = get('720p30', '0/0');
   const r60 = get('720p60', '0/0');
   if (r30 && r60) {
-    out.push(`720p60 against 720p30 (both 0/0): p50 ${fmt(r60.latency.glass.p50)} against ${fmt(r30.latency.glass.p50)} ms; the agent spends ${fmt(r60.cpu.agentPct)} % of a core against ${fmt(r30.cpu.agentPct)} % for twice the frames. ` +
+    const fps60 = r60.browser?.decodedFps;
+    out.push(`720p60 against 720p30 (both 0/0): p50 ${fmt(r60.latency.glass.p50)} against ${fmt(r30.latency.glass.p50)} ms; the agent spends ${fmt(r60.cpu.agentPct)} % of a core against ${fmt(r30.cpu.agentPct)} %` +
+      (fps60 && fps60 < 54 ? `, but the 60 fps stream reached only ${fmt(fps60)} fps in Chromium in this run (the machine was ${fmt(r60.cpu.machineBusyPct)} % busy), so this row says more about contention than about 60 fps. ` : ` for ${fmt((fps60 ?? 60) / (r30.browser?.decodedFps || 30))}x the frames. `) +
       `The probe repaints every millisecond, so each frame shows the time of its own capture: a change on screen at a random moment also waits for the next capture, on average half a frame interval more (16.7 ms at 30 fps, 8.3 ms at 60 fps), which these figures do not include.`);
   }
   const r1080 = get('1080p30', '0/0');
@@ -672,8 +681,11 @@ export function headline(res) {
   const on = ok.filter((r) => r.mode === '0/0');
   const out = [];
   if (on.length) {
+    const r30 = on.find((r) => r.config === '720p30');
     out.push(`Glass-to-glass (paint on the X screen → frame presented in Chromium, playout delay 0/0): ` +
-      on.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') + ' (part `glass`).');
+      on.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') +
+      (r30 ? `; at 720p30 capture → encoded in the agent is ${fmt(r30.agentCaptureToEncoded?.p50Ms)} ms of it (p50), received → presented in Chromium ${fmt(r30.latency.receivedToPresented.p50)} ms` : '') +
+      ' (part `glass`).');
   }
   const off = ok.filter((r) => r.mode === 'off');
   if (off.length) {
