@@ -631,7 +631,8 @@ export function render(res, jsonRel) {
     `p50/p99 over the frames of the agent's last 30 s, read at the end of the window${res.config.seconds < 30 ? `: the window and the ${30 - res.config.seconds} s before it` : ''}). ` +
     'Page: `receiveTime` (last packet of the frame received) from the same frame callbacks, p50 of the per-frame differences. ' +
     'Browser means from `getStats()` inbound-rtp over the window: jitterBufferDelay / jitterBufferEmittedCount (counted from a frame\'s first packet, so it includes waiting for the rest of the frame: totalAssemblyTime), totalDecodeTime / framesDecoded, totalProcessingDelay / framesDecoded (first packet in to decoded). ' +
-    '"outside the agent" = painted → received minus capture → encoded: payloading, the per-client queue, webrtcbin (SRTP), loopback UDP, Chromium\'s packet handling.');
+    '"outside the agent" = painted → received minus capture → encoded: payloading, the per-client queue, webrtcbin (SRTP), loopback UDP, Chromium\'s packet handling ' +
+    '(the painted time and the capture timestamp differ by about a millisecond: the probe repaints every millisecond, ximagesrc stamps the frame slot it woke up for).');
   L.push('');
   L.push('| setting | playout delay | agent capture → encoded p50 / p99 ms | painted → received p50 ms | outside the agent ms | received → presented p50 ms | jitter buffer mean ms | decode mean ms | processing delay mean ms | presented → expected display p50 ms | decoded fps | kbit/s | agent CPU % |');
   L.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
