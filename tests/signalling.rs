@@ -404,3 +404,36 @@ async fn failed_tokens_are_rate_limited_per_address_and_never_logged() {
         );
     }
 }
+
+/// The value of an `f64` metric line `name{labels} value`.
+fn metric_f64(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn capture_to_encoded_latency_is_exported_once_frames_flow() {
+    let agent = start_agent(&["--framerate", "30"]);
+    let mut ws = connect(&agent).await;
+    send(&mut ws, &hello(&agent.controller_token)).await;
+    // The offer means the producer runs; frames reach the tee with or
+    // without a connected peer.
+    until(&mut ws, "offer").await;
+    let mut m = String::new();
+    for _ in 0..50 {
+        m = http_get(&agent.addr, "/metrics").await;
+        if metric(&m, "oriel_capture_to_encoded_seconds_count").unwrap_or(0) >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count = metric(&m, "oriel_capture_to_encoded_seconds_count").unwrap_or(0);
+    assert!(count >= 10, "{m}");
+    let p50 = metric_f64(&m, "oriel_capture_to_encoded_seconds{quantile=\"0.5\"}").expect("p50");
+    let p99 = metric_f64(&m, "oriel_capture_to_encoded_seconds{quantile=\"0.99\"}").expect("p99");
+    let sum = metric_f64(&m, "oriel_capture_to_encoded_seconds_sum").expect("sum");
+    // Capture, conversion and an x264 ultrafast encode of a small test
+    // pattern: more than nothing, far less than a second.
+    assert!(p50 > 0.0 && p50 <= p99 && p99 < 1.0, "{m}");
+    assert!(sum > 0.0 && sum / (count as f64) < 1.0, "{m}");
+}

@@ -1,11 +1,13 @@
-//! Counting what flows: frames into and out of the shared encoder, and the
-//! RTP packets and bytes each client's branch sends or drops. Pad probes
-//! that only bump atomics, so counting costs nothing measurable; the
-//! metrics endpoint reads the atomics.
+//! Counting what flows: frames into and out of the shared encoder, how long
+//! a frame takes from capture to encoded, and the RTP packets and bytes each
+//! client's branch sends or drops. Pad probes that only bump atomics (or push
+//! one number per frame), so counting costs nothing measurable; the metrics
+//! endpoint reads them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -18,6 +20,76 @@ pub struct FrameCounters {
     pub captured: AtomicU64,
     /// Encoded frames that left it.
     pub encoded: AtomicU64,
+    /// Capture timestamp (the buffer's running time) to the encoded frame
+    /// leaving the encoder fragment, against the pipeline clock: capture,
+    /// colour conversion and encoding.
+    pub capture_to_encoded: LatencyWindow,
+}
+
+/// Latencies of the last [`LatencyWindow::MAX_AGE`] (at most
+/// [`LatencyWindow::CAPACITY`] of them) for quantiles, plus an all-time count
+/// and sum: a Prometheus summary with a sliding time window, so a scrape
+/// describes what happened lately and not the slow frames of a start long ago.
+#[derive(Debug, Default)]
+pub struct LatencyWindow {
+    recent_us: Mutex<VecDeque<(Instant, u32)>>,
+    pub count: AtomicU64,
+    pub sum_us: AtomicU64,
+}
+
+impl LatencyWindow {
+    /// The quantiles' window.
+    pub const MAX_AGE: Duration = Duration::from_secs(30);
+    /// 30 s at 120 fps; bounds the memory whatever the frame rate.
+    pub const CAPACITY: usize = 3600;
+
+    pub fn record_us(&self, us: u64) {
+        self.record_at(Instant::now(), us);
+    }
+
+    fn record_at(&self, at: Instant, us: u64) {
+        let us = us.min(u32::MAX as u64);
+        if let Ok(mut r) = self.recent_us.lock() {
+            while r.len() >= Self::CAPACITY
+                || r.front()
+                    .is_some_and(|(t, _)| at.duration_since(*t) > Self::MAX_AGE)
+            {
+                r.pop_front();
+            }
+            r.push_back((at, us as u32));
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Nearest-rank quantiles `qs`, in microseconds, of the samples recorded
+    /// in the last [`Self::MAX_AGE`], and how many there were; `None` when
+    /// there were none.
+    pub fn quantiles_us<const N: usize>(&self, qs: [f64; N]) -> Option<([u32; N], usize)> {
+        self.quantiles_at(Instant::now(), qs)
+    }
+
+    fn quantiles_at<const N: usize>(
+        &self,
+        now: Instant,
+        qs: [f64; N],
+    ) -> Option<([u32; N], usize)> {
+        let mut v: Vec<u32> = self
+            .recent_us
+            .lock()
+            .ok()?
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= Self::MAX_AGE)
+            .map(|(_, us)| *us)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let n = v.len();
+        let at = |q: f64| v[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Some((qs.map(at), n))
+    }
 }
 
 impl FrameCounters {
@@ -37,11 +109,33 @@ impl FrameCounters {
             gst::PadProbeReturn::Ok
         });
         let me = self.clone();
-        encoder_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        encoder_src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             me.encoded.fetch_add(1, Ordering::Relaxed);
+            if let Some(us) = since_capture_us(pad, info) {
+                me.capture_to_encoded.record_us(us);
+            }
             gst::PadProbeReturn::Ok
         });
     }
+}
+
+/// Microseconds from a buffer's capture to now, both as running time of the
+/// pipeline clock. Live sources stamp each frame with the running time at
+/// which they grab it (ximagesrc: the frame slot it waited for), and the
+/// encoder keeps that PTS, so at the encoder's output this is capture +
+/// conversion + encoding. `None` without a timestamp, clock or segment.
+fn since_capture_us(pad: &gst::Pad, info: &gst::PadProbeInfo) -> Option<u64> {
+    let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+        return None;
+    };
+    let pts = buffer.pts()?;
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let captured = segment
+        .segment()
+        .downcast_ref::<gst::ClockTime>()?
+        .to_running_time(pts)?;
+    let now = pad.parent_element()?.current_running_time()?;
+    Some(now.saturating_sub(captured).useconds())
 }
 
 /// One client's branch: what entered its queue and what left it for
@@ -117,3 +211,65 @@ fn packets(info: &gst::PadProbeInfo) -> (u64, u64) {
 
 /// The live branches' counters by peer, for the metrics endpoint.
 pub type PeerTrafficMap = Mutex<BTreeMap<PeerId, Arc<PeerTraffic>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank_over_the_recent_window() {
+        let w = LatencyWindow::default();
+        assert!(w.quantiles_us([0.5]).is_none());
+        let t0 = Instant::now();
+        for us in 1..=100 {
+            w.record_at(t0, us);
+        }
+        let ([p50, p99, max], n) = w.quantiles_at(t0, [0.5, 0.99, 1.0]).unwrap();
+        assert_eq!((p50, p99, max, n), (50, 99, 100, 100));
+        assert_eq!(w.count.load(Ordering::Relaxed), 100);
+        assert_eq!(w.sum_us.load(Ordering::Relaxed), 5050);
+        // Older than MAX_AGE: out of the quantiles, still in count and sum.
+        let later = t0 + LatencyWindow::MAX_AGE + Duration::from_secs(1);
+        assert!(w.quantiles_at(later, [0.5]).is_none());
+        w.record_at(later, 7);
+        let ([p99], n) = w.quantiles_at(later, [0.99]).unwrap();
+        assert_eq!((p99, n), (7, 1));
+        assert_eq!(w.count.load(Ordering::Relaxed), 101);
+        // At most CAPACITY samples, whatever their age.
+        for _ in 0..LatencyWindow::CAPACITY + 10 {
+            w.record_at(later, 9);
+        }
+        let (_, n) = w.quantiles_at(later, [0.5]).unwrap();
+        assert_eq!(n, LatencyWindow::CAPACITY);
+    }
+
+    #[test]
+    fn capture_to_encoded_is_measured_on_a_live_pipeline() {
+        gst::init().unwrap();
+        // A live source stamps running time like ximagesrc does; the sleep
+        // in the identity stands in for an encoder that takes 20 ms.
+        let pipeline = gst::parse::launch(
+            "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 \
+             ! identity name=in ! identity sleep-time=20000 ! identity name=out ! fakesink",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let pad = |name: &str, dir: &str| pipeline.by_name(name).unwrap().static_pad(dir).unwrap();
+        let counters = Arc::new(FrameCounters::default());
+        counters.watch(&pad("in", "src"), &pad("out", "src"));
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while counters.capture_to_encoded.count.load(Ordering::Relaxed) < 10 {
+            assert!(std::time::Instant::now() < deadline, "no frames measured");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        let ([p50, max], _) = counters
+            .capture_to_encoded
+            .quantiles_us([0.5, 1.0])
+            .unwrap();
+        assert!((20_000..500_000).contains(&p50), "p50 {p50} us");
+        assert!(max < 1_000_000, "max {max} us");
+    }
+}
