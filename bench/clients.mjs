@@ -32,10 +32,11 @@
 // BENCH_AGENT_ARGS (extra agent arguments, for experiments).
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  CFG, REPO_ROOT, children, chromiumPids, fmt, launchBrowser, log, machineInfo, agentInfo, median, pidsCpuSec,
+  CFG, children, chromiumPids, fmt, launchBrowser, log, machineInfo, agentInfo, median, pidsCpuSec,
   procCpuSec, procStatus, quantile, round1, rtcStats, sleep, startAgent, startDisplay, status, sysCpu, waitClients,
   waitFor, waitPresented, openClient, closeClient,
 } from './lib/harness.mjs';
