@@ -141,11 +141,12 @@ pub enum LinkCommand {
 /// Which desktop to capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CaptureChoice {
-    /// `$DISPLAY` when set, otherwise a virtual X display started by oriel.
+    /// Wayland in a Wayland session, else `$DISPLAY` when set, else a
+    /// virtual X display started by oriel.
     Auto,
     /// The X11 display named by `$DISPLAY` (or `--display`).
     X11,
-    /// Wayland through the ScreenCast portal (not implemented yet).
+    /// Wayland through the ScreenCast portal (xdg-desktop-portal).
     Wayland,
     /// A moving test pattern; needs no display.
     Test,

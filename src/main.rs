@@ -14,7 +14,7 @@ use oriel::config::{
 use oriel::config_file::LoadError;
 use oriel::desktop::supervisor::Supervisor;
 use oriel::desktop::xvfb::VirtualDisplay;
-use oriel::desktop::{x11, xlib_guard};
+use oriel::desktop::{wayland, x11, xlib_guard};
 use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
@@ -98,17 +98,12 @@ fn settings(args: &MediaArgs) -> EncoderSettings {
     }
 }
 
-fn display_arg(args: &MediaArgs) -> Option<String> {
-    args.display
-        .clone()
-        .or_else(|| std::env::var("DISPLAY").ok())
-}
-
 fn probe(args: MediaArgs) -> Result<()> {
     let dir = config_dir(&args);
     let dir = dir.as_deref();
     println!("capture backends:");
-    let display = display_arg(&args).filter(|d| !d.trim().is_empty());
+    let env = capture::SessionEnv::from_env(args.display.clone());
+    let display = env.display.clone().filter(|d| !d.trim().is_empty());
     match &display {
         Some(d) => match (Capture::X11 { display: d.clone() }).check(args.framerate, dir) {
             Ok(()) => println!("  x11      available    display {d}"),
@@ -120,7 +115,27 @@ fn probe(args: MediaArgs) -> Result<()> {
         Some(path) => println!("  virtual  available    Xvfb at {path}"),
         None => println!("  virtual  unavailable  Xvfb not installed (package xvfb)"),
     }
-    println!("  wayland  unavailable  not implemented yet");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let session = match env.wayland() {
+        Some(why) => why,
+        None => {
+            "not a Wayland session ($WAYLAND_DISPLAY unset, $XDG_SESSION_TYPE not wayland)".into()
+        }
+    };
+    match runtime.block_on(wayland::check()) {
+        Ok(version) => println!(
+            "  wayland  available    ScreenCast portal version {version}{}; {session}",
+            if version >= 4 {
+                ", remembers approval"
+            } else {
+                ", asks at every start"
+            }
+        ),
+        Err(e) => println!("  wayland  unavailable  {e}; {session}"),
+    }
     let test = Capture::Test {
         width: args.virtual_display_size.0,
         height: args.virtual_display_size.1,
@@ -129,9 +144,9 @@ fn probe(args: MediaArgs) -> Result<()> {
         Ok(()) => println!("  test     available    moving test pattern"),
         Err(e) => println!("  test     unavailable  {e}"),
     }
-    let chosen = match capture::plan(args.capture, display, args.virtual_display_size) {
-        Ok(Plan::Ready(c)) => c.name().to_string(),
-        Ok(Plan::VirtualDisplay) => "x11 on a virtual display (Xvfb)".into(),
+    let chosen = match capture::plan(args.capture, &env, args.virtual_display_size) {
+        Ok((Plan::Ready(c), why)) => format!("{} ({why})", c.name()),
+        Ok((Plan::VirtualDisplay, why)) => format!("x11 on a virtual display (Xvfb) ({why})"),
         Err(e) => format!("none: {e}"),
     };
     println!("serve would capture: {chosen}\n");
@@ -265,8 +280,9 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
     use oriel::input::{record::Recorder, service, uinput::Uinput, xtest::XTest};
     let display = match capture {
         Capture::X11 { display } => Some(display.clone()),
-        Capture::Test { .. } => None,
+        Capture::Test { .. } | Capture::Wayland => None,
     };
+    let wayland = matches!(capture, Capture::Wayland);
     let backend: Box<dyn oriel::input::backend::Backend> = match (choice, display) {
         (InputChoice::None, _) => {
             tracing::info!("input disabled (--input none): clients can only watch");
@@ -275,6 +291,9 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
         (InputChoice::Record(path), _) => Box::new(Recorder::create(path)?),
         (InputChoice::Uinput, _) => Box::new(Uinput::open()?),
         (InputChoice::XTest, Some(display)) => Box::new(XTest::connect(&display)?),
+        (InputChoice::XTest, None) if wayland => anyhow::bail!(
+            "--input xtest needs X11; on Wayland input goes through uinput (see systemd/60-oriel-uinput.rules)"
+        ),
         (InputChoice::XTest, None) => anyhow::bail!("--input xtest needs an X display to capture"),
         (InputChoice::Auto, display) => match Uinput::open() {
             Ok(u) => Box::new(u),
@@ -282,6 +301,13 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
                 Some(display) => {
                     tracing::info!("{why:#}; using XTest instead (no gamepads)");
                     Box::new(XTest::connect(&display)?)
+                }
+                None if wayland => {
+                    tracing::warn!(
+                        "{why:#}; on Wayland input needs /dev/uinput (the RemoteDesktop portal \
+                         is not used yet): input is off, clients can only watch"
+                    );
+                    return Ok(None);
                 }
                 None => {
                     tracing::warn!(
@@ -337,12 +363,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     )?;
 
     // The desktop: an existing display, or our own virtual one.
-    let plan = capture::plan(
-        media_args.capture,
-        display_arg(media_args),
-        media_args.virtual_display_size,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let env = capture::SessionEnv::from_env(media_args.display.clone());
+    let (plan, why) = capture::plan(media_args.capture, &env, media_args.virtual_display_size)
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!("capture plan: {why}");
     let mut virtual_display = None;
     let capture = match plan {
         Plan::Ready(c) => c,
@@ -360,9 +384,44 @@ fn serve(args: ServeArgs) -> Result<()> {
     if media_args.session_cmd.is_some() && virtual_display.is_none() {
         tracing::warn!("--session-cmd only applies to a virtual display; ignored");
     }
-    capture
-        .check(media_args.framerate, dir.as_deref())
-        .map_err(|e| anyhow::anyhow!("capture `{}` does not work: {e}", capture.name()))?;
+    // The runtime comes early: the Wayland portal talks D-Bus on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let mut live_source: Option<Arc<dyn service::LiveSource>> = None;
+    if let Capture::Wayland = capture {
+        // No trial capture: it would need a portal session of its own (and
+        // on first use a dialog). Check that the pieces are there instead.
+        let version = runtime
+            .block_on(wayland::check())
+            .map_err(|e| anyhow::anyhow!("--capture wayland cannot work here: {e}"))?;
+        let portal = wayland::Portal::new(
+            runtime.handle().clone(),
+            &state_dir(&args.state)?,
+            media_args.framerate,
+            dir.clone(),
+        );
+        if portal.has_token() {
+            tracing::info!(
+                version,
+                "ScreenCast portal ready; screen sharing was approved before"
+            );
+        } else {
+            tracing::warn!(
+                version,
+                "ScreenCast portal ready; the first viewer's connection opens a \"Screen Share\" \
+                 dialog on the desktop: someone there must select the monitor and press Share, \
+                 once (the grant is then stored in the state directory)"
+            );
+        }
+        live_source = Some(Arc::new(portal));
+    } else {
+        capture
+            .check(media_args.framerate, dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("capture `{}` does not work: {e}", capture.name()))?;
+    }
     let encoder_name = encoder::pick(
         media_args.encoder.as_deref(),
         settings(media_args),
@@ -376,9 +435,13 @@ fn serve(args: ServeArgs) -> Result<()> {
     );
 
     let producer = ProducerConfig {
-        capture: capture
-            .description(media_args.framerate, dir.as_deref())
-            .map_err(anyhow::Error::msg)?,
+        capture: match capture {
+            // Rendered per portal session by the live source.
+            Capture::Wayland => String::new(),
+            _ => capture
+                .description(media_args.framerate, dir.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        },
         encoder: encoder::description(encoder_name, settings(media_args), dir.as_deref())
             .map_err(anyhow::Error::msg)?,
         playout_delay,
@@ -402,8 +465,9 @@ fn serve(args: ServeArgs) -> Result<()> {
                 let check: service::SourceCheck = Arc::new(move || x11::reachable(&display));
                 Some(check)
             }
-            Capture::Test { .. } => None,
+            Capture::Test { .. } | Capture::Wayland => None,
         },
+        live_source,
     };
     // Our own display is restarted when its Xvfb dies.
     let virtual_display = virtual_display.map(Supervisor::start).transpose()?;
@@ -411,11 +475,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.state)?;
     let (_, controller_token) = store.startup_controller()?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
     runtime.block_on(async move {
         let listener = server::bind(args.listen).await?;
         let media_cell = Arc::new(std::sync::OnceLock::new());

@@ -65,6 +65,33 @@ pub enum MediaEvent {
     CaptureRestored,
 }
 
+/// A capture source that has to be opened afresh for every producer, and
+/// whose opening may take long: a Wayland screencast (a portal session
+/// serves one PipeWire consumer, and the first one waits for the user to
+/// approve a dialog on the desktop). The D-Bus work happens elsewhere (on
+/// the async runtime); the media thread only hears the outcome.
+pub trait LiveSource: Send + Sync {
+    /// Starts opening. `notice` may be called with what the agent waits
+    /// for (e.g. "approve screen sharing on the desktop"); `done` is called
+    /// once, from any thread. Dropping the returned guard abandons the
+    /// attempt (a pending dialog goes away).
+    fn open(&self, notice: SourceNotice, done: SourceDone) -> Box<dyn Send>;
+}
+
+/// What a [`LiveSource`] says while it waits.
+pub type SourceNotice = Box<dyn Fn(String) + Send + Sync>;
+/// How a [`LiveSource`] reports the outcome of one opening.
+pub type SourceDone = Box<dyn FnOnce(Result<OpenedSource, String>) + Send>;
+
+/// One opened [`LiveSource`].
+pub struct OpenedSource {
+    /// The capture fragment for this producer.
+    pub capture: String,
+    /// Kept while the producer runs (the portal session behind it), dropped
+    /// after the pipeline stopped.
+    pub keep: Box<dyn Send>,
+}
+
 /// Says whether the capture source can be opened right now (for X11: the
 /// display accepts connections), without touching GStreamer.
 pub type SourceCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -82,6 +109,9 @@ pub struct MediaConfig {
     pub input: Option<crate::media::peer::InputSink>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
+    /// Opened before each producer start; its fragment replaces
+    /// `producer.capture`.
+    pub live_source: Option<Arc<dyn LiveSource>>,
 }
 
 /// Counters shared with the metrics endpoint.
@@ -111,6 +141,8 @@ enum Command {
     ProducerReady(u64),
     Bus(u64, gst::Message),
     CaptureLost(String),
+    SourceOpened(u64, Result<OpenedSource, String>),
+    SourceNotice(u64, String),
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -169,6 +201,9 @@ pub fn spawn(
                 events: Box::new(events),
                 stats,
                 producer: None,
+                keep: None,
+                opening: None,
+                announced: false,
                 generation: 0,
                 ready: false,
                 started_at: None,
@@ -191,6 +226,13 @@ struct Service {
     events: Box<dyn Fn(MediaEvent) + Send>,
     stats: Arc<MediaStats>,
     producer: Option<Producer>,
+    /// What the producer's live source needs kept open while it runs.
+    keep: Option<Box<dyn Send>>,
+    /// Set while a live source is being opened (dropping it abandons that).
+    opening: Option<Box<dyn Send>>,
+    /// Clients were told the capture waits for something (a dialog): they
+    /// hear when it is back even without a failure before.
+    announced: bool,
     /// Bumped per producer, so messages from a stopped one are ignored.
     generation: u64,
     /// The producer delivered caps: peers can negotiate.
@@ -387,7 +429,10 @@ impl Service {
                         tracing::info!("capture restored (it was lost: {})", r.reason);
                         self.stats.pipeline_restarts.fetch_add(1, Ordering::Relaxed);
                         (self.events)(MediaEvent::CaptureRestored);
+                    } else if self.announced {
+                        (self.events)(MediaEvent::CaptureRestored);
                     }
+                    self.announced = false;
                     self.flow = (Instant::now(), 0);
                     if let Some(t) = self.started_at {
                         tracing::info!(ms = t.elapsed().as_millis() as u64, "first encoded frame");
@@ -405,6 +450,29 @@ impl Service {
             Command::CaptureLost(reason) => {
                 if self.producer.is_some() {
                     self.fail_producer(reason);
+                }
+            }
+            Command::SourceOpened(generation, result) => {
+                if generation != self.generation || self.opening.is_none() {
+                    // Abandoned meanwhile: dropping it closes the session.
+                    return;
+                }
+                self.opening = None;
+                let opened = result.and_then(|o| {
+                    self.build_producer(generation, o.capture, Some(o.keep))
+                        .map_err(|e| format!("{e:#}"))
+                });
+                if let Err(why) = opened {
+                    self.fail_producer(why);
+                }
+            }
+            Command::SourceNotice(generation, text) => {
+                if generation == self.generation && self.opening.is_some() {
+                    tracing::warn!("{text}");
+                    if !self.waiting.is_empty() || !self.peers.is_empty() {
+                        self.announced = true;
+                        (self.events)(MediaEvent::CaptureLost { reason: text });
+                    }
                 }
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
@@ -429,7 +497,7 @@ impl Service {
             self.update_peer_count();
             return;
         }
-        if self.producer.is_none() {
+        if self.producer.is_none() && self.opening.is_none() {
             if let Err(e) = self.start_producer() {
                 // E.g. the display died while nobody watched: wait for it.
                 self.waiting.push(peer);
@@ -494,7 +562,10 @@ impl Service {
             tracing::debug!(peer, "peer branch removed");
         }
         self.update_peer_count();
-        if self.peers.is_empty() && self.waiting.is_empty() && self.producer.is_some() {
+        if self.peers.is_empty()
+            && self.waiting.is_empty()
+            && (self.producer.is_some() || self.opening.is_some())
+        {
             self.idle_since = Some(Instant::now());
         }
     }
@@ -575,10 +646,40 @@ impl Service {
             .store(c.coalesced, Ordering::Relaxed);
     }
 
+    /// Starts a producer, or with a live source starts opening that (the
+    /// producer follows in [`Command::SourceOpened`]).
     fn start_producer(&mut self) -> anyhow::Result<()> {
         self.generation += 1;
         let generation = self.generation;
-        let producer = Producer::build(&self.config.producer)?;
+        if let Some(source) = self.config.live_source.clone() {
+            let tx = self.tx.clone();
+            let notice_tx = self.tx.clone();
+            let guard = source.open(
+                Box::new(move |text| {
+                    let _ = notice_tx.send(Command::SourceNotice(generation, text));
+                }),
+                Box::new(move |result| {
+                    let _ = tx.send(Command::SourceOpened(generation, result));
+                }),
+            );
+            self.opening = Some(guard);
+            return Ok(());
+        }
+        let capture = self.config.producer.capture.clone();
+        self.build_producer(generation, capture, None)
+    }
+
+    fn build_producer(
+        &mut self,
+        generation: u64,
+        capture: String,
+        keep: Option<Box<dyn Send>>,
+    ) -> anyhow::Result<()> {
+        let config = ProducerConfig {
+            capture,
+            ..self.config.producer.clone()
+        };
+        let producer = Producer::build(&config)?;
         producer.count_frames(&self.stats.frames);
 
         let tx = self.tx.clone();
@@ -611,6 +712,7 @@ impl Service {
         self.stats.pipeline_starts.fetch_add(1, Ordering::Relaxed);
         self.stats.pipeline_running.store(true, Ordering::Relaxed);
         self.producer = Some(producer);
+        self.keep = keep;
         self.ready = false;
         self.started_at = Some(Instant::now());
         Ok(())
@@ -625,6 +727,9 @@ impl Service {
         if let Some(producer) = self.producer.take() {
             producer.stop();
         }
+        // After the pipeline let go of it: e.g. closes the portal session.
+        self.keep = None;
+        self.opening = None;
         self.generation += 1;
         self.ready = false;
         self.started_at = None;

@@ -1,0 +1,139 @@
+// Wayland: a headless mutter in a private session (tests/wayland/session.sh),
+// the agent inside it as the session's user, capturing through
+// xdg-desktop-portal's ScreenCast interface. The first start waits for the
+// "Screen Share" dialog, which the test approves as a user would (pointer
+// through org.gnome.Mutter.RemoteDesktop); the second start reuses the
+// stored grant and must not need it.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Harness, status, waitFor, waitDecoding, within } from './harness.mjs';
+import { missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
+
+const h = new Harness('wayland');
+const missing = missingWaylandPieces();
+let session;
+let browser;
+let stateDir;
+
+// A solid window of a known colour: GStreamer's waylandsink draws through
+// wl_shm, which headless mutter composites in software.
+const GREEN = { r: 0, g: 255, b: 0 };
+
+before(async () => {
+  if (missing) return;
+  session = await startWaylandSession(h, { size: '1280x720' });
+  session.spawn('gst-window', 'gst-launch-1.0', [
+    'videotestsrc', 'pattern=solid-color', 'foreground-color=0xff00ff00', 'is-live=true', '!',
+    'video/x-raw,width=400,height=300,framerate=10/1', '!', 'waylandsink',
+  ]);
+  browser = await h.launchBrowser();
+  stateDir = session.ownedDir('state');
+});
+
+after(async () => {
+  await h.cleanup();
+});
+
+/** Share of pixels near `c` in the page's current video frame (0..1). */
+async function colourShare(page, c, tolerance = 48) {
+  return page.evaluate(({ c, tolerance }) => {
+    const v = document.getElementById('video');
+    if (!v || !v.videoWidth) return 0;
+    const canvas = document.createElement('canvas');
+    canvas.width = v.videoWidth;
+    canvas.height = v.videoHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let hits = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (Math.abs(d[i] - c.r) <= tolerance && Math.abs(d[i + 1] - c.g) <= tolerance && Math.abs(d[i + 2] - c.b) <= tolerance) hits++;
+    }
+    return hits / (d.length / 4);
+  }, { c, tolerance });
+}
+
+async function startAgent() {
+  return h.startAgent({
+    capture: 'wayland',
+    runAs: session.user,
+    stateDir,
+    env: session.env,
+    args: ['--input', 'none'],
+  });
+}
+
+async function stopAgent(agent) {
+  agent.signal('SIGTERM');
+  assert.ok(await within(agent.rec.exited, 15000, null), 'agent exits within 15 s of SIGTERM');
+}
+
+/** The window (400x300 of 1280x720: 13 %) shows in the decoded picture. */
+async function seesGreenWindow(page) {
+  let share = 0;
+  await waitFor(async () => (share = await colourShare(page, GREEN)) > 0.1, 15000, 'the green test window in the decoded frame')
+    .catch((e) => {
+      e.message += ` (share of green pixels: ${share})`;
+      throw e;
+    });
+  return share;
+}
+
+h.test('first start: the page says what the agent waits for; after approval Chromium decodes the Wayland desktop', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const agent = await startAgent();
+  const page = await h.openClient(browser, agent);
+  // The portal's dialog is up: the log and the page both say so.
+  await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice');
+  const waiting = await waitFor(async () => {
+    const s = await status(page);
+    return s.capture === 'lost' && /approved on the desktop/.test(s.captureLost ?? '') ? s : null;
+  }, 10000, 'the page to show what the agent waits for');
+  assert.match(waiting.captureLost, /Screen Share/);
+
+  // Someone at the desktop presses Share (retried: the dialog may not be
+  // drawn yet the first time).
+  await waitFor(async () => {
+    session.approveShareDialog();
+    return within(h.waitForLog(agent.rec, /screencast session open/, 5000, 'session open').then(() => true, () => false), 6000, false);
+  }, 40000, 'the screencast to start after pressing Share', 0);
+
+  const s = await waitDecoding(page, 30000, 1, { anySession: true });
+  assert.equal(s.width, 1280, 'video width');
+  assert.equal(s.height, 720, 'video height');
+  const share = await seesGreenWindow(page);
+  assert.ok(share < 0.5, `the picture is the desktop, not only the window (green share ${share})`);
+  await waitFor(async () => (await status(page)).capture === 'ok', 10000, 'the page to hear the capture is back');
+
+  const token = path.join(stateDir, 'wayland-restore-token');
+  assert.ok(fs.existsSync(token), 'the restore token is stored');
+  assert.equal(fs.statSync(token).mode & 0o777, 0o600, 'token file mode 0600');
+  await page.close();
+  await stopAgent(agent);
+});
+
+h.test('a second start reuses the stored grant: no dialog, frames at once', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const agent = await startAgent();
+  assert.ok(agent.log.some((l) => /approved before/.test(l)), 'the agent knows it was approved before');
+  const page = await h.openClient(browser, agent);
+  // No approval step here: a dialog would leave the page without frames.
+  const s = await waitDecoding(page, 30000);
+  assert.equal(s.width, 1280);
+  await seesGreenWindow(page);
+  assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
+  await page.close();
+  await stopAgent(agent);
+});
+
+h.test('stopping the session leaves no process behind', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const before = session.processes();
+  assert.ok(before.some((p) => /mutter/.test(p.cmd)), `mutter runs in the session (${JSON.stringify(before)})`);
+  // What the tests started in it first (agents of failed tests included).
+  for (const p of h.procs.filter((p) => p.name === 'oriel' || p.name === 'gst-window')) await h.kill(p);
+  await session.stop();
+  const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
+    .catch(() => session.processes());
+  assert.deepEqual(left, [], 'processes of the session still running');
+});
