@@ -465,7 +465,11 @@ fn serve(args: ServeArgs) -> Result<()> {
                 let check: service::SourceCheck = Arc::new(move || x11::reachable(&display));
                 Some(check)
             }
-            Capture::Test { .. } | Capture::Wayland => None,
+            Capture::Wayland => {
+                let check: service::SourceCheck = Arc::new(wayland::compositor_reachable);
+                Some(check)
+            }
+            Capture::Test { .. } => None,
         },
         live_source,
     };

@@ -28,7 +28,7 @@ use ashpd::desktop::screencast::{CursorMode, Screencast, SelectSourcesOptions, S
 use ashpd::desktop::{PersistMode, Session};
 
 use crate::media::capture;
-use crate::media::service::{LiveSource, OpenedSource, SourceDone, SourceNotice};
+use crate::media::service::{LiveSource, OpenedSource, SourceDone, SourceNotice, SourceSignal};
 
 /// The file in the state directory that keeps the portal's restore token.
 pub const TOKEN_FILE: &str = "wayland-restore-token";
@@ -119,6 +119,7 @@ fn portal_missing(e: &ashpd::Error) -> String {
 impl LiveSource for Portal {
     fn open(&self, notice: SourceNotice, done: SourceDone) -> Box<dyn Send> {
         let inner = self.inner.clone();
+        let notice = Arc::new(notice);
         let task = self.inner.runtime.spawn(async move {
             let result = open_session(&inner, &notice).await;
             done(result);
@@ -140,9 +141,11 @@ impl Drop for AbortOnDrop {
 /// Everything that keeps one screencast alive.
 struct PortalSession {
     runtime: tokio::runtime::Handle,
-    session: Option<Session<Screencast>>,
+    session: Option<Arc<Session<Screencast>>>,
     /// The PipeWire remote; pipewiresrc works on a duplicate of it.
     _fd: OwnedFd,
+    /// Watches for the session's end (see [`watch`]).
+    _watch: AbortOnDrop,
 }
 
 impl Drop for PortalSession {
@@ -159,7 +162,7 @@ impl Drop for PortalSession {
     }
 }
 
-async fn open_session(inner: &Inner, notice: &SourceNotice) -> Result<OpenedSource, String> {
+async fn open_session(inner: &Inner, notice: &Arc<SourceNotice>) -> Result<OpenedSource, String> {
     let started = std::time::Instant::now();
     // A connection of its own: when the session is dropped, so is the
     // connection, and the portal forgets the session even if Close failed.
@@ -204,7 +207,7 @@ async fn open_session(inner: &Inner, notice: &SourceNotice) -> Result<OpenedSour
         .map_err(|e| format!("the ScreenCast portal refused the source selection: {e}"))?;
 
     if token.is_none() || version < PERSIST_VERSION {
-        notice(APPROVAL_NEEDED.to_string());
+        notice(SourceSignal::Waiting(APPROVAL_NEEDED.to_string()));
     } else {
         tracing::debug!("screencast: using the stored restore token");
     }
@@ -215,9 +218,9 @@ async fn open_session(inner: &Inner, notice: &SourceNotice) -> Result<OpenedSour
             Ok(r) => r,
             Err(_) => {
                 if token.is_some() {
-                    notice(format!(
+                    notice(SourceSignal::Waiting(format!(
                         "the stored screen-sharing grant was not accepted; {APPROVAL_NEEDED}"
-                    ));
+                    )));
                 }
                 start.await
             }
@@ -264,14 +267,88 @@ async fn open_session(inner: &Inner, notice: &SourceNotice) -> Result<OpenedSour
         ms = started.elapsed().as_millis() as u64,
         "screencast session open"
     );
+    let session = Arc::new(session);
+    let watcher = inner.runtime.spawn(watch(session.clone(), notice.clone()));
     Ok(OpenedSource {
         capture,
         keep: Box::new(PortalSession {
             runtime: inner.runtime.clone(),
             session: Some(session),
             _fd: fd,
+            _watch: AbortOnDrop(watcher.abort_handle()),
         }),
     })
+}
+
+/// Reports the screencast lost when the portal closes the session, or when
+/// the compositor goes away. The latter is watched directly: when the
+/// compositor dies, pipewiresrc keeps repeating its last frame and the
+/// portal's backend may die with the compositor before it could say
+/// Closed. An idle client connection to the Wayland socket (no request is
+/// ever sent, so the compositor keeps it open) ends exactly then.
+async fn watch(session: Arc<Session<Screencast>>, notice: Arc<SourceNotice>) {
+    let closed = async {
+        match session.receive_closed().await {
+            Ok(mut stream) => {
+                use futures_util::StreamExt;
+                stream.next().await;
+                "the screencast portal closed the session".to_string()
+            }
+            // Nothing to watch: leave it to the compositor watch.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let compositor = async {
+        let Some(path) = wayland_socket() else {
+            return std::future::pending().await;
+        };
+        let Ok(mut stream) = tokio::net::UnixStream::connect(&path).await else {
+            return format!("cannot reach the Wayland compositor at {}", path.display());
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            use tokio::io::AsyncReadExt;
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return "the Wayland compositor went away".to_string(),
+                // A compositor may still send events (e.g. on shutdown).
+                Ok(_) => {}
+            }
+        }
+    };
+    let reason = tokio::select! {
+        r = closed => r,
+        r = compositor => r,
+    };
+    tracing::warn!("screencast lost: {reason}");
+    notice(SourceSignal::Lost(reason));
+}
+
+/// The compositor's socket: `$WAYLAND_DISPLAY`, relative to
+/// `$XDG_RUNTIME_DIR` unless absolute.
+pub fn wayland_socket() -> Option<PathBuf> {
+    let display = std::env::var_os("WAYLAND_DISPLAY").filter(|d| !d.is_empty())?;
+    let display = PathBuf::from(display);
+    if display.is_absolute() {
+        return Some(display);
+    }
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty())?;
+    Some(PathBuf::from(dir).join(display))
+}
+
+/// Before a new screencast after a loss: does the compositor accept
+/// connections again? Without `$WAYLAND_DISPLAY` there is nothing to ask.
+pub fn compositor_reachable() -> Result<(), String> {
+    match wayland_socket() {
+        None => Ok(()),
+        Some(path) => std::os::unix::net::UnixStream::connect(&path)
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "the Wayland compositor at {} does not answer: {e}",
+                    path.display()
+                )
+            }),
+    }
 }
 
 /// The stored token; an unreadable or empty file counts as none.

@@ -72,14 +72,25 @@ pub enum MediaEvent {
 /// the async runtime); the media thread only hears the outcome.
 pub trait LiveSource: Send + Sync {
     /// Starts opening. `notice` may be called with what the agent waits
-    /// for (e.g. "approve screen sharing on the desktop"); `done` is called
-    /// once, from any thread. Dropping the returned guard abandons the
-    /// attempt (a pending dialog goes away).
+    /// for (e.g. "approve screen sharing on the desktop") and, once the
+    /// source is open, when it is lost; `done` is called once, from any
+    /// thread. Dropping the returned guard abandons the attempt (a pending
+    /// dialog goes away).
     fn open(&self, notice: SourceNotice, done: SourceDone) -> Box<dyn Send>;
 }
 
-/// What a [`LiveSource`] says while it waits.
-pub type SourceNotice = Box<dyn Fn(String) + Send + Sync>;
+/// What a [`LiveSource`] reports besides its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSignal {
+    /// Still opening, waiting for this (told to clients).
+    Waiting(String),
+    /// The opened source went away (e.g. the compositor died): the
+    /// producer is rebuilt, with a new opening.
+    Lost(String),
+}
+
+/// How a [`LiveSource`] reports a [`SourceSignal`]; callable from any thread.
+pub type SourceNotice = Box<dyn Fn(SourceSignal) + Send + Sync>;
 /// How a [`LiveSource`] reports the outcome of one opening.
 pub type SourceDone = Box<dyn FnOnce(Result<OpenedSource, String>) + Send>;
 
@@ -142,7 +153,7 @@ enum Command {
     Bus(u64, gst::Message),
     CaptureLost(String),
     SourceOpened(u64, Result<OpenedSource, String>),
-    SourceNotice(u64, String),
+    SourceNotice(u64, SourceSignal),
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -466,7 +477,13 @@ impl Service {
                     self.fail_producer(why);
                 }
             }
-            Command::SourceNotice(generation, text) => {
+            Command::SourceNotice(generation, SourceSignal::Lost(reason)) => {
+                // Only the producer this source was opened for.
+                if generation == self.generation && self.producer.is_some() {
+                    self.fail_producer(reason);
+                }
+            }
+            Command::SourceNotice(generation, SourceSignal::Waiting(text)) => {
                 if generation == self.generation && self.opening.is_some() {
                     tracing::warn!("{text}");
                     if !self.waiting.is_empty() || !self.peers.is_empty() {
@@ -655,8 +672,8 @@ impl Service {
             let tx = self.tx.clone();
             let notice_tx = self.tx.clone();
             let guard = source.open(
-                Box::new(move |text| {
-                    let _ = notice_tx.send(Command::SourceNotice(generation, text));
+                Box::new(move |signal| {
+                    let _ = notice_tx.send(Command::SourceNotice(generation, signal));
                 }),
                 Box::new(move |result| {
                     let _ = tx.send(Command::SourceOpened(generation, result));

@@ -22,13 +22,20 @@ let stateDir;
 // wl_shm, which headless mutter composites in software.
 const GREEN = { r: 0, g: 255, b: 0 };
 
-before(async () => {
-  if (missing) return;
-  session = await startWaylandSession(h, { size: '1280x720' });
-  session.spawn('gst-window', 'gst-launch-1.0', [
+const MUTTER_ARGS = ['--headless', '--wayland', '--no-x11', '--virtual-monitor', '1280x720'];
+
+/** The test window; it dies with the compositor. */
+function startWindow() {
+  return session.spawn('gst-window', 'gst-launch-1.0', [
     'videotestsrc', 'pattern=solid-color', 'foreground-color=0xff00ff00', 'is-live=true', '!',
     'video/x-raw,width=400,height=300,framerate=10/1', '!', 'waylandsink',
   ]);
+}
+
+before(async () => {
+  if (missing) return;
+  session = await startWaylandSession(h, { size: '1280x720' });
+  startWindow();
   browser = await h.launchBrowser();
   stateDir = session.ownedDir('state');
 });
@@ -127,11 +134,53 @@ h.test('a second start reuses the stored grant: no dialog, frames at once', { sk
   await stopAgent(agent);
 });
 
+h.test('the compositor is killed and restarted under a running agent: the same page plays again', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const agent = await startAgent();
+  const page = await h.openClient(browser, agent);
+  await waitDecoding(page, 30000, 5);
+  await page.evaluate(() => {
+    window.__orielMark = 'no-reload';
+  });
+  const mutter = session.processes().find((p) => /^mutter /.test(p.cmd));
+  assert.ok(mutter, 'mutter runs');
+  process.kill(mutter.pid, 'SIGKILL');
+
+  let lost = null;
+  await waitFor(async () => {
+    lost = await status(page);
+    return lost.capture === 'lost' ? lost : null;
+  }, 20000, 'the page to hear the capture is lost');
+  assert.ok(agent.alive, 'the agent survives its compositor');
+  assert.equal(lost.ws, 'open', 'the signalling socket stays open');
+
+  // The desktop comes back (as a session manager would restart it), with
+  // the window on it.
+  const again = session.spawn('mutter-again', 'mutter', [...MUTTER_ARGS, `--wayland-display=${session.env.WAYLAND_DISPLAY}`]);
+  await h.waitForLog(again, /Using Wayland display name/, 30000, 'the new mutter to serve Wayland');
+  startWindow();
+
+  let last = null;
+  await waitFor(async () => {
+    last = await status(page);
+    return last.capture === 'ok' && last.peerConnections > lost.peerConnections &&
+      last.pcState === 'connected' && last.framesDecoded >= 5;
+  }, 60000, 'the same page to decode frames on a new connection').catch((e) => {
+    e.message += `; last status: ${JSON.stringify(last)}`;
+    throw e;
+  });
+  assert.ok(await page.evaluate(() => window.__orielMark === 'no-reload'), 'the page was not reloaded');
+  assert.equal(last.connects, 1, 'the same WebSocket session');
+  await seesGreenWindow(page);
+  assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no dialog after the restart either');
+  await page.close();
+  await stopAgent(agent);
+});
+
 h.test('stopping the session leaves no process behind', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
   const before = session.processes();
   assert.ok(before.some((p) => /mutter/.test(p.cmd)), `mutter runs in the session (${JSON.stringify(before)})`);
   // What the tests started in it first (agents of failed tests included).
-  for (const p of h.procs.filter((p) => p.name === 'oriel' || p.name === 'gst-window')) await h.kill(p);
+  for (const p of h.procs.filter((p) => p.name === 'oriel' || p.name === 'gst-window' || p.name === 'mutter-again')) await h.kill(p);
   await session.stop();
   const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
     .catch(() => session.processes());
