@@ -276,7 +276,11 @@ fn expiry_text(expires: Option<u64>) -> String {
 /// Starts the input backend the user asked for. `auto` prefers uinput
 /// (keyboard, mouse, pointer and gamepads, X11 and Wayland alike) and falls
 /// back to XTest on the captured X display, saying why.
-fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHandle>> {
+fn start_input(
+    choice: &InputChoice,
+    capture: &Capture,
+    portal: Option<Box<dyn oriel::input::backend::Backend>>,
+) -> Result<Option<InputHandle>> {
     use oriel::input::{record::Recorder, service, uinput::Uinput, xtest::XTest};
     let display = match capture {
         Capture::X11 { display } => Some(display.clone()),
@@ -284,6 +288,11 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
     };
     let wayland = matches!(capture, Capture::Wayland);
     let backend: Box<dyn oriel::input::backend::Backend> = match (choice, display) {
+        // Decided with the capture (see `wayland_input`).
+        _ if portal.is_some() => portal.context("portal input")?,
+        (InputChoice::Portal, _) => {
+            anyhow::bail!("--input portal needs --capture wayland (or auto in a Wayland session)")
+        }
         (InputChoice::None, _) => {
             tracing::info!("input disabled (--input none): clients can only watch");
             return Ok(None);
@@ -304,8 +313,9 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
                 }
                 None if wayland => {
                     tracing::warn!(
-                        "{why:#}; on Wayland input needs /dev/uinput (the RemoteDesktop portal \
-                         is not used yet): input is off, clients can only watch"
+                        "{why:#}; and the RemoteDesktop portal cannot remember its approval \
+                         here: input is off, clients can only watch (--input portal accepts a \
+                         dialog at every capture start)"
                     );
                     return Ok(None);
                 }
@@ -329,6 +339,47 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
         }
     );
     Ok(Some(service::spawn(backend)?))
+}
+
+/// Whether Wayland input goes through the RemoteDesktop portal: asked for
+/// (`--input portal`), or `auto` without a writable /dev/uinput when the
+/// portal can remember its approval (else every capture start would wait
+/// for a dialog, and an unattended agent must not).
+fn wayland_input(choice: &InputChoice, runtime: &tokio::runtime::Runtime) -> bool {
+    match choice {
+        InputChoice::Portal => {
+            if let Ok(v) = runtime.block_on(wayland::remote_desktop_version()) {
+                if v < wayland::REMOTE_PERSIST_VERSION {
+                    tracing::warn!(
+                        version = v,
+                        "this RemoteDesktop portal cannot remember its approval: \
+                         every start of the capture asks on the desktop"
+                    );
+                }
+            }
+            true
+        }
+        InputChoice::Auto => {
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/uinput")
+                .is_ok()
+            {
+                return false;
+            }
+            match runtime.block_on(wayland::remote_desktop_version()) {
+                Ok(v) if v >= wayland::REMOTE_PERSIST_VERSION => {
+                    tracing::info!(
+                        version = v,
+                        "/dev/uinput is not writable: input goes through the RemoteDesktop portal"
+                    );
+                    true
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 fn which(program: &str) -> Option<String> {
@@ -391,6 +442,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("tokio runtime")?;
     let mut live_source: Option<Arc<dyn service::LiveSource>> = None;
+    let mut portal_input = None;
     if let Capture::Wayland = capture {
         // No trial capture: it would need a portal session of its own (and
         // on first use a dialog). Check that the pieces are there instead.
@@ -402,7 +454,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             &state_dir(&args.state)?,
             media_args.framerate,
             dir.clone(),
+            wayland_input(&args.input, &runtime),
         );
+        portal_input = portal.input_backend();
         if portal.has_token() {
             tracing::info!(
                 version,
@@ -411,9 +465,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         } else {
             tracing::warn!(
                 version,
-                "ScreenCast portal ready; the first viewer's connection opens a \"Screen Share\" \
-                 dialog on the desktop: someone there must select the monitor and press Share, \
-                 once (the grant is then stored in the state directory)"
+                "ScreenCast portal ready; the first viewer's connection opens a dialog on the \
+                 desktop (\"{}\"): someone there must approve it, once if the portal can \
+                 remember it (the grant is then stored in the state directory)",
+                portal.dialog()
             );
         }
         live_source = Some(Arc::new(portal));
@@ -446,7 +501,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?,
         playout_delay,
     };
-    let input = start_input(&args.input, &capture)?;
+    let input = start_input(&args.input, &capture, portal_input)?;
     let input_sink: Option<oriel::media::peer::InputSink> = input.clone().map(|i| {
         let sink: oriel::media::peer::InputSink =
             Arc::new(move |peer, bytes: &[u8]| i.data(peer, bytes));

@@ -11,6 +11,7 @@ import { REPO_ROOT, asUser, childEnv, sleep, waitFor } from './harness.mjs';
 
 const SESSION_SH = path.join(REPO_ROOT, 'tests/wayland/session.sh');
 const MUTTER_REMOTE = path.join(REPO_ROOT, 'tests/wayland/mutter_remote.py');
+export const INPUT_WINDOW = path.join(REPO_ROOT, 'tests/wayland/input_window.py');
 
 /** The session's user: `nobody`, as the field notes ran it. */
 export const SESSION_USER = { uid: 65534, gid: 65534 };
@@ -73,6 +74,21 @@ export class WaylandSession {
     const cy = h / 2;
     this.remote(
       'sleep', 0.3, 'move', cx - 40, cy + 20, 'sleep', 0.3, 'move', cx, cy + 25, 'sleep', 0.3, 'click', 'sleep', 0.5,
+      'move', cx + 200, cy - 120, 'sleep', 0.3, 'move', cx + 212, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3,
+    );
+  }
+
+  /**
+   * Approve xdg-desktop-portal-gnome 43's "Remote desktop" dialog: switch
+   * on "Allow remote interaction" (centre +189/+72 at 1280x720, the
+   * monitor is preselected), then press Share (+212/-128).
+   */
+  approveRemoteDesktopDialog() {
+    const [w, h] = this.size.split('x').map(Number);
+    const cx = w / 2;
+    const cy = h / 2;
+    this.remote(
+      'sleep', 0.3, 'move', cx + 160, cy + 60, 'sleep', 0.3, 'move', cx + 189, cy + 72, 'sleep', 0.3, 'click', 'sleep', 0.5,
       'move', cx + 200, cy - 120, 'sleep', 0.3, 'move', cx + 212, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3,
     );
   }
