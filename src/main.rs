@@ -500,6 +500,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         encoder: encoder::description(encoder_name, settings(media_args), dir.as_deref())
             .map_err(anyhow::Error::msg)?,
         playout_delay,
+        // A lost screencast is first replaced under the running encoder.
+        swappable_capture: matches!(capture, Capture::Wayland),
     };
     let input = start_input(&args.input, &capture, portal_input)?;
     let input_sink: Option<oriel::media::peer::InputSink> = input.clone().map(|i| {

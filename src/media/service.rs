@@ -153,6 +153,8 @@ enum Command {
     Bus(u64, gst::Message),
     CaptureLost(String),
     SourceOpened(u64, Result<OpenedSource, String>),
+    /// A replacement for a lost live source, for the running producer.
+    SwapOpened(u64, Result<OpenedSource, String>),
     SourceNotice(u64, SourceSignal),
     Shutdown(mpsc::Sender<()>),
 }
@@ -214,6 +216,7 @@ pub fn spawn(
                 producer: None,
                 keep: None,
                 opening: None,
+                swapping: None,
                 announced: false,
                 generation: 0,
                 ready: false,
@@ -241,6 +244,9 @@ struct Service {
     keep: Option<Box<dyn Send>>,
     /// Set while a live source is being opened (dropping it abandons that).
     opening: Option<Box<dyn Send>>,
+    /// Set while a lost live source is being replaced under the running
+    /// producer: the attempt, and when to give up and rebuild instead.
+    swapping: Option<(Box<dyn Send>, Instant)>,
     /// Clients were told the capture waits for something (a dialog): they
     /// hear when it is back even without a failure before.
     announced: bool,
@@ -278,6 +284,10 @@ const STALL_CHECK: Duration = Duration::from_secs(1);
 /// client reconnects instead of waiting forever.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A replacement live source that is not open by then is given up: the
+/// producer is rebuilt the usual way (clients are told, backoff).
+const SWAP_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Service {
     fn run(&mut self, rx: mpsc::Receiver<Command>) {
         loop {
@@ -311,7 +321,8 @@ impl Service {
         let offer = self.awaiting_offer.values().min().copied();
         let stall = (self.ready && self.producer.is_some()).then(|| Instant::now() + STALL_CHECK);
         let retry = self.recovery.as_ref().and_then(|r| r.next_try);
-        [self.gate.deadline(), idle, start, offer, stall, retry]
+        let swap = self.swapping.as_ref().map(|(_, t)| *t);
+        [self.gate.deadline(), idle, start, offer, stall, retry, swap]
             .into_iter()
             .flatten()
             .min()
@@ -339,6 +350,14 @@ impl Service {
         }
         if self.gate.poll(now) {
             self.force_keyframe();
+        }
+        if self.swapping.as_ref().is_some_and(|(_, t)| now >= *t) {
+            self.swapping = None;
+            self.fail_producer(format!(
+                "the capture source was lost and no new one opened within {} s",
+                SWAP_TIMEOUT.as_secs()
+            ));
+            return;
         }
         if let (true, Some(producer)) = (self.ready, self.producer.as_ref()) {
             let count = producer.buffers.load(Ordering::Relaxed);
@@ -480,7 +499,31 @@ impl Service {
             Command::SourceNotice(generation, SourceSignal::Lost(reason)) => {
                 // Only the producer this source was opened for.
                 if generation == self.generation && self.producer.is_some() {
-                    self.fail_producer(reason);
+                    self.replace_source(reason);
+                }
+            }
+            Command::SwapOpened(generation, result) => {
+                if generation != self.generation || self.swapping.take().is_none() {
+                    return; // abandoned meanwhile: dropping it closes it
+                }
+                let swapped = result.and_then(|o| {
+                    let producer = self
+                        .producer
+                        .as_mut()
+                        .ok_or_else(|| "the producer is gone".to_string())?;
+                    producer
+                        .replace_capture(&o.capture)
+                        .map_err(|e| format!("{e:#}"))?;
+                    Ok(o.keep)
+                });
+                match swapped {
+                    Ok(keep) => {
+                        // The old session closes now, after its source stopped.
+                        self.keep = Some(keep);
+                        self.flow = (Instant::now(), self.flow.1);
+                        tracing::info!("capture source replaced; clients kept their connections");
+                    }
+                    Err(why) => self.fail_producer(why),
                 }
             }
             Command::SourceNotice(generation, SourceSignal::Waiting(text)) => {
@@ -663,6 +706,42 @@ impl Service {
             .store(c.coalesced, Ordering::Relaxed);
     }
 
+    /// A running producer's live source went away (the monitor changed, the
+    /// compositor restarted its streams). The old source keeps repeating
+    /// its last frame meanwhile, so first try a new one under the running
+    /// encoder: clients keep their connections and see the new picture.
+    /// When the source cannot come back at once (the compositor is gone),
+    /// or does not within [`SWAP_TIMEOUT`], the producer fails as usual.
+    fn replace_source(&mut self, reason: String) {
+        let source = self.config.live_source.clone();
+        let check = self
+            .config
+            .source_check
+            .as_ref()
+            .map_or(Ok(()), |check| check());
+        let (Some(source), true, Ok(()), None) = (source, self.ready, check, &self.swapping) else {
+            if self.swapping.is_none() {
+                self.fail_producer(reason);
+            }
+            return;
+        };
+        tracing::warn!(
+            "capture source lost ({reason}): opening a new one under the running encoder"
+        );
+        let generation = self.generation;
+        let tx = self.tx.clone();
+        let notice_tx = self.tx.clone();
+        let guard = source.open(
+            Box::new(move |signal| {
+                let _ = notice_tx.send(Command::SourceNotice(generation, signal));
+            }),
+            Box::new(move |result| {
+                let _ = tx.send(Command::SwapOpened(generation, result));
+            }),
+        );
+        self.swapping = Some((guard, Instant::now() + SWAP_TIMEOUT));
+    }
+
     /// Starts a producer, or with a live source starts opening that (the
     /// producer follows in [`Command::SourceOpened`]).
     fn start_producer(&mut self) -> anyhow::Result<()> {
@@ -747,6 +826,7 @@ impl Service {
         // After the pipeline let go of it: e.g. closes the portal session.
         self.keep = None;
         self.opening = None;
+        self.swapping = None;
         self.generation += 1;
         self.ready = false;
         self.started_at = None;

@@ -93,6 +93,33 @@ export class WaylandSession {
     );
   }
 
+  /** `gdbus call` inside the session; returns its output. */
+  gdbus(dest, objectPath, method, ...args) {
+    const r = spawnSync(...asUser(this.user, 'gdbus', ['call', '--session', '--dest', dest, '--object-path', objectPath, '--method', method, ...args]), {
+      env: this.childEnv(),
+      encoding: 'utf8',
+      timeout: 10000,
+    });
+    if (r.status !== 0) throw new Error(`gdbus ${method} failed (${r.status}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /**
+   * Turn the monitor (0 normal, 1 = 90 degrees, ...) through
+   * org.gnome.Mutter.DisplayConfig: the headless virtual monitor has one
+   * mode, but a turned one is 720x1280, a real size change for the
+   * screencast.
+   */
+  rotate(transform) {
+    const dc = ['org.gnome.Mutter.DisplayConfig', '/org/gnome/Mutter/DisplayConfig'];
+    const state = this.gdbus(...dc, 'org.gnome.Mutter.DisplayConfig.GetCurrentState');
+    const serial = /^\(uint32 (\d+),/.exec(state)?.[1];
+    const mode = /\('([0-9]+x[0-9]+@[0-9.]+)'/.exec(state)?.[1];
+    if (!serial || !mode) throw new Error(`unexpected DisplayConfig state: ${state.slice(0, 300)}`);
+    this.gdbus(...dc, 'org.gnome.Mutter.DisplayConfig.ApplyMonitorsConfig', serial, '1',
+      `[(0, 0, 1.0, ${transform}, true, [('Meta-0', '${mode}', @a{sv} {})])]`, '@a{sv} {}');
+  }
+
   /** A directory inside the session's folder that its user owns. */
   ownedDir(name) {
     const d = path.join(this.dir, name);

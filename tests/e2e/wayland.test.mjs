@@ -9,7 +9,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, status, waitFor, waitDecoding, within } from './harness.mjs';
+import { Harness, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
 import { INPUT_WINDOW, missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
 
 const h = new Harness('wayland');
@@ -135,6 +135,32 @@ h.test('a second start reuses the stored grant: no dialog, frames at once', { sk
   assert.equal(s.width, 1280);
   await seesGreenWindow(page);
   assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
+  await page.close();
+  await stopAgent(agent);
+});
+
+h.test('the monitor changes size under a playing page: the stream follows without dropping the client', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const agent = await startAgent();
+  const page = await h.openClient(browser, agent);
+  const first = await waitDecoding(page, 30000, 5);
+  assert.equal(first.width, 1280);
+  try {
+    session.rotate(1);
+    let last = null;
+    await waitFor(async () => {
+      last = await status(page);
+      return last.width === 720 && last.height === 1280;
+    }, 20000, 'the page to decode 720x1280 frames').catch((e) => {
+      e.message += `; last status: ${JSON.stringify(last)}`;
+      throw e;
+    });
+    const turned = await waitFramesGrow(page, last, 10, 15000);
+    assert.equal(turned.connects, first.connects, 'the same WebSocket session');
+    assert.equal(turned.peerConnections, first.peerConnections, 'the same peer connection: the client was not dropped');
+  } finally {
+    session.rotate(0);
+  }
+  await waitFor(async () => (await status(page)).width === 1280, 20000, 'back to 1280x720');
   await page.close();
   await stopAgent(agent);
 });
