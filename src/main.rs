@@ -70,6 +70,14 @@ fn main() -> ExitCode {
 /// Logs go to stderr. Under systemd (`JOURNAL_STREAM` set) journald stamps
 /// each line and colours mean nothing, so `auto` leaves both out.
 fn init_logging(level: &str, format: LogFormat) {
+    // zbus (under the Wayland portal code) warns about every portal
+    // Request object it cannot cache properties of: noise, unless asked for.
+    let level = if level.contains("zbus") {
+        level.to_string()
+    } else {
+        format!("{level},zbus=error")
+    };
+    let level = level.as_str();
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
         eprintln!("oriel: bad --log-level `{level}`; using info");
         tracing_subscriber::EnvFilter::new("info")
@@ -135,6 +143,33 @@ fn probe(args: MediaArgs) -> Result<()> {
             }
         ),
         Err(e) => println!("  wayland  unavailable  {e}; {session}"),
+    }
+    let uinput = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/uinput")
+        .is_ok();
+    match runtime.block_on(wayland::remote_desktop_version()) {
+        Ok(v) => println!(
+            "  wayland input: {}; RemoteDesktop portal version {v} ({})",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            },
+            if v >= wayland::REMOTE_PERSIST_VERSION {
+                "remembers approval: auto uses it without uinput"
+            } else {
+                "cannot remember approval: only with --input portal"
+            }
+        ),
+        Err(e) => println!(
+            "  wayland input: {}; {e}",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            }
+        ),
     }
     let test = Capture::Test {
         width: args.virtual_display_size.0,

@@ -98,6 +98,8 @@ export function childEnv(overrides = {}) {
   for (const k of Object.keys(env)) if (k.startsWith('ORIEL_') && k !== 'ORIEL_LOG') delete env[k];
   delete env.DISPLAY;
   delete env.WAYLAND_DISPLAY;
+  // `--capture auto` reads it too (a Wayland session): tests set it themselves.
+  delete env.XDG_SESSION_TYPE;
   env.NO_COLOR = '1'; // plain logs in failure reports
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined || v === null) delete env[k];

@@ -9,7 +9,8 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+import { Harness, ORIEL_BIN, asUser, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
 import { INPUT_WINDOW, missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
 
 const h = new Harness('wayland');
@@ -63,9 +64,9 @@ async function colourShare(page, c, tolerance = 48) {
   }, { c, tolerance });
 }
 
-async function startAgent(input = 'none') {
+async function startAgent(input = 'none', capture = 'wayland') {
   return h.startAgent({
-    capture: 'wayland',
+    capture,
     runAs: session.user,
     stateDir,
     env: session.env,
@@ -126,8 +127,14 @@ h.test('first start: the page says what the agent waits for; after approval Chro
   await stopAgent(agent);
 });
 
-h.test('a second start reuses the stored grant: no dialog, frames at once', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
-  const agent = await startAgent();
+h.test('a second start reuses the stored grant: no dialog, frames at once (and auto picks Wayland here)', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  // `oriel probe` in the session says what auto picks and why.
+  const probe = spawnSync(...asUser(session.user, ORIEL_BIN, ['probe']), { env: session.childEnv(), encoding: 'utf8', timeout: 60000 });
+  assert.equal(probe.status, 0, `oriel probe: ${probe.stderr}`);
+  assert.match(probe.stdout, /wayland\s+available\s+ScreenCast portal version 4, remembers approval; \$WAYLAND_DISPLAY is wayland-oriel/);
+  assert.match(probe.stdout, /serve would capture: wayland \(auto: \$WAYLAND_DISPLAY is wayland-oriel\)/);
+  const agent = await startAgent('none', 'auto');
+  assert.ok(agent.log.some((l) => /capture plan: auto: \$WAYLAND_DISPLAY is wayland-oriel/.test(l)), 'auto chose Wayland');
   assert.ok(agent.log.some((l) => /approved before/.test(l)), 'the agent knows it was approved before');
   const page = await h.openClient(browser, agent);
   // No approval step here: a dialog would leave the page without frames.
