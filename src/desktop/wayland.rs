@@ -327,6 +327,7 @@ async fn open_session(inner: &Inner, notice: &Arc<SourceNotice>) -> Result<Opene
     // A connection of its own: when the session is dropped, so is the
     // connection, and the portal forgets the session even if Close failed.
     let conn = connect().await?;
+    let watch_conn = conn.clone();
     let proxy = Screencast::with_connection(conn.clone())
         .await
         .map_err(|e| portal_missing(&e))?;
@@ -489,7 +490,9 @@ async fn open_session(inner: &Inner, notice: &Arc<SourceNotice>) -> Result<Opene
         ms = started.elapsed().as_millis() as u64,
         "screencast session open"
     );
-    let watcher = inner.runtime.spawn(watch(session.clone(), notice.clone()));
+    let watcher = inner
+        .runtime
+        .spawn(watch(session.clone(), watch_conn, notice.clone()));
     Ok(OpenedSource {
         capture,
         keep: Box::new(PortalSession {
@@ -502,13 +505,36 @@ async fn open_session(inner: &Inner, notice: &Arc<SourceNotice>) -> Result<Opene
     })
 }
 
-/// Reports the screencast lost when the portal closes the session, or when
-/// the compositor goes away. The latter is watched directly: when the
-/// compositor dies, pipewiresrc keeps repeating its last frame and the
-/// portal's backend may die with the compositor before it could say
-/// Closed. An idle client connection to the Wayland socket (no request is
-/// ever sent, so the compositor keeps it open) ends exactly then.
-async fn watch(session: AnySession, notice: Arc<SourceNotice>) {
+/// Reports the screencast lost when the portal closes the session, when
+/// the portal (front end or desktop back end) leaves the bus, or when the
+/// compositor goes away. The last two are watched directly: pipewiresrc
+/// keeps repeating its last frame when the stream ends, and here neither a
+/// killed compositor nor a killed xdg-desktop-portal-gnome (whose session
+/// mutter then stops) made the portal say Closed. An idle client connection
+/// to the Wayland socket (no request is ever sent, so the compositor keeps
+/// it open) ends exactly when the compositor does.
+async fn watch(session: AnySession, conn: ashpd::zbus::Connection, notice: Arc<SourceNotice>) {
+    let portal = async {
+        use futures_util::StreamExt;
+        let Ok(dbus) = ashpd::zbus::fdo::DBusProxy::new(&conn).await else {
+            return std::future::pending().await;
+        };
+        let Ok(mut changes) = dbus.receive_name_owner_changed().await else {
+            return std::future::pending().await;
+        };
+        while let Some(signal) = changes.next().await {
+            let Ok(args) = signal.args() else {
+                continue;
+            };
+            let name = args.name().as_str();
+            let portal = name == "org.freedesktop.portal.Desktop"
+                || name.starts_with("org.freedesktop.impl.portal.desktop.");
+            if portal && args.new_owner().is_none() {
+                return format!("the screen-sharing portal ({name}) left the session bus");
+            }
+        }
+        std::future::pending().await
+    };
     let closed = async {
         session.closed().await;
         "the screencast portal closed the session".to_string()
@@ -532,6 +558,7 @@ async fn watch(session: AnySession, notice: Arc<SourceNotice>) {
     };
     let reason = tokio::select! {
         r = closed => r,
+        r = portal => r,
         r = compositor => r,
     };
     tracing::warn!("screencast lost: {reason}");

@@ -214,6 +214,34 @@ h.test('the compositor is killed and restarted under a running agent: the same p
   await stopAgent(agent);
 });
 
+// Killed, the portal's back end takes its session with it (mutter stops the
+// stream), while pipewiresrc keeps repeating its last frame: the agent must
+// notice by itself and open a new session (the front end activates the
+// back end again), under the running encoder.
+for (const [what, re] of [['xdg-desktop-portal-gnome', /xdg-desktop-portal-gnome/], ['xdg-desktop-portal', /libexec\/xdg-desktop-portal$/]]) {
+  h.test(`${what} is killed under a running agent: a new screencast, the page plays on`, { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+    const agent = await startAgent();
+    const page = await h.openClient(browser, agent);
+    const first = await waitDecoding(page, 30000, 5);
+    const victim = session.processes().find((p) => re.test(p.cmd));
+    assert.ok(victim, `${what} runs (${JSON.stringify(session.processes().map((p) => p.cmd))})`);
+    const opened = agent.log.filter((l) => /screencast session open/.test(l)).length;
+    process.kill(victim.pid, 'SIGKILL');
+    await h.waitForLog(agent.rec, /screencast lost: the screen-sharing portal .* left the session bus/, 15000, 'the loss noticed');
+    await waitFor(() => agent.log.filter((l) => /screencast session open/.test(l)).length > opened, 30000, 'a new screencast session');
+    const s = await waitFramesGrow(page, await status(page), 10, 30000).catch(async () => {
+      // A rebuild (new connection on the same page) is also fine.
+      const last = await status(page);
+      assert.ok(last.peerConnections > first.peerConnections && last.framesDecoded > 0, `the page plays again: ${JSON.stringify(last)}`);
+      return last;
+    });
+    assert.equal(s.connects, 1, 'the same WebSocket session');
+    await seesGreenWindow(page);
+    await page.close();
+    await stopAgent(agent);
+  });
+}
+
 h.test('--input portal: the controller\'s pointer move and click land on the Wayland desktop through the RemoteDesktop portal', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
   // A fullscreen client that prints the pointer events it receives.
   const win = session.spawn('input-window', '/usr/bin/python3', [INPUT_WINDOW, 'ff00ff']);
