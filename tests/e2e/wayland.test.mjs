@@ -65,6 +65,9 @@ async function colourShare(page, c, tolerance = 48) {
 }
 
 async function startAgent(input = 'none', capture = 'wayland') {
+  // One agent at a time in the session: a test that failed midway must not
+  // leave its agent competing with the next test's for the portal.
+  for (const p of h.procs.filter((p) => p.name === 'oriel' && p.exitCode === undefined)) await h.kill(p);
   return h.startAgent({
     capture,
     runAs: session.user,
