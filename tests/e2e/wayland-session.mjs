@@ -152,11 +152,17 @@ export class WaylandSession {
   }
 }
 
-/** Start the session; resolves once its portal answers. */
-export async function startWaylandSession(h, { size = '1280x720' } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-wayland-'));
-  fs.chmodSync(dir, 0o755);
-  h.tmpDirs.push(dir);
+/**
+ * Start the session; resolves once its portal answers. `dir` starts it
+ * again in the folder of an earlier one (same home: the portal's grants
+ * survive, as across a logout and login).
+ */
+export async function startWaylandSession(h, { size = '1280x720', dir = null } = {}) {
+  if (!dir) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-wayland-'));
+    fs.chmodSync(dir, 0o755);
+    h.tmpDirs.push(dir);
+  }
   // The script drops to the session user itself; it owns `dir` from then on.
   const rec = h.spawn('wayland-session', SESSION_SH, [dir, size], { env: childEnv() });
   const session = new WaylandSession(h, dir, rec, size);

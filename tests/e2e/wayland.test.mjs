@@ -294,3 +294,23 @@ h.test('stopping the session leaves no process behind', { skip: missing ? `missi
     .catch(() => session.processes());
   assert.deepEqual(left, [], 'processes of the session still running');
 });
+
+h.test('a new desktop session (logout and login) reuses the grant: no dialog', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  // The previous test stopped the whole session; the same home comes back
+  // with a new D-Bus, PipeWire, mutter and portal.
+  session = await startWaylandSession(h, { size: '1280x720', dir: session.dir });
+  startWindow();
+  const agent = await startAgent();
+  const page = await h.openClient(browser, agent);
+  const s = await waitDecoding(page, 30000);
+  assert.equal(s.width, 1280);
+  await seesGreenWindow(page);
+  assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
+  await page.close();
+  await stopAgent(agent);
+  for (const p of h.procs.filter((p) => p.name === 'gst-window')) await h.kill(p);
+  await session.stop();
+  const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
+    .catch(() => session.processes());
+  assert.deepEqual(left, [], 'processes of the session still running');
+});

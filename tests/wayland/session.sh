@@ -31,6 +31,10 @@ fi
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 run="$dir/run"
+# A session started again in the same folder keeps its home (the portal's
+# permission store, i.e. the screen-sharing grants) but not the sockets
+# and locks of the last one.
+rm -rf "$run"
 mkdir -p "$run" "$dir/home"
 chmod 700 "$run"
 rm -f "$dir/env"
