@@ -22,6 +22,7 @@ test_pkgs=(
   # wayland.test.mjs: a private headless GNOME session (tests/wayland/session.sh)
   mutter pipewire wireplumber dbus-daemon xdg-desktop-portal xdg-desktop-portal-gnome
   python3-gi util-linux  # mutter_remote.py (GObject introspection), setpriv
+  libglib2.0-bin         # gdbus, to wait for and drive the session's services
   gir1.2-gtk-3.0         # input_window.py, a GTK test client that records input
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
