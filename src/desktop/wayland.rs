@@ -85,7 +85,13 @@ struct Inner {
     config_dir: Option<PathBuf>,
     /// Set when input goes through the same (RemoteDesktop) session.
     input: Option<Arc<RemoteInput>>,
+    /// When the user last declined the dialog: the next one waits for
+    /// [`ASK_AGAIN_AFTER`], instead of popping up again at every retry.
+    declined: Mutex<Option<std::time::Instant>>,
 }
+
+/// After a declined (or closed) dialog, how long before asking again.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 impl Portal {
     /// `input`: open RemoteDesktop sessions (screen and input in one
@@ -110,6 +116,7 @@ impl Portal {
                 framerate,
                 config_dir,
                 input,
+                declined: Mutex::new(None),
             }),
         }
     }
@@ -285,7 +292,7 @@ fn first_stream(
 fn start_error(e: ashpd::Error) -> String {
     match e {
         ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled) => {
-            "screen sharing was declined (or the dialog closed) on the desktop".to_string()
+            format!("{DECLINED} (or the dialog closed) on the desktop")
         }
         e => format!("the portal did not start the session: {e}"),
     }
@@ -323,6 +330,31 @@ async fn cursor_mode(proxy: &Screencast) -> CursorMode {
 }
 
 async fn open_session(inner: &Inner, notice: &Arc<SourceNotice>) -> Result<OpenedSource, String> {
+    let declined = inner.declined.lock().ok().and_then(|d| *d);
+    if let Some(wait) = declined.and_then(|t| ASK_AGAIN_AFTER.checked_sub(t.elapsed())) {
+        notice(SourceSignal::Waiting(format!(
+            "screen sharing was declined on the desktop; asking again in {} s",
+            wait.as_secs().max(1)
+        )));
+        tokio::time::sleep(wait).await;
+    }
+    let result = open_session_now(inner, notice).await;
+    if let Ok(mut d) = inner.declined.lock() {
+        *d = match &result {
+            Err(e) if e.starts_with(DECLINED) => Some(std::time::Instant::now()),
+            _ => None,
+        };
+    }
+    result
+}
+
+/// How [`start_error`] begins when the user said no.
+const DECLINED: &str = "screen sharing was declined";
+
+async fn open_session_now(
+    inner: &Inner,
+    notice: &Arc<SourceNotice>,
+) -> Result<OpenedSource, String> {
     let started = std::time::Instant::now();
     // A connection of its own: when the session is dropped, so is the
     // connection, and the portal forgets the session even if Close failed.

@@ -78,6 +78,14 @@ export class WaylandSession {
     );
   }
 
+  /** Press Cancel on the "Screen Share" dialog (centre -210/-128 at 1280x720). */
+  declineShareDialog() {
+    const [w, h] = this.size.split('x').map(Number);
+    const cx = w / 2;
+    const cy = h / 2;
+    this.remote('sleep', 0.3, 'move', cx - 190, cy - 120, 'sleep', 0.3, 'move', cx - 210, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3);
+  }
+
   /**
    * Approve xdg-desktop-portal-gnome 43's "Remote desktop" dialog: switch
    * on "Allow remote interaction" (centre +189/+72 at 1280x720, the

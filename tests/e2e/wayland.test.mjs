@@ -149,6 +149,28 @@ h.test('a second start reuses the stored grant: no dialog, frames at once (and a
   await stopAgent(agent);
 });
 
+h.test('a declined dialog is not shown again at once: the page says when oriel asks again', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  // A state directory without a grant: this agent has to ask.
+  const fresh = session.ownedDir('state-declined');
+  for (const p of h.procs.filter((p) => p.name === 'oriel' && p.exitCode === undefined)) await h.kill(p);
+  const agent = await h.startAgent({ capture: 'wayland', runAs: session.user, stateDir: fresh, env: session.env, args: ['--input', 'none'] });
+  const page = await h.openClient(browser, agent);
+  await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice');
+  await waitFor(async () => {
+    session.declineShareDialog();
+    return within(h.waitForLog(agent.rec, /screen sharing was declined/, 5000, 'declined').then(() => true, () => false), 6000, false);
+  }, 40000, 'the agent to hear the dialog was declined', 0);
+  const told = await waitFor(async () => {
+    const s = await status(page);
+    return /declined on the desktop; asking again in \d+ s/.test(s.captureLost ?? '') ? s : null;
+  }, 15000, 'the page to say when oriel asks again');
+  assert.equal(told.connects, 1, 'the page stays connected');
+  assert.ok(agent.alive, 'the agent lives on');
+  assert.ok(!fs.existsSync(path.join(fresh, 'wayland-restore-token')), 'no grant stored');
+  await page.close();
+  await stopAgent(agent);
+});
+
 h.test('the monitor changes size under a playing page: the stream follows without dropping the client', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
   const agent = await startAgent();
   const page = await h.openClient(browser, agent);
