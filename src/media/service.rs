@@ -61,6 +61,11 @@ pub enum MediaEvent {
     CaptureLost {
         reason: String,
     },
+    /// The capture waits for something on the desktop (e.g. the user's
+    /// approval of screen sharing); like `CaptureLost` for the clients.
+    CaptureWaiting {
+        reason: String,
+    },
     /// The capture works again; waiting peers get new offers.
     CaptureRestored,
 }
@@ -531,7 +536,7 @@ impl Service {
                     tracing::warn!("{text}");
                     if !self.waiting.is_empty() || !self.peers.is_empty() {
                         self.announced = true;
-                        (self.events)(MediaEvent::CaptureLost { reason: text });
+                        (self.events)(MediaEvent::CaptureWaiting { reason: text });
                     }
                 }
             }

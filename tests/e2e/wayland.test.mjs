@@ -105,9 +105,10 @@ h.test('first start: the page says what the agent waits for; after approval Chro
   await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice');
   const waiting = await waitFor(async () => {
     const s = await status(page);
-    return s.capture === 'lost' && /approved on the desktop/.test(s.captureLost ?? '') ? s : null;
+    return s.capture === 'waiting' && /approved on the desktop/.test(s.captureLost ?? '') ? s : null;
   }, 10000, 'the page to show what the agent waits for');
   assert.match(waiting.captureLost, /Screen Share/);
+  assert.match(waiting.banner, /Waiting for the desktop to allow sharing/);
 
   // Someone at the desktop presses Share (retried: the dialog may not be
   // drawn yet the first time).
@@ -279,7 +280,7 @@ h.test('--input portal: the controller\'s pointer move and click land on the Way
   // approval, and the page is told so.
   const waiting = await waitFor(async () => {
     const s = await status(page);
-    return s.capture === 'lost' && /Allow remote interaction/.test(s.captureLost ?? '') ? s : null;
+    return s.capture === 'waiting' && /Allow remote interaction/.test(s.captureLost ?? '') ? s : null;
   }, 10000, 'the page to show what the agent waits for');
   assert.match(waiting.captureLost, /Remote desktop/);
   await waitFor(async () => {
