@@ -478,6 +478,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .context("tokio runtime")?;
     let mut live_source: Option<Arc<dyn service::LiveSource>> = None;
     let mut portal_input = None;
+    // Without a stored grant, ask on the desktop at once (see below).
+    let mut prepare_capture = false;
     if let Capture::Wayland = capture {
         // No trial capture: it would need a portal session of its own (and
         // on first use a dialog). Check that the pieces are there instead.
@@ -492,6 +494,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             wayland_input(&args.input, &runtime),
         );
         portal_input = portal.input_backend();
+        prepare_capture = !portal.has_token();
         if portal.has_token() {
             tracing::info!(
                 version,
@@ -500,9 +503,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         } else {
             tracing::warn!(
                 version,
-                "ScreenCast portal ready; the first viewer's connection opens a dialog on the \
-                 desktop (\"{}\"): someone there must approve it, once if the portal can \
-                 remember it (the grant is then stored in the state directory)",
+                "ScreenCast portal ready; screen sharing was never approved: a dialog opens on \
+                 the desktop now (\"{}\"): someone there must approve it, once if the portal \
+                 can remember it (the grant is then stored in the state directory)",
                 portal.dialog()
             );
         }
@@ -600,6 +603,11 @@ fn serve(args: ServeArgs) -> Result<()> {
             let _ = event_tx.send(ev);
         })
         .context("starting the media thread")?;
+        if prepare_capture {
+            // The first approval while the user is at the desktop (e.g. just
+            // enabled the service), not when a viewer connects from afar.
+            media.prepare();
+        }
         // A dying X server must cost the capture, not the process.
         let lost = media.clone();
         if !xlib_guard::install(move |display| {

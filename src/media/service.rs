@@ -157,6 +157,7 @@ enum Command {
     ProducerReady(u64),
     Bus(u64, gst::Message),
     CaptureLost(String),
+    Prepare,
     SourceOpened(u64, Result<OpenedSource, String>),
     /// A replacement for a lost live source, for the running producer.
     SwapOpened(u64, Result<OpenedSource, String>),
@@ -173,6 +174,13 @@ pub struct MediaHandle {
 impl MediaHandle {
     pub fn add_peer(&self, peer: PeerId) {
         let _ = self.tx.send(Command::AddPeer(peer));
+    }
+    /// Opens the live source once without a viewer, so that a dialog it
+    /// needs (the first approval of screen sharing) shows up when oriel
+    /// starts, while the user is at the desktop, rather than when the first
+    /// viewer connects from afar. Nothing is captured afterwards.
+    pub fn prepare(&self) {
+        let _ = self.tx.send(Command::Prepare);
     }
     pub fn remove_peer(&self, peer: PeerId) {
         let _ = self.tx.send(Command::RemovePeer(peer));
@@ -223,6 +231,8 @@ pub fn spawn(
                 opening: None,
                 swapping: None,
                 announced: false,
+                preparing: false,
+                notice: None,
                 generation: 0,
                 ready: false,
                 started_at: None,
@@ -255,6 +265,11 @@ struct Service {
     /// Clients were told the capture waits for something (a dialog): they
     /// hear when it is back even without a failure before.
     announced: bool,
+    /// The current opening was asked for by [`MediaHandle::prepare`]: with
+    /// nobody watching it is neither abandoned nor turned into a producer.
+    preparing: bool,
+    /// What the current opening waits for, told to clients joining meanwhile.
+    notice: Option<String>,
     /// Bumped per producer, so messages from a stopped one are ignored.
     generation: u64,
     /// The producer delivered caps: peers can negotiate.
@@ -487,12 +502,37 @@ impl Service {
                     self.fail_producer(reason);
                 }
             }
+            Command::Prepare => {
+                if self.config.live_source.is_some()
+                    && self.producer.is_none()
+                    && self.opening.is_none()
+                    && self.recovery.is_none()
+                {
+                    self.preparing = true;
+                    if let Err(e) = self.start_producer() {
+                        tracing::warn!("preparing the capture: {e:#}");
+                    }
+                }
+            }
             Command::SourceOpened(generation, result) => {
                 if generation != self.generation || self.opening.is_none() {
                     // Abandoned meanwhile: dropping it closes the session.
                     return;
                 }
                 self.opening = None;
+                self.notice = None;
+                if std::mem::take(&mut self.preparing) && self.waiting.is_empty() {
+                    // Approved (or not) with nobody to watch yet: the grant
+                    // is stored, the session closes with `result`.
+                    match result {
+                        Ok(_) => tracing::info!(
+                            "screen sharing is ready; capture starts with the first viewer"
+                        ),
+                        Err(e) => tracing::warn!("preparing the capture: {e}"),
+                    }
+                    self.generation += 1;
+                    return;
+                }
                 let opened = result.and_then(|o| {
                     self.build_producer(generation, o.capture, Some(o.keep))
                         .map_err(|e| format!("{e:#}"))
@@ -534,6 +574,7 @@ impl Service {
             Command::SourceNotice(generation, SourceSignal::Waiting(text)) => {
                 if generation == self.generation && self.opening.is_some() {
                     tracing::warn!("{text}");
+                    self.notice = Some(text.clone());
                     if !self.waiting.is_empty() || !self.peers.is_empty() {
                         self.announced = true;
                         (self.events)(MediaEvent::CaptureWaiting { reason: text });
@@ -561,6 +602,13 @@ impl Service {
             self.waiting.push(peer);
             self.update_peer_count();
             return;
+        }
+        if let (Some(_), Some(text)) = (&self.opening, &self.notice) {
+            // Opening waits for the desktop: this one hears why too.
+            self.announced = true;
+            (self.events)(MediaEvent::CaptureWaiting {
+                reason: text.clone(),
+            });
         }
         if self.producer.is_none() && self.opening.is_none() {
             if let Err(e) = self.start_producer() {
@@ -627,8 +675,11 @@ impl Service {
             tracing::debug!(peer, "peer branch removed");
         }
         self.update_peer_count();
+        // A prepared opening's dialog stays up for the user at the desktop.
+        let prepared = self.preparing && self.opening.is_some();
         if self.peers.is_empty()
             && self.waiting.is_empty()
+            && !prepared
             && (self.producer.is_some() || self.opening.is_some())
         {
             self.idle_since = Some(Instant::now());
@@ -832,6 +883,8 @@ impl Service {
         self.keep = None;
         self.opening = None;
         self.swapping = None;
+        self.preparing = false;
+        self.notice = None;
         self.generation += 1;
         self.ready = false;
         self.started_at = None;

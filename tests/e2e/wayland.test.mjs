@@ -98,11 +98,13 @@ async function seesGreenWindow(page) {
   return share;
 }
 
-h.test('first start: the page says what the agent waits for; after approval Chromium decodes the Wayland desktop', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+h.test('first start: the dialog opens at once, a page is told what the agent waits for; after approval Chromium decodes the Wayland desktop', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
   const agent = await startAgent();
-  const page = await h.openClient(browser, agent);
-  // The portal's dialog is up: the log and the page both say so.
+  // Never approved: the dialog opens as the agent starts, while the user is
+  // at the desktop, before any viewer connects; the log says so.
   await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice');
+  // A page connecting meanwhile is told what the agent waits for.
+  const page = await h.openClient(browser, agent);
   const waiting = await waitFor(async () => {
     const s = await status(page);
     return s.capture === 'waiting' && /approved on the desktop/.test(s.captureLost ?? '') ? s : null;
@@ -168,6 +170,25 @@ h.test('a declined dialog is not shown again at once: the page says when oriel a
   assert.equal(told.connects, 1, 'the page stays connected');
   assert.ok(agent.alive, 'the agent lives on');
   assert.ok(!fs.existsSync(path.join(fresh, 'wayland-restore-token')), 'no grant stored');
+  await page.close();
+  await stopAgent(agent);
+});
+
+h.test('approved at the desktop before anyone watches: the first viewer needs no dialog', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const fresh = session.ownedDir('state-prepared');
+  for (const p of h.procs.filter((p) => p.name === 'oriel' && p.exitCode === undefined)) await h.kill(p);
+  const agent = await h.startAgent({ capture: 'wayland', runAs: session.user, stateDir: fresh, env: session.env, args: ['--input', 'none'] });
+  await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice at start');
+  await waitFor(async () => {
+    session.approveShareDialog();
+    return within(h.waitForLog(agent.rec, /screen sharing is ready; capture starts with the first viewer/, 5000, 'ready').then(() => true, () => false), 6000, false);
+  }, 40000, 'the grant to be stored with nobody watching', 0);
+  assert.ok(fs.existsSync(path.join(fresh, 'wayland-restore-token')), 'the grant is stored');
+  const notices = agent.log.filter((l) => /waiting for screen sharing to be approved/.test(l)).length;
+  const page = await h.openClient(browser, agent);
+  await waitDecoding(page, 30000);
+  await seesGreenWindow(page);
+  assert.equal(agent.log.filter((l) => /waiting for screen sharing to be approved/.test(l)).length, notices, 'no second dialog');
   await page.close();
   await stopAgent(agent);
 });
