@@ -13,11 +13,17 @@ run_pkgs=(
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-tools
   gstreamer1.0-libav gstreamer1.0-vaapi
   xvfb x11-utils xterm
+  gstreamer1.0-pipewire  # Wayland capture (pipewiresrc from the ScreenCast portal)
 )
 test_pkgs=(
   xdotool chromium procps systemd
   coturn
   openssl  # tls.test.mjs makes its own certificates
+  # wayland.test.mjs: a private headless GNOME session (tests/wayland/session.sh)
+  mutter pipewire wireplumber dbus-daemon xdg-desktop-portal xdg-desktop-portal-gnome
+  python3-gi util-linux  # mutter_remote.py (GObject introspection), setpriv
+  libglib2.0-bin         # gdbus, to wait for and drive the session's services
+  gir1.2-gtk-3.0         # input_window.py, a GTK test client that records input
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
 # Debian for it when the commands are missing.

@@ -141,11 +141,12 @@ pub enum LinkCommand {
 /// Which desktop to capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CaptureChoice {
-    /// `$DISPLAY` when set, otherwise a virtual X display started by oriel.
+    /// Wayland in a Wayland session, else `$DISPLAY` when set, else a
+    /// virtual X display started by oriel.
     Auto,
     /// The X11 display named by `$DISPLAY` (or `--display`).
     X11,
-    /// Wayland through the ScreenCast portal (not implemented yet).
+    /// Wayland through the ScreenCast portal (xdg-desktop-portal).
     Wayland,
     /// A moving test pattern; needs no display.
     Test,
@@ -309,8 +310,10 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 
     /// How input is injected: `auto` (uinput when /dev/uinput is writable,
-    /// else XTest on the X display), `uinput`, `xtest`, `record:PATH` (JSON
-    /// lines, for tests), or `none`.
+    /// else XTest on the X display, or on Wayland the RemoteDesktop portal
+    /// when it can remember its approval), `uinput`, `xtest`, `portal`
+    /// (Wayland's RemoteDesktop portal, in the screencast's session),
+    /// `record:PATH` (JSON lines, for tests), or `none`.
     #[arg(long, env = "ORIEL_INPUT", help_heading = "Serving", default_value = "auto", value_parser = parse_input)]
     pub input: InputChoice,
 
@@ -360,6 +363,8 @@ pub enum InputChoice {
     Auto,
     Uinput,
     XTest,
+    /// Wayland's RemoteDesktop portal, in the screencast's session.
+    Portal,
     Record(PathBuf),
     None,
 }
@@ -370,10 +375,11 @@ pub fn parse_input(s: &str) -> Result<InputChoice, String> {
         "xtest" => Ok(InputChoice::XTest),
         "uinput" => Ok(InputChoice::Uinput),
         "none" => Ok(InputChoice::None),
+        "portal" => Ok(InputChoice::Portal),
         _ => match s.strip_prefix("record:") {
             Some(path) if !path.is_empty() => Ok(InputChoice::Record(PathBuf::from(path))),
             _ => Err(format!(
-                "`{s}`: expected auto, uinput, xtest, record:PATH or none"
+                "`{s}`: expected auto, uinput, xtest, portal, record:PATH or none"
             )),
         },
     }

@@ -14,7 +14,7 @@ use oriel::config::{
 use oriel::config_file::LoadError;
 use oriel::desktop::supervisor::Supervisor;
 use oriel::desktop::xvfb::VirtualDisplay;
-use oriel::desktop::{x11, xlib_guard};
+use oriel::desktop::{wayland, x11, xlib_guard};
 use oriel::input::service::InputHandle;
 use oriel::media::capture::{self, Capture, Plan};
 use oriel::media::encoder::{self, EncoderSettings};
@@ -70,6 +70,14 @@ fn main() -> ExitCode {
 /// Logs go to stderr. Under systemd (`JOURNAL_STREAM` set) journald stamps
 /// each line and colours mean nothing, so `auto` leaves both out.
 fn init_logging(level: &str, format: LogFormat) {
+    // zbus (under the Wayland portal code) warns about every portal
+    // Request object it cannot cache properties of: noise, unless asked for.
+    let level = if level.contains("zbus") {
+        level.to_string()
+    } else {
+        format!("{level},zbus=error")
+    };
+    let level = level.as_str();
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
         eprintln!("oriel: bad --log-level `{level}`; using info");
         tracing_subscriber::EnvFilter::new("info")
@@ -98,17 +106,12 @@ fn settings(args: &MediaArgs) -> EncoderSettings {
     }
 }
 
-fn display_arg(args: &MediaArgs) -> Option<String> {
-    args.display
-        .clone()
-        .or_else(|| std::env::var("DISPLAY").ok())
-}
-
 fn probe(args: MediaArgs) -> Result<()> {
     let dir = config_dir(&args);
     let dir = dir.as_deref();
     println!("capture backends:");
-    let display = display_arg(&args).filter(|d| !d.trim().is_empty());
+    let env = capture::SessionEnv::from_env(args.display.clone());
+    let display = env.display.clone().filter(|d| !d.trim().is_empty());
     match &display {
         Some(d) => match (Capture::X11 { display: d.clone() }).check(args.framerate, dir) {
             Ok(()) => println!("  x11      available    display {d}"),
@@ -120,7 +123,54 @@ fn probe(args: MediaArgs) -> Result<()> {
         Some(path) => println!("  virtual  available    Xvfb at {path}"),
         None => println!("  virtual  unavailable  Xvfb not installed (package xvfb)"),
     }
-    println!("  wayland  unavailable  not implemented yet");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let session = match env.wayland() {
+        Some(why) => why,
+        None => {
+            "not a Wayland session ($WAYLAND_DISPLAY unset, $XDG_SESSION_TYPE not wayland)".into()
+        }
+    };
+    match runtime.block_on(wayland::check()) {
+        Ok(version) => println!(
+            "  wayland  available    ScreenCast portal version {version}{}; {session}",
+            if version >= 4 {
+                ", remembers approval"
+            } else {
+                ", asks at every start"
+            }
+        ),
+        Err(e) => println!("  wayland  unavailable  {e}; {session}"),
+    }
+    let uinput = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/uinput")
+        .is_ok();
+    match runtime.block_on(wayland::remote_desktop_version()) {
+        Ok(v) => println!(
+            "  wayland input: {}; RemoteDesktop portal version {v} ({})",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            },
+            if v >= wayland::REMOTE_PERSIST_VERSION {
+                "remembers approval: auto uses it without uinput"
+            } else {
+                "cannot remember approval: only with --input portal"
+            }
+        ),
+        Err(e) => println!(
+            "  wayland input: {}; {e}",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            }
+        ),
+    }
     let test = Capture::Test {
         width: args.virtual_display_size.0,
         height: args.virtual_display_size.1,
@@ -129,9 +179,9 @@ fn probe(args: MediaArgs) -> Result<()> {
         Ok(()) => println!("  test     available    moving test pattern"),
         Err(e) => println!("  test     unavailable  {e}"),
     }
-    let chosen = match capture::plan(args.capture, display, args.virtual_display_size) {
-        Ok(Plan::Ready(c)) => c.name().to_string(),
-        Ok(Plan::VirtualDisplay) => "x11 on a virtual display (Xvfb)".into(),
+    let chosen = match capture::plan(args.capture, &env, args.virtual_display_size) {
+        Ok((Plan::Ready(c), why)) => format!("{} ({why})", c.name()),
+        Ok((Plan::VirtualDisplay, why)) => format!("x11 on a virtual display (Xvfb) ({why})"),
         Err(e) => format!("none: {e}"),
     };
     println!("serve would capture: {chosen}\n");
@@ -261,13 +311,23 @@ fn expiry_text(expires: Option<u64>) -> String {
 /// Starts the input backend the user asked for. `auto` prefers uinput
 /// (keyboard, mouse, pointer and gamepads, X11 and Wayland alike) and falls
 /// back to XTest on the captured X display, saying why.
-fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHandle>> {
+fn start_input(
+    choice: &InputChoice,
+    capture: &Capture,
+    portal: Option<Box<dyn oriel::input::backend::Backend>>,
+) -> Result<Option<InputHandle>> {
     use oriel::input::{record::Recorder, service, uinput::Uinput, xtest::XTest};
     let display = match capture {
         Capture::X11 { display } => Some(display.clone()),
-        Capture::Test { .. } => None,
+        Capture::Test { .. } | Capture::Wayland => None,
     };
+    let wayland = matches!(capture, Capture::Wayland);
     let backend: Box<dyn oriel::input::backend::Backend> = match (choice, display) {
+        // Decided with the capture (see `wayland_input`).
+        _ if portal.is_some() => portal.context("portal input")?,
+        (InputChoice::Portal, _) => {
+            anyhow::bail!("--input portal needs --capture wayland (or auto in a Wayland session)")
+        }
         (InputChoice::None, _) => {
             tracing::info!("input disabled (--input none): clients can only watch");
             return Ok(None);
@@ -275,6 +335,9 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
         (InputChoice::Record(path), _) => Box::new(Recorder::create(path)?),
         (InputChoice::Uinput, _) => Box::new(Uinput::open()?),
         (InputChoice::XTest, Some(display)) => Box::new(XTest::connect(&display)?),
+        (InputChoice::XTest, None) if wayland => anyhow::bail!(
+            "--input xtest needs X11; on Wayland input goes through uinput (see systemd/60-oriel-uinput.rules)"
+        ),
         (InputChoice::XTest, None) => anyhow::bail!("--input xtest needs an X display to capture"),
         (InputChoice::Auto, display) => match Uinput::open() {
             Ok(u) => Box::new(u),
@@ -282,6 +345,14 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
                 Some(display) => {
                     tracing::info!("{why:#}; using XTest instead (no gamepads)");
                     Box::new(XTest::connect(&display)?)
+                }
+                None if wayland => {
+                    tracing::warn!(
+                        "{why:#}; and the RemoteDesktop portal cannot remember its approval \
+                         here: input is off, clients can only watch (--input portal accepts a \
+                         dialog at every capture start)"
+                    );
+                    return Ok(None);
                 }
                 None => {
                     tracing::warn!(
@@ -303,6 +374,47 @@ fn start_input(choice: &InputChoice, capture: &Capture) -> Result<Option<InputHa
         }
     );
     Ok(Some(service::spawn(backend)?))
+}
+
+/// Whether Wayland input goes through the RemoteDesktop portal: asked for
+/// (`--input portal`), or `auto` without a writable /dev/uinput when the
+/// portal can remember its approval (else every capture start would wait
+/// for a dialog, and an unattended agent must not).
+fn wayland_input(choice: &InputChoice, runtime: &tokio::runtime::Runtime) -> bool {
+    match choice {
+        InputChoice::Portal => {
+            if let Ok(v) = runtime.block_on(wayland::remote_desktop_version()) {
+                if v < wayland::REMOTE_PERSIST_VERSION {
+                    tracing::warn!(
+                        version = v,
+                        "this RemoteDesktop portal cannot remember its approval: \
+                         every start of the capture asks on the desktop"
+                    );
+                }
+            }
+            true
+        }
+        InputChoice::Auto => {
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/uinput")
+                .is_ok()
+            {
+                return false;
+            }
+            match runtime.block_on(wayland::remote_desktop_version()) {
+                Ok(v) if v >= wayland::REMOTE_PERSIST_VERSION => {
+                    tracing::info!(
+                        version = v,
+                        "/dev/uinput is not writable: input goes through the RemoteDesktop portal"
+                    );
+                    true
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 fn which(program: &str) -> Option<String> {
@@ -337,12 +449,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     )?;
 
     // The desktop: an existing display, or our own virtual one.
-    let plan = capture::plan(
-        media_args.capture,
-        display_arg(media_args),
-        media_args.virtual_display_size,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let env = capture::SessionEnv::from_env(media_args.display.clone());
+    let (plan, why) = capture::plan(media_args.capture, &env, media_args.virtual_display_size)
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!("capture plan: {why}");
     let mut virtual_display = None;
     let capture = match plan {
         Plan::Ready(c) => c,
@@ -360,9 +470,51 @@ fn serve(args: ServeArgs) -> Result<()> {
     if media_args.session_cmd.is_some() && virtual_display.is_none() {
         tracing::warn!("--session-cmd only applies to a virtual display; ignored");
     }
-    capture
-        .check(media_args.framerate, dir.as_deref())
-        .map_err(|e| anyhow::anyhow!("capture `{}` does not work: {e}", capture.name()))?;
+    // The runtime comes early: the Wayland portal talks D-Bus on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let mut live_source: Option<Arc<dyn service::LiveSource>> = None;
+    let mut portal_input = None;
+    // Without a stored grant, ask on the desktop at once (see below).
+    let mut prepare_capture = false;
+    if let Capture::Wayland = capture {
+        // No trial capture: it would need a portal session of its own (and
+        // on first use a dialog). Check that the pieces are there instead.
+        let version = runtime
+            .block_on(wayland::check())
+            .map_err(|e| anyhow::anyhow!("--capture wayland cannot work here: {e}"))?;
+        let portal = wayland::Portal::new(
+            runtime.handle().clone(),
+            &state_dir(&args.state)?,
+            media_args.framerate,
+            dir.clone(),
+            wayland_input(&args.input, &runtime),
+        );
+        portal_input = portal.input_backend();
+        prepare_capture = !portal.has_token();
+        if portal.has_token() {
+            tracing::info!(
+                version,
+                "ScreenCast portal ready; screen sharing was approved before"
+            );
+        } else {
+            tracing::warn!(
+                version,
+                "ScreenCast portal ready; screen sharing was never approved: a dialog opens on \
+                 the desktop now (\"{}\"): someone there must approve it, once if the portal \
+                 can remember it (the grant is then stored in the state directory)",
+                portal.dialog()
+            );
+        }
+        live_source = Some(Arc::new(portal));
+    } else {
+        capture
+            .check(media_args.framerate, dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("capture `{}` does not work: {e}", capture.name()))?;
+    }
     let encoder_name = encoder::pick(
         media_args.encoder.as_deref(),
         settings(media_args),
@@ -376,14 +528,20 @@ fn serve(args: ServeArgs) -> Result<()> {
     );
 
     let producer = ProducerConfig {
-        capture: capture
-            .description(media_args.framerate, dir.as_deref())
-            .map_err(anyhow::Error::msg)?,
+        capture: match capture {
+            // Rendered per portal session by the live source.
+            Capture::Wayland => String::new(),
+            _ => capture
+                .description(media_args.framerate, dir.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        },
         encoder: encoder::description(encoder_name, settings(media_args), dir.as_deref())
             .map_err(anyhow::Error::msg)?,
         playout_delay,
+        // A lost screencast is first replaced under the running encoder.
+        swappable_capture: matches!(capture, Capture::Wayland),
     };
-    let input = start_input(&args.input, &capture)?;
+    let input = start_input(&args.input, &capture, portal_input)?;
     let input_sink: Option<oriel::media::peer::InputSink> = input.clone().map(|i| {
         let sink: oriel::media::peer::InputSink =
             Arc::new(move |peer, bytes: &[u8]| i.data(peer, bytes));
@@ -402,8 +560,13 @@ fn serve(args: ServeArgs) -> Result<()> {
                 let check: service::SourceCheck = Arc::new(move || x11::reachable(&display));
                 Some(check)
             }
+            Capture::Wayland => {
+                let check: service::SourceCheck = Arc::new(wayland::compositor_reachable);
+                Some(check)
+            }
             Capture::Test { .. } => None,
         },
+        live_source,
     };
     // Our own display is restarted when its Xvfb dies.
     let virtual_display = virtual_display.map(Supervisor::start).transpose()?;
@@ -411,11 +574,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.state)?;
     let (_, controller_token) = store.startup_controller()?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
     runtime.block_on(async move {
         let listener = server::bind(args.listen).await?;
         let media_cell = Arc::new(std::sync::OnceLock::new());
@@ -445,6 +603,11 @@ fn serve(args: ServeArgs) -> Result<()> {
             let _ = event_tx.send(ev);
         })
         .context("starting the media thread")?;
+        if prepare_capture {
+            // The first approval while the user is at the desktop (e.g. just
+            // enabled the service), not when a viewer connects from afar.
+            media.prepare();
+        }
         // A dying X server must cost the capture, not the process.
         let lost = media.clone();
         if !xlib_guard::install(move |display| {

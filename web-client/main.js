@@ -64,6 +64,7 @@ const page = {
   iceServers: [], // from the last welcome (credentials minted for that session)
   iceError: null, // last STUN/TURN problem; cleared when video plays
   captureLost: null, // why the agent's capture is down (its display died), or null
+  captureWaiting: false, // down because the desktop has to allow it (e.g. a sharing dialog)
   peerConnections: 0, // RTCPeerConnections made by this page
 };
 
@@ -187,8 +188,9 @@ function onMessage(s, msg) {
       ensurePeer(s).handleOffer(msg.sdp);
       break;
     case 'capture':
-      if (msg.state === 'lost') {
+      if (msg.state === 'lost' || msg.state === 'waiting') {
         page.captureLost = typeof msg.reason === 'string' && msg.reason ? msg.reason : 'display lost';
+        page.captureWaiting = msg.state === 'waiting';
         // The agent dropped our media connection; a new offer follows when
         // the display is back. Closing ours now avoids a 'failed' → reconnect.
         dropPeer(s);
@@ -367,7 +369,7 @@ function updateBanner() {
   if (page.refused !== null) {
     text = page.refusedTitle ? `${page.refusedTitle}: ${page.refused}` : page.refused;
   } else if (page.captureLost !== null && s && !s.ended) {
-    text = 'Display lost — waiting for it to come back';
+    text = page.captureWaiting ? 'Waiting for the desktop to allow sharing' : 'Display lost — waiting for it to come back';
   } else if (isPlaying(s)) {
     text = null;
   } else if (page.stopped) {
@@ -531,7 +533,7 @@ window.oriel = {
       localCandidateType: st.localCandidateType,
       remoteCandidateType: st.remoteCandidateType,
       iceTransportPolicy,
-      capture: page.captureLost === null ? 'ok' : 'lost',
+      capture: page.captureLost === null ? 'ok' : page.captureWaiting ? 'waiting' : 'lost',
       captureLost: page.captureLost,
       peerConnections: page.peerConnections,
       banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),

@@ -14,6 +14,10 @@ pub enum Capture {
     X11 { display: String },
     /// The moving test pattern.
     Test { width: u32, height: u32 },
+    /// A Wayland desktop through the ScreenCast portal. The PipeWire remote
+    /// and node only exist per portal session, so the fragment is rendered
+    /// when a session is open ([`wayland_description`]).
+    Wayland,
 }
 
 impl Capture {
@@ -21,6 +25,7 @@ impl Capture {
         match self {
             Capture::X11 { .. } => "x11",
             Capture::Test { .. } => "test",
+            Capture::Wayland => "wayland",
         }
     }
 
@@ -42,17 +47,42 @@ impl Capture {
                     ("framerate", framerate.to_string()),
                 ],
             ),
+            Capture::Wayland => {
+                return Err(
+                    "a Wayland capture is described per portal session (wayland_description)"
+                        .into(),
+                )
+            }
         };
         fragments::load(fragment, config_dir)
             .map_err(|e| e.to_string())?
             .render(&vars)
     }
 
-    /// Grabs a couple of frames to prove the source works.
+    /// Grabs a couple of frames to prove the source works. Not for
+    /// Wayland: a trial would need its own portal session (and on first
+    /// use a dialog); the portal is checked instead.
     pub fn check(&self, framerate: u32, config_dir: Option<&Path>) -> Result<(), String> {
         let desc = self.description(framerate, config_dir)?;
         trial::run(&desc, 2, Duration::from_secs(5))
     }
+}
+
+/// The gst-launch text of a Wayland capture: the PipeWire remote `fd` the
+/// portal opened and the stream's `node`.
+pub fn wayland_description(
+    fd: i32,
+    node: u32,
+    framerate: u32,
+    config_dir: Option<&Path>,
+) -> Result<String, String> {
+    fragments::load("capture-wayland", config_dir)
+        .map_err(|e| e.to_string())?
+        .render(&[
+            ("fd", fd.to_string()),
+            ("path", node.to_string()),
+            ("framerate", framerate.to_string()),
+        ])
 }
 
 /// What `auto` (or an explicit choice) resolves to before any display is
@@ -64,30 +94,80 @@ pub enum Plan {
     VirtualDisplay,
 }
 
-/// Resolves the user's choice with the environment. `display` is
-/// `--display`, falling back to `$DISPLAY`.
+/// The parts of the environment that say which desktop this is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionEnv {
+    /// `--display`, falling back to `$DISPLAY`.
+    pub display: Option<String>,
+    /// `$WAYLAND_DISPLAY`.
+    pub wayland_display: Option<String>,
+    /// `$XDG_SESSION_TYPE` (`wayland`, `x11`, `tty`, ...).
+    pub session_type: Option<String>,
+}
+
+impl SessionEnv {
+    /// Read from this process's environment; `display` is `--display`.
+    pub fn from_env(display: Option<String>) -> Self {
+        let var = |k| std::env::var(k).ok();
+        SessionEnv {
+            display: display.or_else(|| var("DISPLAY")),
+            wayland_display: var("WAYLAND_DISPLAY"),
+            session_type: var("XDG_SESSION_TYPE"),
+        }
+    }
+
+    fn clean(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// Why this is a Wayland session, if it is one.
+    pub fn wayland(&self) -> Option<String> {
+        if let Some(w) = Self::clean(&self.wayland_display) {
+            return Some(format!("$WAYLAND_DISPLAY is {w}"));
+        }
+        Self::clean(&self.session_type)
+            .filter(|t| t.eq_ignore_ascii_case("wayland"))
+            .map(|_| "$XDG_SESSION_TYPE is wayland".to_string())
+    }
+}
+
+/// Resolves the user's choice with the environment; the string says why
+/// (shown by `oriel probe` and logged by `serve`).
 pub fn plan(
     choice: CaptureChoice,
-    display: Option<String>,
+    env: &SessionEnv,
     size: (u32, u32),
-) -> Result<Plan, String> {
-    let display = display.filter(|d| !d.trim().is_empty());
+) -> Result<(Plan, String), String> {
+    let display = SessionEnv::clean(&env.display).map(str::to_string);
     match choice {
-        CaptureChoice::Test => Ok(Plan::Ready(Capture::Test {
-            width: size.0,
-            height: size.1,
-        })),
+        CaptureChoice::Test => Ok((
+            Plan::Ready(Capture::Test {
+                width: size.0,
+                height: size.1,
+            }),
+            "--capture test".into(),
+        )),
         CaptureChoice::X11 => display
-            .map(|display| Plan::Ready(Capture::X11 { display }))
+            .map(|display| {
+                let why = format!("--capture x11 on {display}");
+                (Plan::Ready(Capture::X11 { display }), why)
+            })
             .ok_or_else(|| {
                 "--capture x11 needs an X display: set $DISPLAY or --display, or use --capture auto to start a virtual one".to_string()
             }),
-        CaptureChoice::Wayland => Err(
-            "--capture wayland is not implemented yet; use x11 (e.g. through XWayland's $DISPLAY), auto or test".to_string(),
-        ),
-        CaptureChoice::Auto => Ok(match display {
-            Some(display) => Plan::Ready(Capture::X11 { display }),
-            None => Plan::VirtualDisplay,
+        CaptureChoice::Wayland => Ok((Plan::Ready(Capture::Wayland), "--capture wayland".into())),
+        CaptureChoice::Auto => Ok(match (env.wayland(), display) {
+            // A Wayland session usually has $DISPLAY too (XWayland), but
+            // XWayland shows only X clients: the desktop is the Wayland one.
+            (Some(why), _) => (Plan::Ready(Capture::Wayland), format!("auto: {why}")),
+            (None, Some(display)) => {
+                let why = format!("auto: $DISPLAY is {display} and this is not a Wayland session");
+                (Plan::Ready(Capture::X11 { display }), why)
+            }
+            (None, None) => (
+                Plan::VirtualDisplay,
+                "auto: neither $WAYLAND_DISPLAY nor $DISPLAY is set".into(),
+            ),
         }),
     }
 }
@@ -96,30 +176,72 @@ pub fn plan(
 mod tests {
     use super::*;
 
+    fn env(display: Option<&str>, wayland: Option<&str>, kind: Option<&str>) -> SessionEnv {
+        SessionEnv {
+            display: display.map(Into::into),
+            wayland_display: wayland.map(Into::into),
+            session_type: kind.map(Into::into),
+        }
+    }
+
     #[test]
-    fn auto_prefers_display_then_virtual() {
+    fn auto_prefers_wayland_then_display_then_virtual() {
+        let pick = |e: SessionEnv| plan(CaptureChoice::Auto, &e, (640, 480)).map(|(p, _)| p);
         assert_eq!(
-            plan(CaptureChoice::Auto, Some(":3".into()), (640, 480)),
+            pick(env(Some(":3"), None, None)),
             Ok(Plan::Ready(Capture::X11 {
                 display: ":3".into()
             }))
         );
+        assert_eq!(pick(env(None, None, None)), Ok(Plan::VirtualDisplay));
         assert_eq!(
-            plan(CaptureChoice::Auto, None, (640, 480)),
+            pick(env(Some(" "), Some(""), None)),
             Ok(Plan::VirtualDisplay)
         );
+        // XWayland's $DISPLAY does not make a Wayland session an X11 one.
         assert_eq!(
-            plan(CaptureChoice::Auto, Some(" ".into()), (640, 480)),
-            Ok(Plan::VirtualDisplay)
+            pick(env(Some(":0"), Some("wayland-0"), Some("wayland"))),
+            Ok(Plan::Ready(Capture::Wayland))
         );
+        assert_eq!(
+            pick(env(None, None, Some("wayland"))),
+            Ok(Plan::Ready(Capture::Wayland))
+        );
+        assert_eq!(
+            pick(env(Some(":1"), None, Some("x11"))),
+            Ok(Plan::Ready(Capture::X11 {
+                display: ":1".into()
+            }))
+        );
+        let (_, why) = plan(
+            CaptureChoice::Auto,
+            &env(None, Some("wayland-1"), None),
+            (1, 1),
+        )
+        .unwrap();
+        assert!(why.contains("WAYLAND_DISPLAY is wayland-1"), "{why}");
     }
 
     #[test]
     fn explicit_choices_explain_errors() {
-        let e = plan(CaptureChoice::X11, None, (640, 480)).unwrap_err();
+        let e = plan(CaptureChoice::X11, &env(None, None, None), (640, 480)).unwrap_err();
         assert!(e.contains("$DISPLAY"), "{e}");
-        let e = plan(CaptureChoice::Wayland, Some(":0".into()), (640, 480)).unwrap_err();
-        assert!(e.contains("not implemented"), "{e}");
+        assert_eq!(
+            plan(
+                CaptureChoice::Wayland,
+                &env(Some(":0"), None, None),
+                (640, 480)
+            )
+            .map(|(p, _)| p),
+            Ok(Plan::Ready(Capture::Wayland))
+        );
+    }
+
+    #[test]
+    fn wayland_description_names_fd_and_node() {
+        let d = wayland_description(17, 42, 30, None).unwrap();
+        assert!(d.contains("pipewiresrc fd=17 path=42"), "{d}");
+        assert!(d.contains("framerate=30/1"), "{d}");
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct ProducerConfig {
     pub encoder: String,
     /// Playout-delay extension `(min_ms, max_ms)`, or `None` to not send it.
     pub playout_delay: Option<(u32, u32)>,
+    /// Build the capture as a bin of its own, so that
+    /// [`Producer::replace_capture`] can swap it while everything after it
+    /// (encoder, tee, every client's branch) keeps running.
+    pub swappable_capture: bool,
 }
 
 pub struct Producer {
@@ -35,6 +39,8 @@ pub struct Producer {
     tee: gst::Element,
     /// The encoder fragment's output pad, where keyframe requests go in.
     encoder_src: gst::Pad,
+    /// The capture bin, when built swappable.
+    capture: Option<gst::Bin>,
 }
 
 impl Producer {
@@ -44,19 +50,37 @@ impl Producer {
         // rtph264pay keeps its default aggregate mode: with
         // `aggregate-mode=zero-latency` Chromium 156 dropped a frame at
         // every keyframe and answered with a PLI, a keyframe loop.
-        let description = format!(
-            "{capture} ! videoconvert name=convert ! {encoder} \
+        let rest = format!(
+            "videoconvert name=convert ! {encoder} \
              ! h264parse name=parse \
              ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 \
              ! capsfilter name=rtpcaps ! tee name=fanout allow-not-linked=true",
-            capture = config.capture,
             encoder = config.encoder,
         );
+        let description = if config.swappable_capture {
+            rest
+        } else {
+            format!("{} ! {rest}", config.capture)
+        };
         let pipeline = gst::parse::launch(&description)
             .with_context(|| format!("building the pipeline `{description}`"))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("the producer description did not make a pipeline"))?;
         pipeline.set_property("name", "oriel-producer");
+        let capture = if config.swappable_capture {
+            let bin = capture_bin(&config.capture)?;
+            pipeline
+                .add(&bin)
+                .context("adding the capture to the pipeline")?;
+            let convert = pipeline
+                .by_name("convert")
+                .ok_or_else(|| anyhow!("producer element `convert` missing"))?;
+            bin.link(&convert)
+                .context("linking the capture to videoconvert")?;
+            Some(bin)
+        } else {
+            None
+        };
         let by_name = |name: &str| {
             pipeline
                 .by_name(name)
@@ -90,6 +114,36 @@ impl Producer {
                 .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
             playout_delay::install(&src, min, max);
         }
+        if config.swappable_capture {
+            // A swapped capture may come back at another size: x264 starts
+            // over with new SPS/PPS, and rtph264pay would put them into its
+            // caps (sprop-parameter-sets), a caps change that negotiated
+            // webrtcbins refuse (not-negotiated). Browsers take SPS/PPS
+            // in-band (config-interval=-1 sends them with every IDR), so
+            // the caps go without them and stay the same across sizes.
+            let src = rtp_filter
+                .static_pad("src")
+                .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
+            src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+                let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let gst::EventView::Caps(c) = event.view() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let mut caps = c.caps().to_owned();
+                let changed = caps
+                    .make_mut()
+                    .structure_mut(0)
+                    .filter(|st| st.has_field("sprop-parameter-sets"))
+                    .map(|st| st.remove_field("sprop-parameter-sets"))
+                    .is_some();
+                if changed {
+                    info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
         let buffers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = buffers.clone();
         tee.static_pad("sink")
@@ -106,7 +160,42 @@ impl Producer {
             pipeline,
             tee,
             encoder_src,
+            capture,
         })
+    }
+
+    /// Swaps the capture for a new one (e.g. a new screencast session after
+    /// the monitor changed size) while the encoder, the tee and every
+    /// branch keep running: clients keep their connection, and the encoder
+    /// starts over at the new size with a keyframe carrying the new SPS,
+    /// which browsers decode in-band. Only for a producer built with
+    /// `swappable_capture`.
+    pub fn replace_capture(&mut self, description: &str) -> Result<()> {
+        let old = self
+            .capture
+            .clone()
+            .ok_or_else(|| anyhow!("this producer's capture cannot be swapped"))?;
+        let new = capture_bin(description)?;
+        let convert = self
+            .pipeline
+            .by_name("convert")
+            .ok_or_else(|| anyhow!("producer element `convert` missing"))?;
+        // Stopped before it is unlinked: a source still pushing into an
+        // unlinked pad would post a not-linked error.
+        let _ = old.set_state(gst::State::Null);
+        old.unlink(&convert);
+        let _ = self.pipeline.remove(&old);
+        self.pipeline
+            .add(&new)
+            .context("adding the new capture to the pipeline")?;
+        new.link(&convert)
+            .context("linking the new capture to videoconvert")?;
+        new.sync_state_with_parent()
+            .context("starting the new capture")?;
+        self.capture = Some(new);
+        // The encoder restarts at the new size: make that a keyframe.
+        self.force_keyframe();
+        Ok(())
     }
 
     /// Counts frames into and out of the encoder fragment.
@@ -160,6 +249,15 @@ impl Producer {
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// A capture fragment as a bin with a ghost src pad. Its elements are
+/// named by GStreamer, so two captures can live in one pipeline. The
+/// parser takes caps only between two elements, and fragments may end with
+/// caps: a passthrough `identity` closes the bin.
+fn capture_bin(description: &str) -> Result<gst::Bin> {
+    gst::parse::bin_from_description(&format!("{description} ! identity"), true)
+        .with_context(|| format!("building the capture `{description}`"))
 }
 
 impl Drop for Producer {

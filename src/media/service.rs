@@ -61,8 +61,51 @@ pub enum MediaEvent {
     CaptureLost {
         reason: String,
     },
+    /// The capture waits for something on the desktop (e.g. the user's
+    /// approval of screen sharing); like `CaptureLost` for the clients.
+    CaptureWaiting {
+        reason: String,
+    },
     /// The capture works again; waiting peers get new offers.
     CaptureRestored,
+}
+
+/// A capture source that has to be opened afresh for every producer, and
+/// whose opening may take long: a Wayland screencast (a portal session
+/// serves one PipeWire consumer, and the first one waits for the user to
+/// approve a dialog on the desktop). The D-Bus work happens elsewhere (on
+/// the async runtime); the media thread only hears the outcome.
+pub trait LiveSource: Send + Sync {
+    /// Starts opening. `notice` may be called with what the agent waits
+    /// for (e.g. "approve screen sharing on the desktop") and, once the
+    /// source is open, when it is lost; `done` is called once, from any
+    /// thread. Dropping the returned guard abandons the attempt (a pending
+    /// dialog goes away).
+    fn open(&self, notice: SourceNotice, done: SourceDone) -> Box<dyn Send>;
+}
+
+/// What a [`LiveSource`] reports besides its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSignal {
+    /// Still opening, waiting for this (told to clients).
+    Waiting(String),
+    /// The opened source went away (e.g. the compositor died): the
+    /// producer is rebuilt, with a new opening.
+    Lost(String),
+}
+
+/// How a [`LiveSource`] reports a [`SourceSignal`]; callable from any thread.
+pub type SourceNotice = Box<dyn Fn(SourceSignal) + Send + Sync>;
+/// How a [`LiveSource`] reports the outcome of one opening.
+pub type SourceDone = Box<dyn FnOnce(Result<OpenedSource, String>) + Send>;
+
+/// One opened [`LiveSource`].
+pub struct OpenedSource {
+    /// The capture fragment for this producer.
+    pub capture: String,
+    /// Kept while the producer runs (the portal session behind it), dropped
+    /// after the pipeline stopped.
+    pub keep: Box<dyn Send>,
 }
 
 /// Says whether the capture source can be opened right now (for X11: the
@@ -82,6 +125,9 @@ pub struct MediaConfig {
     pub input: Option<crate::media::peer::InputSink>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
+    /// Opened before each producer start; its fragment replaces
+    /// `producer.capture`.
+    pub live_source: Option<Arc<dyn LiveSource>>,
 }
 
 /// Counters shared with the metrics endpoint.
@@ -111,6 +157,11 @@ enum Command {
     ProducerReady(u64),
     Bus(u64, gst::Message),
     CaptureLost(String),
+    Prepare,
+    SourceOpened(u64, Result<OpenedSource, String>),
+    /// A replacement for a lost live source, for the running producer.
+    SwapOpened(u64, Result<OpenedSource, String>),
+    SourceNotice(u64, SourceSignal),
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -123,6 +174,13 @@ pub struct MediaHandle {
 impl MediaHandle {
     pub fn add_peer(&self, peer: PeerId) {
         let _ = self.tx.send(Command::AddPeer(peer));
+    }
+    /// Opens the live source once without a viewer, so that a dialog it
+    /// needs (the first approval of screen sharing) shows up when oriel
+    /// starts, while the user is at the desktop, rather than when the first
+    /// viewer connects from afar. Nothing is captured afterwards.
+    pub fn prepare(&self) {
+        let _ = self.tx.send(Command::Prepare);
     }
     pub fn remove_peer(&self, peer: PeerId) {
         let _ = self.tx.send(Command::RemovePeer(peer));
@@ -169,6 +227,12 @@ pub fn spawn(
                 events: Box::new(events),
                 stats,
                 producer: None,
+                keep: None,
+                opening: None,
+                swapping: None,
+                announced: false,
+                preparing: false,
+                notice: None,
                 generation: 0,
                 ready: false,
                 started_at: None,
@@ -191,6 +255,21 @@ struct Service {
     events: Box<dyn Fn(MediaEvent) + Send>,
     stats: Arc<MediaStats>,
     producer: Option<Producer>,
+    /// What the producer's live source needs kept open while it runs.
+    keep: Option<Box<dyn Send>>,
+    /// Set while a live source is being opened (dropping it abandons that).
+    opening: Option<Box<dyn Send>>,
+    /// Set while a lost live source is being replaced under the running
+    /// producer: the attempt, and when to give up and rebuild instead.
+    swapping: Option<(Box<dyn Send>, Instant)>,
+    /// Clients were told the capture waits for something (a dialog): they
+    /// hear when it is back even without a failure before.
+    announced: bool,
+    /// The current opening was asked for by [`MediaHandle::prepare`]: with
+    /// nobody watching it is neither abandoned nor turned into a producer.
+    preparing: bool,
+    /// What the current opening waits for, told to clients joining meanwhile.
+    notice: Option<String>,
     /// Bumped per producer, so messages from a stopped one are ignored.
     generation: u64,
     /// The producer delivered caps: peers can negotiate.
@@ -225,6 +304,10 @@ const STALL_CHECK: Duration = Duration::from_secs(1);
 /// client reconnects instead of waiting forever.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A replacement live source that is not open by then is given up: the
+/// producer is rebuilt the usual way (clients are told, backoff).
+const SWAP_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Service {
     fn run(&mut self, rx: mpsc::Receiver<Command>) {
         loop {
@@ -258,7 +341,8 @@ impl Service {
         let offer = self.awaiting_offer.values().min().copied();
         let stall = (self.ready && self.producer.is_some()).then(|| Instant::now() + STALL_CHECK);
         let retry = self.recovery.as_ref().and_then(|r| r.next_try);
-        [self.gate.deadline(), idle, start, offer, stall, retry]
+        let swap = self.swapping.as_ref().map(|(_, t)| *t);
+        [self.gate.deadline(), idle, start, offer, stall, retry, swap]
             .into_iter()
             .flatten()
             .min()
@@ -286,6 +370,14 @@ impl Service {
         }
         if self.gate.poll(now) {
             self.force_keyframe();
+        }
+        if self.swapping.as_ref().is_some_and(|(_, t)| now >= *t) {
+            self.swapping = None;
+            self.fail_producer(format!(
+                "the capture source was lost and no new one opened within {} s",
+                SWAP_TIMEOUT.as_secs()
+            ));
+            return;
         }
         if let (true, Some(producer)) = (self.ready, self.producer.as_ref()) {
             let count = producer.buffers.load(Ordering::Relaxed);
@@ -387,7 +479,10 @@ impl Service {
                         tracing::info!("capture restored (it was lost: {})", r.reason);
                         self.stats.pipeline_restarts.fetch_add(1, Ordering::Relaxed);
                         (self.events)(MediaEvent::CaptureRestored);
+                    } else if self.announced {
+                        (self.events)(MediaEvent::CaptureRestored);
                     }
+                    self.announced = false;
                     self.flow = (Instant::now(), 0);
                     if let Some(t) = self.started_at {
                         tracing::info!(ms = t.elapsed().as_millis() as u64, "first encoded frame");
@@ -405,6 +500,85 @@ impl Service {
             Command::CaptureLost(reason) => {
                 if self.producer.is_some() {
                     self.fail_producer(reason);
+                }
+            }
+            Command::Prepare => {
+                if self.config.live_source.is_some()
+                    && self.producer.is_none()
+                    && self.opening.is_none()
+                    && self.recovery.is_none()
+                {
+                    self.preparing = true;
+                    if let Err(e) = self.start_producer() {
+                        tracing::warn!("preparing the capture: {e:#}");
+                    }
+                }
+            }
+            Command::SourceOpened(generation, result) => {
+                if generation != self.generation || self.opening.is_none() {
+                    // Abandoned meanwhile: dropping it closes the session.
+                    return;
+                }
+                self.opening = None;
+                self.notice = None;
+                if std::mem::take(&mut self.preparing) && self.waiting.is_empty() {
+                    // Approved (or not) with nobody to watch yet: the grant
+                    // is stored, the session closes with `result`.
+                    match result {
+                        Ok(_) => tracing::info!(
+                            "screen sharing is ready; capture starts with the first viewer"
+                        ),
+                        Err(e) => tracing::warn!("preparing the capture: {e}"),
+                    }
+                    self.generation += 1;
+                    return;
+                }
+                let opened = result.and_then(|o| {
+                    self.build_producer(generation, o.capture, Some(o.keep))
+                        .map_err(|e| format!("{e:#}"))
+                });
+                if let Err(why) = opened {
+                    self.fail_producer(why);
+                }
+            }
+            Command::SourceNotice(generation, SourceSignal::Lost(reason)) => {
+                // Only the producer this source was opened for.
+                if generation == self.generation && self.producer.is_some() {
+                    self.replace_source(reason);
+                }
+            }
+            Command::SwapOpened(generation, result) => {
+                if generation != self.generation || self.swapping.take().is_none() {
+                    return; // abandoned meanwhile: dropping it closes it
+                }
+                let swapped = result.and_then(|o| {
+                    let producer = self
+                        .producer
+                        .as_mut()
+                        .ok_or_else(|| "the producer is gone".to_string())?;
+                    producer
+                        .replace_capture(&o.capture)
+                        .map_err(|e| format!("{e:#}"))?;
+                    Ok(o.keep)
+                });
+                match swapped {
+                    Ok(keep) => {
+                        // The old session closes now, after its source stopped.
+                        self.keep = Some(keep);
+                        self.flow = (Instant::now(), self.flow.1);
+                        tracing::info!("capture source replaced; clients kept their connections");
+                    }
+                    Err(why) => self.fail_producer(why),
+                }
+            }
+            Command::SourceNotice(generation, SourceSignal::Waiting(text)) => {
+                if generation == self.generation && self.opening.is_some() {
+                    tracing::warn!("{text}");
+                    self.notice = Some(text.clone());
+                    if !self.waiting.is_empty() || !self.peers.is_empty() {
+                        self.announced = true;
+                        (self.events)(MediaEvent::CaptureWaiting { reason: text });
+                    }
                 }
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
@@ -429,7 +603,14 @@ impl Service {
             self.update_peer_count();
             return;
         }
-        if self.producer.is_none() {
+        if let (Some(_), Some(text)) = (&self.opening, &self.notice) {
+            // Opening waits for the desktop: this one hears why too.
+            self.announced = true;
+            (self.events)(MediaEvent::CaptureWaiting {
+                reason: text.clone(),
+            });
+        }
+        if self.producer.is_none() && self.opening.is_none() {
             if let Err(e) = self.start_producer() {
                 // E.g. the display died while nobody watched: wait for it.
                 self.waiting.push(peer);
@@ -494,7 +675,13 @@ impl Service {
             tracing::debug!(peer, "peer branch removed");
         }
         self.update_peer_count();
-        if self.peers.is_empty() && self.waiting.is_empty() && self.producer.is_some() {
+        // A prepared opening's dialog stays up for the user at the desktop.
+        let prepared = self.preparing && self.opening.is_some();
+        if self.peers.is_empty()
+            && self.waiting.is_empty()
+            && !prepared
+            && (self.producer.is_some() || self.opening.is_some())
+        {
             self.idle_since = Some(Instant::now());
         }
     }
@@ -575,10 +762,76 @@ impl Service {
             .store(c.coalesced, Ordering::Relaxed);
     }
 
+    /// A running producer's live source went away (the monitor changed, the
+    /// compositor restarted its streams). The old source keeps repeating
+    /// its last frame meanwhile, so first try a new one under the running
+    /// encoder: clients keep their connections and see the new picture.
+    /// When the source cannot come back at once (the compositor is gone),
+    /// or does not within [`SWAP_TIMEOUT`], the producer fails as usual.
+    fn replace_source(&mut self, reason: String) {
+        let source = self.config.live_source.clone();
+        let check = self
+            .config
+            .source_check
+            .as_ref()
+            .map_or(Ok(()), |check| check());
+        let (Some(source), true, Ok(()), None) = (source, self.ready, check, &self.swapping) else {
+            if self.swapping.is_none() {
+                self.fail_producer(reason);
+            }
+            return;
+        };
+        tracing::warn!(
+            "capture source lost ({reason}): opening a new one under the running encoder"
+        );
+        let generation = self.generation;
+        let tx = self.tx.clone();
+        let notice_tx = self.tx.clone();
+        let guard = source.open(
+            Box::new(move |signal| {
+                let _ = notice_tx.send(Command::SourceNotice(generation, signal));
+            }),
+            Box::new(move |result| {
+                let _ = tx.send(Command::SwapOpened(generation, result));
+            }),
+        );
+        self.swapping = Some((guard, Instant::now() + SWAP_TIMEOUT));
+    }
+
+    /// Starts a producer, or with a live source starts opening that (the
+    /// producer follows in [`Command::SourceOpened`]).
     fn start_producer(&mut self) -> anyhow::Result<()> {
         self.generation += 1;
         let generation = self.generation;
-        let producer = Producer::build(&self.config.producer)?;
+        if let Some(source) = self.config.live_source.clone() {
+            let tx = self.tx.clone();
+            let notice_tx = self.tx.clone();
+            let guard = source.open(
+                Box::new(move |signal| {
+                    let _ = notice_tx.send(Command::SourceNotice(generation, signal));
+                }),
+                Box::new(move |result| {
+                    let _ = tx.send(Command::SourceOpened(generation, result));
+                }),
+            );
+            self.opening = Some(guard);
+            return Ok(());
+        }
+        let capture = self.config.producer.capture.clone();
+        self.build_producer(generation, capture, None)
+    }
+
+    fn build_producer(
+        &mut self,
+        generation: u64,
+        capture: String,
+        keep: Option<Box<dyn Send>>,
+    ) -> anyhow::Result<()> {
+        let config = ProducerConfig {
+            capture,
+            ..self.config.producer.clone()
+        };
+        let producer = Producer::build(&config)?;
         producer.count_frames(&self.stats.frames);
 
         let tx = self.tx.clone();
@@ -611,6 +864,7 @@ impl Service {
         self.stats.pipeline_starts.fetch_add(1, Ordering::Relaxed);
         self.stats.pipeline_running.store(true, Ordering::Relaxed);
         self.producer = Some(producer);
+        self.keep = keep;
         self.ready = false;
         self.started_at = Some(Instant::now());
         Ok(())
@@ -625,6 +879,12 @@ impl Service {
         if let Some(producer) = self.producer.take() {
             producer.stop();
         }
+        // After the pipeline let go of it: e.g. closes the portal session.
+        self.keep = None;
+        self.opening = None;
+        self.swapping = None;
+        self.preparing = false;
+        self.notice = None;
         self.generation += 1;
         self.ready = false;
         self.started_at = None;

@@ -109,8 +109,9 @@ pub struct Room {
     next_peer: PeerId,
     stats: RoomStats,
     ice: Option<IceSource>,
-    /// Why the capture is down, while it is; joiners are told too.
-    capture_lost: Option<String>,
+    /// Whether the capture is down (lost, or waiting for the desktop) and
+    /// why, while it is; joiners are told too.
+    capture_lost: Option<(CaptureState, String)>,
 }
 
 impl Room {
@@ -443,8 +444,8 @@ impl Room {
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));
-        if let Some(reason) = &self.capture_lost {
-            out.push(Output::Send(client, capture_lost(reason)));
+        if let Some((state, reason)) = &self.capture_lost {
+            out.push(Output::Send(client, capture_down(*state, reason)));
         }
         self.broadcast_participants(out);
     }
@@ -452,9 +453,9 @@ impl Room {
     /// The capture went away or came back: every joined client hears it.
     /// While it is away the media side holds no branches, so nobody has an
     /// offer to answer; a fresh one follows when it is back.
-    fn on_capture(&mut self, lost: Option<String>, out: &mut Vec<Output>) {
+    fn on_capture(&mut self, lost: Option<(CaptureState, String)>, out: &mut Vec<Output>) {
         let msg = match &lost {
-            Some(reason) => capture_lost(reason),
+            Some((state, reason)) => capture_down(*state, reason),
             None => ServerMessage::Capture {
                 state: CaptureState::Ok,
                 reason: None,
@@ -493,7 +494,10 @@ impl Room {
     fn on_media(&mut self, event: MediaEvent, out: &mut Vec<Output>) {
         let peer = match &event {
             MediaEvent::CaptureLost { reason } => {
-                return self.on_capture(Some(reason.clone()), out)
+                return self.on_capture(Some((CaptureState::Lost, reason.clone())), out)
+            }
+            MediaEvent::CaptureWaiting { reason } => {
+                return self.on_capture(Some((CaptureState::Waiting, reason.clone())), out)
             }
             MediaEvent::CaptureRestored => return self.on_capture(None, out),
             MediaEvent::Offer { peer, .. }
@@ -527,7 +531,9 @@ impl Room {
                 out.push(Output::Send(client, ServerMessage::PeerState { state }))
             }
             MediaEvent::Error { message, .. } => self.error(client, ErrorCode::Media, message, out),
-            MediaEvent::CaptureLost { .. } | MediaEvent::CaptureRestored => {}
+            MediaEvent::CaptureLost { .. }
+            | MediaEvent::CaptureWaiting { .. }
+            | MediaEvent::CaptureRestored => {}
             MediaEvent::PeerFailed { reason, .. } => {
                 // The media side already dropped the branch.
                 self.by_peer.remove(&peer);
@@ -545,9 +551,9 @@ impl Room {
     }
 }
 
-fn capture_lost(reason: &str) -> ServerMessage {
+fn capture_down(state: CaptureState, reason: &str) -> ServerMessage {
     ServerMessage::Capture {
-        state: CaptureState::Lost,
+        state,
         reason: Some(reason.into()),
     }
 }
@@ -738,6 +744,27 @@ mod tests {
         assert_eq!(out, vec![Output::RemovePeer(1)]);
         assert_eq!(r.client_count(), 0);
         assert_eq!(r.joined_count(), 0);
+    }
+
+    #[test]
+    fn waiting_for_the_desktop_reaches_everyone_and_joiners() {
+        let mut r = room(4);
+        join(&mut r, 1, "viewer:v");
+        r.handle(Input::Connected(2));
+        let waiting = ServerMessage::Capture {
+            state: CaptureState::Waiting,
+            reason: Some("approve it on the desktop".into()),
+        };
+        let out = r.handle(Input::Media(MediaEvent::CaptureWaiting {
+            reason: "approve it on the desktop".into(),
+        }));
+        assert_eq!(out, vec![Output::Send(1, waiting.clone())]);
+        let out = r.handle(Input::Message(2, hello("viewer:v")));
+        assert!(out.contains(&Output::Send(2, waiting)));
+        assert_eq!(
+            serde_json::to_value(CaptureState::Waiting).unwrap(),
+            serde_json::json!("waiting")
+        );
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub enum ServerMessage {
 #[serde(rename_all = "camelCase")]
 pub enum CaptureState {
     Lost,
+    /// Down until someone acts on the desktop (e.g. approves screen
+    /// sharing); otherwise like `Lost`.
+    Waiting,
     Ok,
 }
 

@@ -92,12 +92,14 @@ function freeDisplay() {
 }
 
 /** Environment for children, with DISPLAY/WAYLAND_DISPLAY replaced as asked. */
-function childEnv(overrides = {}) {
+export function childEnv(overrides = {}) {
   const env = { ...process.env };
   // The agent reads ORIEL_* settings; only the test decides them (ORIEL_LOG aside).
   for (const k of Object.keys(env)) if (k.startsWith('ORIEL_') && k !== 'ORIEL_LOG') delete env[k];
   delete env.DISPLAY;
   delete env.WAYLAND_DISPLAY;
+  // `--capture auto` reads it too (a Wayland session): tests set it themselves.
+  delete env.XDG_SESSION_TYPE;
   env.NO_COLOR = '1'; // plain logs in failure reports
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined || v === null) delete env[k];
@@ -355,9 +357,11 @@ export class Harness {
    * in its environment. Returns an Agent. With `tls`, the agent is reached
    * over https and trusted through `ca` (a PEM file; default: the
    * self-signed certificate in the state directory). `stateDir` reuses a
-   * state directory (e.g. across a restart); it is not removed.
+   * state directory (e.g. across a restart); it is not removed. `runAs`
+   * ({uid, gid}) runs the agent, and its `oriel link` commands, as that
+   * user (setpriv), e.g. to join a desktop session of that user.
    */
-  async startAgent({ display = null, capture = 'x11', args = [], env = {}, tls = false, ca = null, stateDir = null } = {}) {
+  async startAgent({ display = null, capture = 'x11', args = [], env = {}, tls = false, ca = null, stateDir = null, runAs = null } = {}) {
     if (!fs.existsSync(ORIEL_BIN)) throw new Error(`agent binary missing: ${ORIEL_BIN}`);
     const port = await freePort();
     // Each agent has its own link secret and link list.
@@ -365,13 +369,20 @@ export class Harness {
       stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-state-'));
       this.tmpDirs.push(stateDir);
     }
+    if (runAs) fs.chownSync(stateDir, runAs.uid, runAs.gid);
+    const [cmd, cmdArgs] = asUser(runAs, ORIEL_BIN,
+      ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir, ...args]);
     const rec = this.spawn(
       'oriel',
-      ORIEL_BIN,
-      ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir, ...args],
+      cmd,
+      cmdArgs,
       { env: childEnv({ ORIEL_LOG: process.env.ORIEL_LOG ?? 'info,oriel=debug', ...env, DISPLAY: display }) },
     );
     const agent = new Agent(this, rec, port, stateDir, tls ? (ca ?? path.join(stateDir, 'tls', 'cert.pem')) : null);
+    agent.runAs = runAs;
+    // `oriel link` runs with the agent's environment when it runs as
+    // another user (its HOME, not ours).
+    agent.linkEnv = runAs ? env : {};
     await waitFor(
       async () => {
         if (rec.exitCode !== undefined) throw new Error(`agent exited early (code ${rec.exitCode})`);
@@ -480,6 +491,12 @@ export class Harness {
   }
 }
 
+/** `[cmd, args]` that run `cmd args` as `runAs` ({uid, gid}), or as us. */
+export function asUser(runAs, cmd, args) {
+  if (!runAs) return [cmd, args];
+  return ['setpriv', [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups', cmd, ...args]];
+}
+
 export class Agent {
   constructor(harness, rec, port, stateDir, caFile = null) {
     this.harness = harness;
@@ -492,13 +509,16 @@ export class Agent {
     this.wsUrl = `ws${s}://127.0.0.1:${port}/ws`;
     this.controllerUrl = null;
     this.sharedViewer = null;
+    this.runAs = null;
+    this.linkEnv = {};
   }
 
   /** Mint a link with `oriel link create`; returns {url, id, token}. */
   createLink({ role, slot = null, ttl = '1h' }) {
     const args = ['link', 'create', '--role', role, '--ttl', ttl, '--state-dir', this.stateDir, '--url', this.url];
     if (slot !== null) args.push('--slot', String(slot));
-    const r = spawnSync(ORIEL_BIN, args, { encoding: 'utf8', env: childEnv() });
+    // As the agent's user: files it writes must stay readable to the agent.
+    const r = spawnSync(...asUser(this.runAs, ORIEL_BIN, args), { encoding: 'utf8', env: childEnv(this.linkEnv) });
     if (r.status !== 0) throw new Error(`oriel link create failed: ${r.stderr}`);
     const url = r.stdout.trim();
     // stderr: "oriel: link <id> (<role>), expires in ..."
@@ -511,7 +531,7 @@ export class Agent {
 
   /** Revoke a link by id with `oriel link revoke`. */
   revoke(id) {
-    const r = spawnSync(ORIEL_BIN, ['link', 'revoke', id, '--state-dir', this.stateDir], { encoding: 'utf8', env: childEnv() });
+    const r = spawnSync(...asUser(this.runAs, ORIEL_BIN, ['link', 'revoke', id, '--state-dir', this.stateDir]), { encoding: 'utf8', env: childEnv(this.linkEnv) });
     if (r.status !== 0) throw new Error(`oriel link revoke failed: ${r.stderr}`);
   }
 
