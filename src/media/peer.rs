@@ -4,6 +4,7 @@
 //! else.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
@@ -241,8 +242,12 @@ impl PeerBranch {
 
     /// Removes the branch without disturbing the stream: wait until the tee
     /// pad is idle, unlink it, then release the pad and stop the branch from
-    /// the pipeline's async context (never from a streaming thread).
-    pub fn detach(self, producer: &Producer) {
+    /// the pipeline's async context (never from a streaming thread). The
+    /// returned receiver hears (or sees its sender dropped) once that is
+    /// done: the pipeline must not be stopped while a removal is under way,
+    /// or the two race over the same elements (seen as a crash on SIGTERM).
+    pub fn detach(self, producer: &Producer) -> mpsc::Receiver<()> {
+        let (done_tx, done_rx) = mpsc::sync_channel::<()>(1);
         let pipeline = producer.pipeline().clone();
         let tee = producer.tee().clone();
         let bin = self.bin;
@@ -254,13 +259,16 @@ impl PeerBranch {
                 let pad = pad.clone();
                 let tee = tee.clone();
                 let bin = bin.clone();
+                let done = done_tx.clone();
                 pipeline.call_async(move |pipeline| {
                     tee.release_request_pad(&pad);
                     let _ = bin.set_state(gst::State::Null);
                     let _ = pipeline.remove(&bin);
+                    let _ = done.try_send(());
                 });
                 gst::PadProbeReturn::Remove
             });
+        done_rx
     }
 }
 

@@ -238,6 +238,7 @@ pub fn spawn(
                 started_at: None,
                 waiting: Vec::new(),
                 peers: HashMap::new(),
+                detaching: Vec::new(),
                 idle_since: None,
                 awaiting_offer: HashMap::new(),
                 flow: (Instant::now(), 0),
@@ -278,6 +279,9 @@ struct Service {
     /// Peers that joined before the producer was ready.
     waiting: Vec<PeerId>,
     peers: HashMap<PeerId, PeerBranch>,
+    /// Branches being removed (see `PeerBranch::detach`): the producer
+    /// waits for them before it stops.
+    detaching: Vec<mpsc::Receiver<()>>,
     idle_since: Option<Instant>,
     gate: KeyframeGate,
     /// Peers attached but still without an offer, and when to give up.
@@ -299,6 +303,9 @@ struct Recovery {
 /// (a streaming task can stop without an error message): restart it.
 const STALL_TIMEOUT: Duration = Duration::from_secs(4);
 const STALL_CHECK: Duration = Duration::from_secs(1);
+
+/// How long stopping the producer waits for branch removals under way.
+const DETACH_WAIT: Duration = Duration::from_secs(1);
 
 /// A branch that has not produced its offer by then is failed, so its
 /// client reconnects instead of waiting forever.
@@ -670,7 +677,9 @@ impl Service {
                 );
             }
             if let Some(producer) = self.producer.as_ref() {
-                branch.detach(producer);
+                self.detaching
+                    .retain(|rx| matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
+                self.detaching.push(branch.detach(producer));
             }
             tracing::debug!(peer, "peer branch removed");
         }
@@ -873,6 +882,16 @@ impl Service {
     fn stop_producer(&mut self) {
         for (_, branch) in self.peers.drain() {
             drop(branch);
+        }
+        // Removals still under way finish first (each takes a few ms; a
+        // streaming thread stuck on a dead display may never let its pad go
+        // idle, hence the bound).
+        let deadline = Instant::now() + DETACH_WAIT;
+        for rx in self.detaching.drain(..) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(left) {
+                tracing::debug!("a peer branch was still being removed when the pipeline stopped");
+            }
         }
         self.awaiting_offer.clear();
         self.waiting.clear();
