@@ -16,12 +16,16 @@
 //     MotionNotify (CLOCK_REALTIME); every motion the page sends goes to its
 //     own pixel, so each report matches one send. Same machine, same clock:
 //     the page's time is performance.timeOrigin + performance.now().
-// The page paces itself with a MessageChannel yield loop (setTimeout clamps
-// to ~4 ms), sending the binary `pointer absolute` message on the `motion`
-// channel through window.oriel.sendInput, which is what the web client's own
-// pointer handler calls.
+// The page paces itself by spinning on performance.now() while it sends (its
+// main thread does nothing else meanwhile; video decoding is off that thread):
+// a loop that yields between sends (MessageChannel; setTimeout clamps to
+// ~4 ms) saw the page's main thread stall for 0.4-0.8 s at a time and reached
+// only 350-480 Hz (BENCH_INPUT_YIELD=1 brings it back). Each send is the
+// binary `pointer absolute` message on the `motion` channel through
+// window.oriel.sendInput, which is what the web client's own pointer handler
+// calls.
 //
-// Knobs (environment): ORIEL_BIN, BENCH_INPUT_HZ (500), BENCH_INPUT_SECONDS
+// Knobs (environment): ORIEL_BIN, BENCH_INPUT_HZ (500), BENCH_INPUT_YIELD (0), BENCH_INPUT_SECONDS
 // (7.5 per round: with the 0.5 s warm-up, 4000 events fill the agent's
 // 4096-event window with this round only), BENCH_INPUT_ROUNDS (3),
 // BENCH_NO_MARKDOWN=1, BENCH_TIMEOUT_MS (300000).
@@ -43,7 +47,7 @@ const ms = (s) => (s === null || s === undefined ? null : s * 1000);
 
 /** Sends pointer motion from the page at `hz` for `seconds`; returns every send. */
 function stream(page, { hz, seconds, first, width, height }) {
-  return page.evaluate(async ({ hz, seconds, first, width, height }) => {
+  return page.evaluate(async ({ hz, seconds, first, width, height, busy }) => {
     const period = 1000 / hz;
     const sends = []; // [unix ms, px, py]
     let failed = 0;
@@ -56,9 +60,16 @@ function stream(page, { hz, seconds, first, width, height }) {
     let next = t0;
     let i = first;
     let behind = 0;
+    let last = t0;
+    let maxGapMs = 0;
     while (performance.now() - t0 < seconds * 1000) {
       const now = performance.now();
+      // The page's own stalls (its main thread busy elsewhere): after one,
+      // the motions that fell due are sent at once, as a busy browser would.
+      maxGapMs = Math.max(maxGapMs, now - last);
+      last = now;
       if (now < next) {
+        if (busy) continue; // spin: nothing else may run on this thread
         await yieldNow();
         continue;
       }
@@ -73,14 +84,14 @@ function stream(page, { hz, seconds, first, width, height }) {
       else failed++;
       i++;
       next += period;
-      if (next < now - 20) {
+      if (next < now - 250) {
         behind++;
-        next = now; // fell behind (a busy page): no burst to catch up
+        next = now; // a stall this long is not a stream any more: start afresh
       }
     }
     const elapsedMs = performance.now() - t0;
-    return { sends, failed, behind, elapsedMs, next: i, clockSkewMs: Date.now() - (performance.timeOrigin + performance.now()) };
-  }, { hz, seconds, first, width, height });
+    return { sends, failed, behind, maxGapMs, elapsedMs, next: i, clockSkewMs: Date.now() - (performance.timeOrigin + performance.now()) };
+  }, { hz, seconds, first, width, height, busy: process.env.BENCH_INPUT_YIELD !== '1' });
 }
 
 function agentLatency(m) {
@@ -149,6 +160,7 @@ async function main(res) {
       sendFailures: run.failed + warm.failed,
       achievedHz: (run.sends.length / run.elapsedMs) * 1000,
       pageFellBehind: run.behind,
+      pageMaxStallMs: run.maxGapMs,
       clockSkewMs: run.clockSkewMs,
       injected,
       dropped,
@@ -198,8 +210,8 @@ export function render(res, jsonRel) {
   L.push(`Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`);
   L.push('');
   L.push(`A Chromium page holding a controller link (and playing the ${c.width}x${c.height}@${c.framerate} stream of the moving \`${c.scene}\` scene) sends ` +
-    `pointer-absolute messages on the \`motion\` data channel at ${c.hz} Hz (a MessageChannel-paced loop calling \`window.oriel.sendInput\`, ` +
-    `which is what the web client's pointer handler calls), ${c.rounds} round(s) of ${c.warmupSeconds} s warm-up + ${c.seconds} s. Every message moves the pointer to a pixel of its own. ` +
+    `pointer-absolute messages on the \`motion\` data channel at ${c.hz} Hz (a loop spinning on \`performance.now()\` and calling \`window.oriel.sendInput\`, ` +
+    `which is what the web client's pointer handler calls; yielding between sends let the page stall for up to 0.8 s), ${c.rounds} round(s) of ${c.warmupSeconds} s warm-up + ${c.seconds} s. Every message moves the pointer to a pixel of its own. ` +
     `Input backend: **${res.inputBackend}** (no /dev/uinput on this kernel). Two clocks on one machine:`);
   L.push('');
   L.push('- **agent**: data-channel arrival to the injection call returning, the agent\'s own `oriel_input_latency_seconds` (nearest rank over its last 4096 events, i.e. this round), read after each round;');
