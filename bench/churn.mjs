@@ -34,7 +34,7 @@ import {
   CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, procStatus, quantile, round1,
   sleep, startAgent, startDisplay, waitClients, waitFor, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers } from './lib/receiver.mjs';
 import { fdCount } from './viewers.mjs';
 
@@ -229,16 +229,7 @@ export function render(res, jsonRel) {
   L.push(`| after ${res.config.restMs / 1000} s of rest vs before | ${fmt(d.restedRssMiB)} | ${d.restedThreads} | ${d.restedFds} |`);
   L.push(`| idle (nobody connected) after vs before | ${fmt(d.idleRssMiB)} | ${d.idleThreads} | ${d.idleFds} |`);
   L.push('');
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(whatTheNumbersSay(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(whatTheNumbersSay(res), res.notes));
   return L.join('\n');
 }
 

@@ -40,7 +40,7 @@ import {
   procCpuSec, procStatus, quantile, round1, rtcStats, sleep, startAgent, startDisplay, status, sysCpu, waitClients,
   waitFor, waitPresented, openClient, closeClient,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 
 // --------------------------------------------------------- measurements
 
@@ -441,16 +441,7 @@ export function render(res, jsonRel) {
       `pipeline restarts during the warm joins: ${t.warm.pipelineRestartsDuring}; reconnects of the playing client: ${t.warm.anchorReconnects}.`);
     L.push('');
   }
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(whatTheNumbersSay(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(whatTheNumbersSay(res), res.notes));
   return L.join('\n');
 }
 

@@ -29,7 +29,7 @@ import {
   CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, quantile, round1,
   sleep, startAgent, startDisplay, status, waitClients, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers } from './lib/receiver.mjs';
 
 const BACKGROUND = envNum('BENCH_TTFF_VIEWERS', 8);
@@ -199,16 +199,7 @@ export function render(res, jsonRel) {
   const seq = res.ttff.samples.map((w) => (w.failed ? `**failed** (${w.at})` : fmt(w.firstFrameSinceConnectMs, 0))).join(', ');
   L.push(`Joins in order (ms since connect): ${seq}.`);
   L.push('');
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(whatTheNumbersSay(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(whatTheNumbersSay(res), res.notes));
   return L.join('\n');
 }
 

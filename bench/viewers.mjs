@@ -40,7 +40,7 @@ import {
   pidsCpuSec, procCpuSec, procStatus, round1, rtcStats, sleep, startAgent, startDisplay, status, sysCpu, waitClients,
   waitFor, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers } from './lib/receiver.mjs';
 
 const VIEWERS = (process.env.BENCH_VIEWERS || '0,1,2,4,8,16,32').split(',').map(Number);
@@ -461,16 +461,7 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('</details>');
   L.push('');
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(whatTheNumbersSay(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(whatTheNumbersSay(res), res.notes));
   return L.join('\n');
 }
 

@@ -89,3 +89,10 @@ export function runPart(part, main) {
     },
   );
 }
+
+/** The closing lines of a part's section: its reading, then the oddities seen. */
+export function readingAndOddities(reading, notes) {
+  const L = ['### What the numbers say', '', reading, ''];
+  if (notes?.length) L.push('### Oddities seen in this run', '', ...notes.map((n) => `- ${n}`), '');
+  return L;
+}
