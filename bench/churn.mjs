@@ -34,8 +34,8 @@ import {
   CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, procStatus, quantile, round1,
   sleep, startAgent, startDisplay, waitClients, waitFor, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
-import { Receivers } from './lib/receiver.mjs';
+import { isMain, noteAgentWarnings, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
+import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
 import { fdCount } from './viewers.mjs';
 
 const CYCLES = envNum('BENCH_CHURN_CYCLES', 200);
@@ -247,13 +247,9 @@ function oddities(res, agentLog, rx) {
   if (!d.clientsBackToBaseline) notes.push('/healthz clients/peers did not return to the baseline');
   if (d.joinsCounted !== d.cycles) notes.push(`the agent counted ${d.joinsCounted} joins for ${d.cycles} cycles`);
   for (const f of res.churn.failures) notes.push(`join without a first frame: ${f}`);
-  const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
-  if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
-  const w = agentWarnings(agentLog);
-  if (w.count) {
-    res.agentWarnings = w.lines;
-    notes.push(w.note);
-  }
+  const rxNote = receiverErrorsNote(rx);
+  if (rxNote) notes.push(rxNote);
+  noteAgentWarnings(res, notes, agentLog);
   return notes;
 }
 

@@ -40,7 +40,7 @@ import {
   procCpuSec, procStatus, quantile, round1, rtcStats, sleep, startAgent, startDisplay, status, sysCpu, waitClients,
   waitFor, waitPresented, openClient, closeClient,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
+import { isMain, noteAgentWarnings, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 
 // --------------------------------------------------------- measurements
 
@@ -495,11 +495,7 @@ function oddities(res, agentLog) {
     }
   }
   if (res.ttff && !res.ttff.cold.allStartedPipeline) notes.push('a cold join did not start the pipeline exactly once');
-  const w = agentWarnings(agentLog);
-  if (w.count) {
-    res.agentWarnings = w.lines;
-    notes.push(w.note);
-  }
+  noteAgentWarnings(res, notes, agentLog);
   return notes;
 }
 

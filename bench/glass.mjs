@@ -59,7 +59,7 @@ import {
   procCpuSec, quantile, round1, sleep, start, startAgent, startDisplay, stopChild, sysCpu, waitClients,
   waitForLine, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 
 const ALL_CONFIGS = {
   '720p30': { width: 1280, height: 720, framerate: 30 },
@@ -663,16 +663,7 @@ export function render(res, jsonRel) {
   L.push('');
   L.push('</details>');
   L.push('');
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(whatTheNumbersSay(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(whatTheNumbersSay(res), res.notes));
   return L.join('\n');
 }
 

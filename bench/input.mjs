@@ -35,7 +35,7 @@ import {
   CFG, agentInfo, childEnv, createLink, envNum, fmt, launchBrowser, log, machineInfo, median, quantile, sleep, start,
   startAgent, startDisplay, stopChild, waitFor, waitForLine,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { isMain, noteAgentWarnings, runPart, saveAgentLog } from './lib/run.mjs';
 
 const HZ = envNum('BENCH_INPUT_HZ', 500);
 const SECONDS = envNum('BENCH_INPUT_SECONDS', 7.5);
@@ -178,12 +178,8 @@ async function main(res) {
   res.metricsAtEnd = await agent.metrics();
   if (!agent.alive) throw new Error('the agent died during the run');
   res.agentLogFile = saveAgentLog(agent.rec.log, res.startedAt, 'input');
-  const w = agentWarnings(agent.rec.log);
   res.notes = [];
-  if (w.count) {
-    res.agentWarnings = w.lines;
-    res.notes.push(w.note);
-  }
+  noteAgentWarnings(res, res.notes, agent.rec.log);
   await stopChild(watch);
   const med = (f) => median(res.rounds.map(f));
   res.summary = {

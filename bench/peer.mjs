@@ -47,7 +47,7 @@ import {
   BENCH_DIR, CFG, CLK_TCK, REPO_ROOT, agentInfo, childEnv, children, envNum, fmt, freePort, log, machineInfo, median,
   pidsCpuSec, procCpuSec, procStatus, round1, sleep, startAgent, startDisplay, stopChild, sysCpu, waitFor, waitForLine, start,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, runPart, saveAgentLog } from './lib/run.mjs';
+import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 
 const SYSTEMS = ['oriel', 'webrtcsink'];
 const WS_DIR = path.join(BENCH_DIR, 'webrtcsink');
@@ -670,16 +670,7 @@ export function render(res, jsonRel) {
     L.push(`| (all threads) | | ${fmt(row.oriel.cpuPct)} (${row.oriel.threads}) | ${fmt(row.webrtcsink.cpuPct)} (${row.webrtcsink.threads}) |`);
     L.push('');
   }
-  L.push('### What the numbers say');
-  L.push('');
-  L.push(readingOf(res));
-  L.push('');
-  if (res.notes?.length) {
-    L.push('### Oddities seen in this run');
-    L.push('');
-    for (const n of res.notes) L.push(`- ${n}`);
-    L.push('');
-  }
+  L.push(...readingAndOddities(readingOf(res), res.notes));
   return L.join('\n');
 }
 

@@ -29,8 +29,8 @@ import {
   CFG, agentInfo, closeClient, envNum, fmt, launchBrowser, log, machineInfo, median, openClient, quantile, round1,
   sleep, startAgent, startDisplay, status, waitClients, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
-import { Receivers } from './lib/receiver.mjs';
+import { isMain, noteAgentWarnings, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
+import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
 
 const BACKGROUND = envNum('BENCH_TTFF_VIEWERS', 8);
 const JOINS = envNum('BENCH_TTFF_JOINS', 20);
@@ -215,13 +215,9 @@ function oddities(res, agentLog, rx) {
   if (res.agent.build !== 'release') notes.push(`agent is a ${res.agent.build} build`);
   if (!res.display.covers) notes.push('the moving window does not cover the screen');
   for (const f of res.ttff.samples.filter((w) => w.failed)) notes.push(`join at ${f.at} got no frame within ${JOIN_TIMEOUT_MS / 1000} s; page status then: ${JSON.stringify(f.statusAtTimeout)}`);
-  const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
-  if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
-  const w = agentWarnings(agentLog);
-  if (w.count) {
-    res.agentWarnings = w.lines;
-    notes.push(w.note);
-  }
+  const rxNote = receiverErrorsNote(rx);
+  if (rxNote) notes.push(rxNote);
+  noteAgentWarnings(res, notes, agentLog);
   return notes;
 }
 

@@ -40,8 +40,8 @@ import {
   pidsCpuSec, procCpuSec, procStatus, round1, rtcStats, sleep, startAgent, startDisplay, status, sysCpu, waitClients,
   waitFor, waitPresented,
 } from './lib/harness.mjs';
-import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
-import { Receivers } from './lib/receiver.mjs';
+import { isMain, noteAgentWarnings, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
+import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
 
 const VIEWERS = (process.env.BENCH_VIEWERS || '0,1,2,4,8,16,32').split(',').map(Number);
 const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 2);
@@ -497,13 +497,9 @@ function oddities(res, agentLog, rx) {
     if (bad.length) notes.push(`${r.viewers}-viewer window: ${bad.length} viewer(s) not connected at the end (${bad.map((v) => `${v.id}:${v.state}`).join(', ')})`);
   }
   notes.push(...joinProblems);
-  const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
-  if (errs.length) notes.push(`${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}`);
-  const w = agentWarnings(agentLog);
-  if (w.count) {
-    res.agentWarnings = w.lines;
-    notes.push(w.note);
-  }
+  const rxNote = receiverErrorsNote(rx);
+  if (rxNote) notes.push(rxNote);
+  noteAgentWarnings(res, notes, agentLog);
   return notes;
 }
 

@@ -227,3 +227,9 @@ export class Receivers {
     return procStatus(this.pid);
   }
 }
+
+/** One oddity line for the viewers of `rx` that reported errors, or null. */
+export function receiverErrorsNote(rx) {
+  const errs = [...rx.viewers.values()].filter((v) => v.errors.length);
+  return errs.length ? `${errs.length} receiver viewer(s) reported errors, e.g. viewer ${errs[0].id}: ${errs[0].errors[0]}` : null;
+}

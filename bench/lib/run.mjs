@@ -96,3 +96,12 @@ export function readingAndOddities(reading, notes) {
   if (notes?.length) L.push('### Oddities seen in this run', '', ...notes.map((n) => `- ${n}`), '');
   return L;
 }
+
+/** Adds the agent log's WARN/ERROR summary to `notes` and keeps the lines in `res`. */
+export function noteAgentWarnings(res, notes, agentLog) {
+  const w = agentWarnings(agentLog);
+  if (w.count) {
+    res.agentWarnings = w.lines;
+    notes.push(w.note);
+  }
+}
