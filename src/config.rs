@@ -299,6 +299,36 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_TURN_TTL", help_heading = "ICE servers (STUN/TURN)", default_value = "12h", value_parser = parse_turn_ttl)]
     pub turn_ttl: Duration,
 
+    /// Publish the shared encode into an SFU, for audiences larger than
+    /// this desktop can serve (repeatable): `janus:URL,room=N[,id=N]`
+    /// (Janus VideoRoom over its HTTP API, e.g. http://host:8088/janus) or
+    /// `whip:URL` (any WHIP endpoint). Options: `name=NAME`,
+    /// `start=auto|manual` (publish at startup, the default, or when the
+    /// controller or `oriel publish start` asks), for Janus
+    /// `public=URL` (its API as browsers reach it, for `--via-sfu` links).
+    #[arg(
+        long,
+        env = "ORIEL_PUBLISH",
+        help_heading = "Publishing (SFU)",
+        value_delimiter = ';',
+        value_parser = crate::publish::target::parse
+    )]
+    pub publish: Vec<crate::publish::target::Target>,
+
+    /// The Janus room's `secret`: lets oriel remove its own stale publisher
+    /// (left by a crash) instead of waiting up to a minute. Never logged.
+    #[arg(long, env = "ORIEL_JANUS_SECRET", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub janus_secret: Option<Secret>,
+
+    /// The Janus room's `pin`, if it has one; also given to `--via-sfu`
+    /// viewers. Never logged.
+    #[arg(long, env = "ORIEL_JANUS_PIN", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub janus_pin: Option<Secret>,
+
+    /// Bearer token for WHIP endpoints. Never logged.
+    #[arg(long, env = "ORIEL_WHIP_TOKEN", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub whip_token: Option<Secret>,
+
     /// Highest player slot: players own gamepads 2..=N.
     #[arg(long, env = "ORIEL_MAX_PLAYERS", help_heading = "Serving", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
     pub max_players: u8,

@@ -431,6 +431,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let playout_delay = args.playout_delay().map_err(anyhow::Error::msg)?;
     let ice_servers = args.ice_servers().map_err(anyhow::Error::msg)?;
     log_ice_servers(&ice_servers);
+    oriel::publish::target::check_unique(&args.publish).map_err(anyhow::Error::msg)?;
 
     // TLS first: a refused or broken setup should fail before any capture starts.
     let tls_decision = oriel::tls::mode::decide(
@@ -615,18 +616,41 @@ fn serve(args: ServeArgs) -> Result<()> {
         }) {
             tracing::warn!("libX11 older than 1.7 or missing: if the X server dies, oriel exits with it");
         }
+        let publishing = oriel::publish::Publishing::start(
+            args.publish.clone(),
+            oriel::publish::Secrets {
+                janus: oriel::publish::janus::RoomSecrets {
+                    secret: args.janus_secret.clone(),
+                    pin: args.janus_pin.clone(),
+                },
+                whip_token: args.whip_token.clone(),
+            },
+            media.clone(),
+        )?;
         let mut metrics = Metrics::new(media.stats.clone(), encoder_name.into(), capture.name().into());
+        metrics.publishing = (!publishing.is_empty()).then(|| publishing.clone());
         metrics.input = input.as_ref().map(|i| i.stats.clone());
         metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
         let metrics = Arc::new(metrics);
         let _ = media_cell.set(media.clone());
         let signalling = server::start_room(room, media_cell, input.clone(), metrics.clone(), store.links_path());
         let sig = signalling.clone();
+        let to_sfu = publishing.clone();
         tokio::spawn(async move {
             while let Some(ev) = event_rx.recv().await {
-                sig.media_event(ev);
+                // A publish target's own events go to its task, the rest to the room.
+                if !to_sfu.media_event(&ev) {
+                    sig.media_event(ev);
+                }
             }
         });
+        let control = Arc::new(oriel::signalling::control::ControlPlane::new(
+            publishing.clone(),
+            None,
+            args.janus_pin.as_ref().map(|p| p.expose().to_string()),
+            Box::new(StoreCredentials::new(&store)),
+            metrics.clone(),
+        ));
 
         let addr = listener.local_addr()?;
         let scheme = tls_decision.scheme();
@@ -677,6 +701,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             ServerConfig {
                 allow_origins: args.allow_origins.clone(),
                 tls: tls.map(|(loaded, _)| loaded.config),
+                control: Some(control),
+                connect_src: publishing.browser_origins(),
             },
             async move {
                 let _ = stop_rx.await;
@@ -692,6 +718,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 }
                 oriel::systemd::notify("STOPPING=1");
                 signalling.shutdown("the agent is shutting down").await;
+                publishing.shutdown().await;
                 let _ = stop_tx.send(());
                 let _ = tokio::time::timeout(Duration::from_secs(3), &mut server_future).await;
             }

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub tls_handshake_failed: Arc<std::sync::atomic::AtomicU64>,
     pub input: Option<Arc<crate::input::service::InputStats>>,
     pub input_backend: String,
+    /// Control requests refused as malformed.
+    pub control_refused: std::sync::atomic::AtomicU64,
+    /// SFU publish targets, when any are configured.
+    pub publishing: Option<crate::publish::Publishing>,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +71,8 @@ impl Metrics {
             tls_handshake_failed: Default::default(),
             input: None,
             input_backend: "none".into(),
+            control_refused: Default::default(),
+            publishing: None,
         }
     }
 
@@ -112,6 +118,49 @@ impl Metrics {
                     role_of(*peer),
                     value(t)
                 );
+            }
+        }
+    }
+
+    /// Each SFU target's state, failed attempts and live sessions.
+    fn render_publishing(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# HELP oriel_control_refused_total Control requests refused as malformed.\n# TYPE oriel_control_refused_total counter\noriel_control_refused_total {}",
+            self.control_refused.load(Ordering::Relaxed)
+        );
+        let Some(p) = &self.publishing else { return };
+        let statuses = p.statuses();
+        let _ = writeln!(
+            s,
+            "# HELP oriel_publish_state Each SFU target's state (1 for the current one).\n# TYPE oriel_publish_state gauge"
+        );
+        for st in &statuses {
+            for state in ["stopped", "connecting", "live", "retrying"] {
+                let now = serde_json::to_value(st.state).ok();
+                let on = now.as_ref().and_then(|v| v.as_str()) == Some(state);
+                let _ = writeln!(
+                    s,
+                    "oriel_publish_state{{target=\"{}\",kind=\"{}\",state=\"{state}\"}} {}",
+                    st.name, st.kind, on as u8
+                );
+            }
+        }
+        for (name, help, value) in [
+            (
+                "oriel_publish_failures_total",
+                "Publish attempts to an SFU that failed (each is retried with backoff).",
+                (|st: &crate::publish::publisher::Status| st.failures) as fn(&_) -> u64,
+            ),
+            (
+                "oriel_publish_sessions_total",
+                "Sessions with an SFU that went live.",
+                |st| st.sessions,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            for st in &statuses {
+                let _ = writeln!(s, "{name}{{target=\"{}\"}} {}", st.name, value(st));
             }
         }
     }
@@ -300,6 +349,7 @@ impl Metrics {
             room.clients.saturating_sub(room.sessions.len())
         );
         self.render_traffic(&mut s, &room);
+        self.render_publishing(&mut s);
         let _ = writeln!(
             s,
             "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"

@@ -28,6 +28,8 @@ pub enum BranchEvent {
     Error(String),
     /// The client asked for a keyframe (PLI/FIR through RTCP).
     KeyframeRequest,
+    /// Every local ICE candidate has been reported.
+    GatheringDone,
 }
 
 pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
@@ -384,6 +386,15 @@ fn connect_signals(
         let candidate = values[2].get::<String>().ok()?;
         ev(id, BranchEvent::Ice { mline, candidate });
         None
+    });
+
+    let ev = events.clone();
+    webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
+        let state =
+            webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+            ev(id, BranchEvent::GatheringDone);
+        }
     });
 
     webrtcbin.connect_notify(Some("connection-state"), move |webrtcbin, _| {

@@ -51,6 +51,11 @@ pub enum MediaEvent {
         peer: PeerId,
         message: String,
     },
+    /// Every local ICE candidate of the peer has been reported (for
+    /// signalling that sends one offer with all candidates, e.g. WHIP).
+    GatheringDone {
+        peer: PeerId,
+    },
     /// The peer's branch is gone (its own failure); the client should leave.
     PeerFailed {
         peer: PeerId,
@@ -149,7 +154,9 @@ pub struct MediaStats {
 }
 
 enum Command {
-    AddPeer(PeerId),
+    /// A peer; `false` for one that sends no input (an SFU publisher): its
+    /// connection carries no data channels.
+    AddPeer(PeerId, bool),
     RemovePeer(PeerId),
     Answer(PeerId, String),
     Ice(PeerId, u32, String),
@@ -173,7 +180,14 @@ pub struct MediaHandle {
 
 impl MediaHandle {
     pub fn add_peer(&self, peer: PeerId) {
-        let _ = self.tx.send(Command::AddPeer(peer));
+        let _ = self.tx.send(Command::AddPeer(peer, true));
+    }
+    /// A peer that only receives video (an SFU publisher): no data
+    /// channels in its offer. Otherwise like any peer: it keeps the
+    /// producer running, its keyframe requests are coalesced with the
+    /// browsers', and it is re-offered after a capture loss.
+    pub fn add_receiver(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::AddPeer(peer, false));
     }
     /// Opens the live source once without a viewer, so that a dialog it
     /// needs (the first approval of screen sharing) shows up when oriel
@@ -238,6 +252,7 @@ pub fn spawn(
                 started_at: None,
                 waiting: Vec::new(),
                 peers: HashMap::new(),
+                without_input: Default::default(),
                 detaching: Vec::new(),
                 idle_since: None,
                 awaiting_offer: HashMap::new(),
@@ -279,6 +294,8 @@ struct Service {
     /// Peers that joined before the producer was ready.
     waiting: Vec<PeerId>,
     peers: HashMap<PeerId, PeerBranch>,
+    /// Peers whose connection carries no data channels.
+    without_input: std::collections::HashSet<PeerId>,
     /// Branches being removed (see `PeerBranch::detach`): the producer
     /// waits for them before it stops.
     detaching: Vec<mpsc::Receiver<()>>,
@@ -473,7 +490,12 @@ impl Service {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::AddPeer(peer) => self.add_peer(peer),
+            Command::AddPeer(peer, input) => {
+                if !input {
+                    self.without_input.insert(peer);
+                }
+                self.add_peer(peer)
+            }
             Command::RemovePeer(peer) => self.remove_peer(peer),
             Command::Answer(peer, sdp) => {
                 if let Some(branch) = self.peers.get(&peer) {
@@ -654,13 +676,12 @@ impl Service {
             .config
             .ice
             .for_agent(&format!("oriel-agent-{peer}"), std::time::SystemTime::now());
-        match PeerBranch::attach(
-            producer,
-            peer,
-            &ice,
-            self.event_sink(),
-            self.config.input.clone(),
-        ) {
+        let input = if self.without_input.contains(&peer) {
+            None
+        } else {
+            self.config.input.clone()
+        };
+        match PeerBranch::attach(producer, peer, &ice, self.event_sink(), input) {
             Ok(branch) => {
                 tracing::debug!(peer, "peer branch attached");
                 self.peers.insert(peer, branch);
@@ -677,6 +698,7 @@ impl Service {
     }
 
     fn remove_peer(&mut self, peer: PeerId) {
+        self.without_input.remove(&peer);
         self.waiting.retain(|p| *p != peer);
         self.awaiting_offer.remove(&peer);
         if let Some(branch) = self.peers.remove(&peer) {
@@ -738,6 +760,7 @@ impl Service {
             }),
             BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
             BranchEvent::KeyframeRequest => self.request_keyframe(),
+            BranchEvent::GatheringDone => (self.events)(MediaEvent::GatheringDone { peer }),
             BranchEvent::State(state) => {
                 if state == "failed" {
                     let ice = self.peers.get(&peer).map(PeerBranch::ice_state);

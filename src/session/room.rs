@@ -504,6 +504,7 @@ impl Room {
             | MediaEvent::Ice { peer, .. }
             | MediaEvent::State { peer, .. }
             | MediaEvent::Error { peer, .. }
+            | MediaEvent::GatheringDone { peer }
             | MediaEvent::PeerFailed { peer, .. } => *peer,
         };
         let Some(&client) = self.by_peer.get(&peer) else {
@@ -531,6 +532,8 @@ impl Room {
                 out.push(Output::Send(client, ServerMessage::PeerState { state }))
             }
             MediaEvent::Error { message, .. } => self.error(client, ErrorCode::Media, message, out),
+            // Browsers take trickled candidates.
+            MediaEvent::GatheringDone { .. } => {}
             MediaEvent::CaptureLost { .. }
             | MediaEvent::CaptureWaiting { .. }
             | MediaEvent::CaptureRestored => {}

@@ -2,6 +2,7 @@
 //! server that carries it next to the web client.
 
 pub mod assets;
+pub mod control;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -30,9 +30,15 @@ use crate::signalling::protocol::{
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Security headers on every page: only our own scripts, styles and
-/// WebSocket; never framed by another origin.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self' data:; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// WebSocket (and the SFU's API for `--via-sfu` viewers); never framed by
+/// another origin.
+fn csp(connect: &[String]) -> String {
+    let extra: String = connect.iter().map(|o| format!(" {o}")).collect();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'{extra}; \
+         img-src 'self' data:; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+}
 
 enum Outgoing {
     Message(ServerMessage),
@@ -235,6 +241,10 @@ pub struct ServerConfig {
     pub allow_origins: Vec<String>,
     /// Serve HTTPS/WSS with this; plain HTTP when `None`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// `/api/control` and `/api/sfu` (publishing, recording).
+    pub control: Option<Arc<crate::signalling::control::ControlPlane>>,
+    /// Origins pages may fetch from besides ours (the SFU's API).
+    pub connect_src: Vec<String>,
 }
 
 /// Is a browser page at `origin` allowed to open our WebSocket? Our own
@@ -317,24 +327,39 @@ pub async fn serve(
             .body(m.render())
             .unwrap_or_default()
     });
+    let csp = csp(&config.connect_src);
     let static_files =
-        warp::path::tail().map(|tail: warp::path::Tail| match assets::get(tail.as_str()) {
-            Some((content_type, body)) => Response::builder()
-                .header(header::CONTENT_TYPE, content_type)
-                .header(header::CACHE_CONTROL, "no-cache")
-                .header("Content-Security-Policy", CSP)
-                .header("X-Content-Type-Options", "nosniff")
-                .header("Referrer-Policy", "no-referrer")
-                .header("X-Frame-Options", "DENY")
-                .body(body.to_vec())
-                .unwrap_or_default(),
-            None => Response::builder()
-                .status(StatusCode::NOT_FOUND)
-                .body(b"not found".to_vec())
-                .unwrap_or_default(),
-        });
+        warp::path::tail().map(
+            move |tail: warp::path::Tail| match assets::get(tail.as_str()) {
+                Some((content_type, body)) => Response::builder()
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .header("Content-Security-Policy", csp.as_str())
+                    .header("X-Content-Type-Options", "nosniff")
+                    .header("Referrer-Policy", "no-referrer")
+                    .header("X-Frame-Options", "DENY")
+                    .body(body.to_vec())
+                    .unwrap_or_default(),
+                None => Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(b"not found".to_vec())
+                    .unwrap_or_default(),
+            },
+        );
 
-    let routes = warp::get().and(ws.or(healthz).or(prometheus).or(static_files));
+    let client_ip = warp::addr::remote()
+        .and(warp::ext::optional::<ClientAddr>())
+        .map(|r: Option<SocketAddr>, t: Option<ClientAddr>| r.or(t.map(|a| a.0)).map(|a| a.ip()));
+    let control = match config.control {
+        Some(plane) => crate::signalling::control::routes(plane, client_ip).boxed(),
+        // Without publishing or recording there is nothing to control.
+        None => warp::any()
+            .and_then(|| async {
+                Err::<crate::signalling::control::Reply, _>(warp::reject::not_found())
+            })
+            .boxed(),
+    };
+    let routes = control.or(warp::get().and(ws.or(healthz).or(prometheus).or(static_files)));
     match config.tls {
         Some(tls) => {
             let failed = metrics.tls_handshake_failed.clone();

@@ -1,0 +1,215 @@
+//! Publishing the shared encode into an SFU (Janus VideoRoom, any WHIP
+//! endpoint) for audiences larger than one desktop can serve. Each target
+//! is one more peer on the producer's tee (no second encoder), driven by
+//! its own task ([`publisher`]) that plays the browser's part of the
+//! signalling against the SFU's HTTP API.
+//!
+//! ```text
+//! media service ── MediaEvent (offer, candidates, state) ──► Publishing ─► target task ─► SFU (HTTP)
+//!               ◄── answer, remove/re-add on failure ────────────────────┘
+//! ```
+
+pub mod janus;
+pub mod publisher;
+pub mod sdp;
+pub mod target;
+pub mod whip;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::media::ice::Secret;
+use crate::media::service::{MediaEvent, MediaHandle};
+use crate::media::PeerId;
+use publisher::{Control, Publisher, State, Status};
+use target::Target;
+
+/// Media peer ids of publish targets: far above any browser's.
+pub const PEER_BASE: PeerId = 1 << 62;
+
+/// Credentials for the targets; never logged.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub janus: janus::RoomSecrets,
+    /// Sent as `Authorization: Bearer` to WHIP endpoints.
+    pub whip_token: Option<Secret>,
+}
+
+struct Entry {
+    target: Target,
+    peer: PeerId,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    control: mpsc::UnboundedSender<Control>,
+    status: Arc<Mutex<Status>>,
+}
+
+/// Every publish target and its task; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Publishing {
+    entries: Arc<Vec<Entry>>,
+}
+
+impl Publishing {
+    /// Starts one task per target (targets with `start=auto` begin
+    /// publishing at once). Must run inside the tokio runtime.
+    pub fn start(targets: Vec<Target>, secrets: Secrets, media: MediaHandle) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .user_agent(concat!("oriel/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow!("HTTP client: {e}"))?;
+        let mut entries = Vec::new();
+        for (i, target) in targets.into_iter().enumerate() {
+            let peer = PEER_BASE + i as PeerId;
+            let status = Arc::new(Mutex::new(Status {
+                name: target.name.clone(),
+                kind: target.kind_name(),
+                state: State::Stopped,
+                error: None,
+                failures: 0,
+                sessions: 0,
+                by: if target.autostart { "config" } else { "" }.into(),
+                live_since: None,
+            }));
+            let (events_tx, events_rx) = mpsc::unbounded_channel();
+            let (control_tx, control_rx) = mpsc::unbounded_channel();
+            tracing::info!(
+                target = %target,
+                start = if target.autostart { "now" } else { "on request" },
+                "publish target"
+            );
+            let task = Publisher {
+                target: target.clone(),
+                peer,
+                media: media.clone(),
+                secrets: secrets.clone(),
+                http: http.clone(),
+                status: status.clone(),
+            };
+            tokio::spawn(task.run(events_rx, control_rx));
+            entries.push(Entry {
+                target,
+                peer,
+                events: events_tx,
+                control: control_tx,
+                status,
+            });
+        }
+        Ok(Publishing {
+            entries: Arc::new(entries),
+        })
+    }
+
+    /// Hands a media event to the target it belongs to; `false` when it is
+    /// not a target's (a browser's, or for everyone).
+    pub fn media_event(&self, event: &MediaEvent) -> bool {
+        let peer = match event {
+            MediaEvent::Offer { peer, .. }
+            | MediaEvent::Ice { peer, .. }
+            | MediaEvent::State { peer, .. }
+            | MediaEvent::Error { peer, .. }
+            | MediaEvent::GatheringDone { peer }
+            | MediaEvent::PeerFailed { peer, .. } => *peer,
+            _ => return false,
+        };
+        match self.entries.iter().find(|e| e.peer == peer) {
+            Some(e) => {
+                let _ = e.events.send(event.clone());
+                true
+            }
+            None => peer >= PEER_BASE,
+        }
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.entries.iter().map(|e| &e.target)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The target called `name`, or the only one when `name` is `None`.
+    fn entry(&self, name: Option<&str>) -> Result<&Entry, String> {
+        match name {
+            Some(n) => self
+                .entries
+                .iter()
+                .find(|e| e.target.name == n)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = self
+                        .entries
+                        .iter()
+                        .map(|e| e.target.name.as_str())
+                        .collect();
+                    if names.is_empty() {
+                        "no publish target is configured (--publish)".to_string()
+                    } else {
+                        format!("no publish target `{n}` (configured: {})", names.join(", "))
+                    }
+                }),
+            None => match self.entries.as_slice() {
+                [only] => Ok(only),
+                [] => Err("no publish target is configured (--publish)".into()),
+                _ => Err("several publish targets are configured: name one".into()),
+            },
+        }
+    }
+
+    /// Starts (`true`) or stops publishing to a target; `by` says who asked
+    /// (for the log). Returns once the task took the request.
+    pub async fn set(&self, name: Option<&str>, on: bool, by: &str) -> Result<Status, String> {
+        let entry = self.entry(name)?;
+        let (tx, rx) = oneshot::channel();
+        let msg = if on {
+            Control::Start(by.to_string(), tx)
+        } else {
+            Control::Stop(by.to_string(), tx)
+        };
+        entry
+            .control
+            .send(msg)
+            .map_err(|_| "the publish task has stopped".to_string())?;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+        entry
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .map_err(|_| "publish status unavailable".to_string())
+    }
+
+    /// Leaves every SFU politely (Janus session destroyed, WHIP resource
+    /// deleted), so the slot is free for the next start.
+    pub async fn shutdown(&self) {
+        let mut waits = Vec::new();
+        for e in self.entries.iter() {
+            let (tx, rx) = oneshot::channel();
+            if e.control.send(Control::Stop("shutdown".into(), tx)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rx).await;
+        }
+    }
+
+    /// Origins of the Janus APIs browsers use (`--via-sfu` pages fetch them).
+    pub fn browser_origins(&self) -> Vec<String> {
+        self.targets()
+            .filter(|t| matches!(t.kind, target::Kind::Janus { .. }))
+            .filter_map(|t| reqwest::Url::parse(t.public_url()).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .collect()
+    }
+
+    /// Every target's status, in configuration order.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.status.lock().ok().map(|s| s.clone()))
+            .collect()
+    }
+}
