@@ -73,6 +73,11 @@ pub enum Command {
     Probe(MediaArgs),
     /// Mint, list and revoke links (controller, viewer, player).
     Link(LinkArgs),
+    /// Start or stop publishing into an SFU on the running agent, or show
+    /// its state (the same control as the controller's page).
+    Publish(ControlArgs),
+    /// Start or stop recording on the running agent, or show its state.
+    Record(ControlArgs),
     /// Print the effective configuration of `serve` (with the same flags)
     /// and where each value came from: flag, environment, file or default.
     Config(Box<ServeArgs>),
@@ -92,6 +97,34 @@ pub struct LinkArgs {
     pub command: LinkCommand,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// `oriel publish` / `oriel record`: talks to the running agent's
+/// `/api/control` with the controller link `serve` keeps in the state
+/// directory.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    #[arg(value_enum)]
+    pub action: ControlAction,
+    /// Which publish target (its `name=`), when several are configured.
+    pub target: Option<String>,
+    /// The running agent's address.
+    #[arg(
+        long = "public-url",
+        visible_alias = "url",
+        env = "ORIEL_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080/"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ControlAction {
+    Start,
+    Stop,
+    Status,
 }
 
 /// Who a link lets in.
@@ -120,6 +153,11 @@ pub enum LinkCommand {
         /// A note shown by `oriel link list`.
         #[arg(long)]
         label: Option<String>,
+        /// A viewer link that watches through the SFU oriel publishes into
+        /// (`--publish janus:...`) instead of a connection to this desktop:
+        /// for audiences beyond its uplink.
+        #[arg(long)]
+        via_sfu: bool,
         /// The agent's address as browsers reach it.
         #[arg(
             long = "public-url",

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use oriel::config::{
-    Command, InputChoice, LinkArgs, LinkCommand, LogFormat, MediaArgs, RoleChoice, ServeArgs,
-    StateArgs,
+    Command, ControlAction, ControlArgs, InputChoice, LinkArgs, LinkCommand, LogFormat, MediaArgs,
+    RoleChoice, ServeArgs, StateArgs,
 };
 use oriel::config_file::LoadError;
 use oriel::desktop::supervisor::Supervisor;
@@ -56,6 +56,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Probe(args) => probe(args),
         Command::Link(args) => link(args),
+        Command::Publish(args) => control(args, "publish"),
+        Command::Record(args) => control(args, "record"),
         Command::Config(_) => Ok(()),
     };
     match result {
@@ -220,6 +222,37 @@ fn link_url(base: &str, token: &str) -> String {
     format!("{base}{sep}#token={token}")
 }
 
+/// `oriel publish|record start|stop|status`: one request to the running
+/// agent, as its controller.
+fn control(args: ControlArgs, what: &str) -> Result<()> {
+    if what == "record" && args.target.is_some() {
+        anyhow::bail!("`oriel record` takes no target name");
+    }
+    let store = open_store(&args.state)?;
+    let (_, token) = store.startup_controller()?;
+    let request = match args.action {
+        ControlAction::Status => None,
+        ControlAction::Start | ControlAction::Stop => {
+            let on = args.action == ControlAction::Start;
+            Some(match what {
+                "publish" => serde_json::json!({"publish": {"target": args.target, "on": on}}),
+                _ => serde_json::json!({"record": {"on": on}}),
+            })
+        }
+    };
+    let cert = state_dir(&args.state)?
+        .join("tls")
+        .join(oriel::tls::cert::CERT_FILE);
+    let status = oriel::signalling::control::call(&args.url, &token, request, Some(&cert))?;
+    let section = if what == "publish" {
+        &status["publish"]
+    } else {
+        &status["recording"]
+    };
+    println!("{}", serde_json::to_string_pretty(section)?);
+    Ok(())
+}
+
 fn link(args: LinkArgs) -> Result<()> {
     let store = open_store(&args.state)?;
     match args.command {
@@ -229,6 +262,7 @@ fn link(args: LinkArgs) -> Result<()> {
             ttl,
             label,
             url,
+            via_sfu,
         } => {
             let role = match (role, slot) {
                 (RoleChoice::Controller, None) => Role::Controller,
@@ -239,6 +273,9 @@ fn link(args: LinkArgs) -> Result<()> {
                 }
                 (_, Some(_)) => anyhow::bail!("--slot only applies to --role player"),
             };
+            if via_sfu && role != Role::Viewer {
+                anyhow::bail!("--via-sfu links are view-only: use --role viewer");
+            }
             let ttl = links::parse_ttl(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
             let (link, token) = store.create(role, ttl, label)?;
             eprintln!(
@@ -248,7 +285,14 @@ fn link(args: LinkArgs) -> Result<()> {
                 link.slot.map(|s| format!(" slot {s}")).unwrap_or_default(),
                 expiry_text(link.expires)
             );
-            println!("{}", link_url(&url, &token));
+            if via_sfu {
+                // The page asks the agent (with this token) where to watch.
+                let base = url.split('#').next().unwrap_or(&url);
+                let sep = if base.ends_with('/') { "" } else { "/" };
+                println!("{base}{sep}sfu.html#token={token}");
+            } else {
+                println!("{}", link_url(&url, &token));
+            }
         }
         LinkCommand::List => {
             let all = store.list()?;

@@ -110,7 +110,11 @@ impl PeerBranch {
         // creating offers at once deadlocked that way (AB/BA on their
         // locks), and every later client waited behind them forever.
         if let Some(caps) = producer.tee_sink()?.current_caps() {
-            transceiver.set_property("codec-preferences", codec_preferences(&caps));
+            // An SFU (no input: a publish target) demultiplexes by SSRC
+            // (Janus drops packets of an SSRC its offer did not name);
+            // browsers go by the MID and take any.
+            let keep_ssrc = input.is_none();
+            transceiver.set_property("codec-preferences", codec_preferences(&caps, keep_ssrc));
         }
         let queue_sink = queue
             .static_pad("sink")
@@ -276,11 +280,13 @@ impl PeerBranch {
 
 /// The producer's RTP caps without the per-stream fields that do not
 /// belong in an offer's codec description.
-fn codec_preferences(caps: &gst::Caps) -> gst::Caps {
+fn codec_preferences(caps: &gst::Caps, keep_ssrc: bool) -> gst::Caps {
     let mut caps = caps.copy();
     if let Some(s) = caps.make_mut().structure_mut(0) {
         for field in ["ssrc", "timestamp-offset", "seqnum-offset"] {
-            s.remove_field(field);
+            if !(keep_ssrc && field == "ssrc") {
+                s.remove_field(field);
+            }
         }
     }
     caps

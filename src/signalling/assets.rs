@@ -34,6 +34,16 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/stats.js"),
     ),
     (
+        "sfu.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../web-client/sfu.html"),
+    ),
+    (
+        "sfu.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/sfu.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../web-client/style.css"),

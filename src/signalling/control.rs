@@ -245,6 +245,56 @@ pub fn routes(
     get.or(post).unify().or(sfu).unify()
 }
 
+/// The client side, for `oriel publish|record`: GET (no request) or POST
+/// `/api/control` at `agent` with `token`; the agent's self-signed
+/// certificate (`cert`, in the state directory) is trusted when present.
+pub fn call(
+    agent: &str,
+    token: &str,
+    request: Option<Value>,
+    cert: Option<&std::path::Path>,
+) -> anyhow::Result<Value> {
+    use anyhow::Context;
+    let base = agent
+        .split('#')
+        .next()
+        .unwrap_or(agent)
+        .trim_end_matches('/');
+    let url = format!("{base}/api/control");
+    let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(15));
+    if let Some(pem) = cert.and_then(|c| std::fs::read(c).ok()) {
+        if let Ok(c) = reqwest::Certificate::from_pem(&pem) {
+            http = http.add_root_certificate(c);
+        }
+    }
+    let http = http.build().context("HTTP client")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async {
+        let req = match &request {
+            Some(body) => http.post(&url).json(body),
+            None => http.get(&url),
+        };
+        let reply = req.bearer_auth(token).send().await.with_context(|| {
+            format!("reaching the agent at {url} (is `oriel serve` running there? --url)")
+        })?;
+        let status = reply.status();
+        let body: Value = reply
+            .json()
+            .await
+            .with_context(|| format!("the agent answered HTTP {status} without JSON"))?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "the agent refused: {} (HTTP {status})",
+                body["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        Ok(body)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

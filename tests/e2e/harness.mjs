@@ -514,8 +514,8 @@ export class Agent {
   }
 
   /** Mint a link with `oriel link create`; returns {url, id, token}. */
-  createLink({ role, slot = null, ttl = '1h' }) {
-    const args = ['link', 'create', '--role', role, '--ttl', ttl, '--state-dir', this.stateDir, '--url', this.url];
+  createLink({ role, slot = null, ttl = '1h', extra = [] }) {
+    const args = ['link', 'create', '--role', role, '--ttl', ttl, '--state-dir', this.stateDir, '--url', this.url, ...extra];
     if (slot !== null) args.push('--slot', String(slot));
     // As the agent's user: files it writes must stay readable to the agent.
     const r = spawnSync(...asUser(this.runAs, ORIEL_BIN, args), { encoding: 'utf8', env: childEnv(this.linkEnv) });

@@ -1,0 +1,196 @@
+// Publishing into an SFU: a real Janus (Debian's package, its own config,
+// tests/e2e/janus.mjs) takes oriel's shared encode as one more branch of
+// the tee; Chromium viewers watch through Janus (web-client/sfu.html, a
+// `--via-sfu` link) while a direct viewer of oriel keeps playing. Janus is
+// killed and restarted under a publishing agent; a crashed agent's stale
+// publisher is removed with the room secret; the controller starts and
+// stops publishing at run time.
+
+import { before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { Agent, Harness, ORIEL_BIN, childEnv, sleep, status, waitFor, waitDecoding } from './harness.mjs';
+import { JANUS_ROOM, JANUS_SECRET, missingJanus, sfuStatus, startJanus } from './janus.mjs';
+
+const h = new Harness('sfu');
+const missing = missingJanus();
+const skip = missing ? `missing: ${missing.join(', ')}` : false;
+let display;
+let browser;
+let janus;
+
+before(async () => {
+  if (missing) return;
+  display = await h.startDisplay({ size: '1280x720' });
+  janus = await startJanus(h);
+  browser = await h.launchBrowser();
+});
+
+after(async () => {
+  await h.cleanup();
+});
+
+// A failed test must not leave its agent publishing: two agents with the
+// same publisher id would keep kicking each other out of the room.
+afterEach(async () => {
+  for (const p of h.procs.filter((p) => p.name === 'oriel')) await h.kill(p);
+});
+
+function publishArgs(extra = '') {
+  return ['--publish', `janus:${janus.url},room=${JANUS_ROOM}${extra}`, '--janus-secret', JANUS_SECRET];
+}
+
+/** The agent's metric samples named `name` whose labels contain `has`. */
+async function metric(agent, name, has = '') {
+  const samples = Agent.metricSamples(await agent.metrics(), name).filter((s) => s.labels.includes(has));
+  return samples.reduce((a, s) => a + s.value, 0);
+}
+
+async function waitLive(agent, timeoutMs = 30000) {
+  await waitFor(async () => (await metric(agent, 'oriel_publish_state', 'state="live"')) === 1, timeoutMs, 'publish state live');
+}
+
+/** A `--via-sfu` viewer page, decoding `minFrames` frames of the desktop. */
+async function openSfuViewer(agent, minFrames = 10) {
+  const link = agent.createLink({ role: 'viewer', extra: ['--via-sfu'] });
+  assert.match(link.url, /\/sfu\.html#token=/, 'a --via-sfu link opens the SFU page');
+  const page = await browser.newPage();
+  page.on('console', (m) => h.logBrowser(`sfu console.${m.type()}: ${m.text()}`));
+  await page.goto(link.url, { waitUntil: 'load' });
+  let last;
+  await waitFor(async () => {
+    last = await sfuStatus(page);
+    return last.framesDecoded >= minFrames && last.width > 0;
+  }, 30000, `the SFU viewer to decode ${minFrames} frames`).catch((e) => {
+    e.message += `; last: ${JSON.stringify(last)}`;
+    throw e;
+  });
+  return { page, status: last };
+}
+
+h.test('oriel publishes into Janus: two viewers through Janus and a direct viewer all decode the desktop', { skip }, async () => {
+  const agent = await h.startAgent({ display: display.display, args: publishArgs() });
+  const direct = await h.openClient(browser, agent);
+  const first = await waitDecoding(direct, 30000, 5);
+  await waitLive(agent);
+  const a = await openSfuViewer(agent);
+  const b = await openSfuViewer(agent);
+  for (const v of [a, b]) {
+    assert.equal(v.status.width, 1280, 'the SFU viewer decodes the desktop at its size');
+    assert.equal(v.status.height, 720);
+  }
+  // One encoder for everyone: the publish branch is a peer, not a pipeline.
+  assert.equal(await metric(agent, 'oriel_peers'), 2, 'one direct viewer + one publish branch');
+  const now = await status(direct);
+  assert.equal(now.connects, first.connects, 'the direct viewer kept its session');
+  assert.ok(now.framesDecoded > first.framesDecoded + 10, 'the direct viewer keeps decoding');
+  // Janus's view: our publisher, with the fixed id, receiving video.
+  const list = await janusRequest({ request: 'listparticipants', room: JANUS_ROOM });
+  assert.ok(list.participants.some((p) => p.publisher && p.display === 'oriel'), JSON.stringify(list));
+  await Promise.all([a.page.close(), b.page.close(), direct.close()]);
+  await h.kill(agent.rec);
+});
+
+h.test('Janus is killed and restarted under a publishing agent: publishing comes back, the direct viewer loses no frame', { skip }, async () => {
+  const agent = await h.startAgent({ display: display.display, args: publishArgs() });
+  const direct = await h.openClient(browser, agent);
+  await waitDecoding(direct, 30000, 5);
+  await waitLive(agent);
+  const sfu = await openSfuViewer(agent, 5);
+  const before = await status(direct);
+  const encodedBefore = await metric(agent, 'oriel_frames_encoded_total');
+  const sessions = await metric(agent, 'oriel_publish_sessions_total');
+  const droppedBefore = await metric(agent, 'oriel_client_dropped_packets_total', 'role="viewer"');
+
+  janus.rec.child.kill('SIGKILL');
+  await janus.rec.exited;
+  await waitFor(async () => (await metric(agent, 'oriel_publish_state', 'state="retrying"')) === 1, 20000, 'the agent to notice Janus is gone');
+  await sleep(3000); // Janus stays away a while: retries meet a closed port
+  await janus.start();
+  await waitFor(async () => (await metric(agent, 'oriel_publish_sessions_total')) > sessions &&
+    (await metric(agent, 'oriel_publish_state', 'state="live"')) === 1, 30000, 'publishing to come back by itself');
+
+  // The SFU viewer subscribes again and plays.
+  const again = sfu.status.subscriptions;
+  await waitFor(async () => {
+    const s = await sfuStatus(sfu.page);
+    return s.subscriptions > again && s.phase === 'playing' ? s : null;
+  }, 30000, 'the SFU viewer to play again');
+
+  // The direct viewer: same connection, every packet sent, decoding all along.
+  const after = await status(direct);
+  const encoded = (await metric(agent, 'oriel_frames_encoded_total')) - encodedBefore;
+  const decoded = after.framesDecoded - before.framesDecoded;
+  assert.equal(after.connects, before.connects, 'same WebSocket session');
+  assert.equal(after.peerConnections, before.peerConnections, 'same RTCPeerConnection');
+  assert.equal(after.pcState, 'connected');
+  const dropped = await metric(agent, 'oriel_client_dropped_packets_total', 'role="viewer"');
+  assert.equal(dropped - droppedBefore, 0, `no packet of the direct viewer was dropped meanwhile (${droppedBefore} before)`);
+  // Decoded counts lag the encoder by the frames in flight at either end.
+  assert.ok(decoded >= encoded - 10, `the direct viewer decoded ${decoded} of the ${encoded} frames encoded meanwhile`);
+  assert.ok(agent.log.some((l) => /publishing failed: .*Janus/.test(l)), 'the loss is logged');
+  await Promise.all([sfu.page.close(), direct.close()]);
+  await h.kill(agent.rec);
+});
+
+h.test('a crashed agent left its publisher in the room: the next start removes it with the room secret', { skip }, async () => {
+  const first = await h.startAgent({ display: display.display, args: publishArgs() });
+  await waitLive(first);
+  first.rec.child.kill('SIGKILL'); // no chance to leave the room
+  await first.rec.exited;
+  const t0 = Date.now();
+  const second = await h.startAgent({ display: display.display, args: publishArgs(), stateDir: first.stateDir });
+  await waitLive(second);
+  const took = Date.now() - t0;
+  assert.ok(second.log.some((l) => /removing the stale publisher/.test(l)), 'the stale publisher was kicked');
+  // Janus would have freed the slot only after its 60 s session timeout.
+  assert.ok(took < 30000, `live again after ${took} ms`);
+  await h.kill(second.rec);
+});
+
+h.test('the controller starts and stops publishing at run time; a viewer may not', { skip }, async () => {
+  const agent = await h.startAgent({ display: display.display, args: publishArgs(',start=manual') });
+  const api = (token, body) => fetch(`${agent.url}api/control`, {
+    method: body ? 'POST' : 'GET',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const controller = new URL(agent.controllerUrl).hash.match(/token=([^&]+)/)[1];
+  const viewer = agent.createLink({ role: 'viewer' }).token;
+  assert.equal((await metric(agent, 'oriel_publish_state', 'state="stopped"')), 1, 'start=manual waits');
+  assert.equal((await api(viewer, { publish: { on: true } })).status, 403, 'a viewer cannot start publishing');
+  assert.equal((await api('forged', { publish: { on: true } })).status, 401);
+  const bad = await api(controller, { publish: { on: 'yes' } });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /expected/);
+  assert.equal(await metric(agent, 'oriel_control_refused_total'), 1, 'the malformed request is counted');
+
+  // The CLI uses the same endpoint with the controller link kept in the state directory.
+  const cli = (...args) => spawnSync(ORIEL_BIN, ['publish', ...args, '--url', agent.url, '--state-dir', agent.stateDir], { encoding: 'utf8', env: childEnv() });
+  const started = cli('start');
+  assert.equal(started.status, 0, started.stderr);
+  await waitLive(agent);
+  assert.ok(agent.log.some((l) => /publishing started/.test(l)), 'who started it is logged');
+  const direct = await h.openClient(browser, agent);
+  await waitDecoding(direct, 30000, 5);
+  const r = await api(controller, { publish: { on: false } });
+  assert.equal(r.status, 200);
+  await waitFor(async () => (await metric(agent, 'oriel_publish_state', 'state="stopped"')) === 1, 10000, 'stopped');
+  const list = await janusRequest({ request: 'listparticipants', room: JANUS_ROOM });
+  assert.ok(!list.participants.some((p) => p.publisher), `the publisher left the room: ${JSON.stringify(list)}`);
+  const unknown = cli('start', 'nope');
+  assert.notEqual(unknown.status, 0);
+  assert.match(unknown.stderr, /no publish target `nope` \(configured: janus\)/);
+  await direct.close();
+  await h.kill(agent.rec);
+});
+
+/** One synchronous VideoRoom request through a throwaway Janus session. */
+async function janusRequest(body) {
+  const post = async (url, b) => (await fetch(url, { method: 'POST', body: JSON.stringify({ ...b, transaction: 't' }) })).json();
+  const session = (await post(janus.url, { janus: 'create' })).data.id;
+  const handle = (await post(`${janus.url}/${session}`, { janus: 'attach', plugin: 'janus.plugin.videoroom' })).data.id;
+  const reply = await post(`${janus.url}/${session}/${handle}`, { janus: 'message', body });
+  await post(`${janus.url}/${session}`, { janus: 'destroy' });
+  return reply.plugindata.data;
+}
