@@ -24,6 +24,7 @@ test_pkgs=(
   python3-gi util-linux  # mutter_remote.py (GObject introspection), setpriv
   libglib2.0-bin         # gdbus, to wait for and drive the session's services
   gir1.2-gtk-3.0         # input_window.py, a GTK test client that records input
+  janus                  # sfu.test.mjs: a private Janus VideoRoom (tests/janus/)
 )
 # Node may come from elsewhere (NodeSource ships npm inside nodejs): only ask
 # Debian for it when the commands are missing.
@@ -54,6 +55,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # every interface is not wanted on a CI machine: stop and disable it.
   if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
+  # Likewise janus.service, which holds ports 8088 and 8188.
+  if [[ " ${missing[*]} " == *" janus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now janus >/dev/null 2>&1 || true
   fi
 fi
 
