@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Agent, Harness, ORIEL_BIN, childEnv, sleep, status, waitFor, waitDecoding } from './harness.mjs';
 import { JANUS_ROOM, JANUS_SECRET, missingJanus, sfuStatus, startJanus } from './janus.mjs';
+import { startWhipEndpoint } from './whip-endpoint.mjs';
 
 const h = new Harness('sfu');
 const missing = missingJanus();
@@ -73,12 +74,16 @@ h.test('oriel publishes into Janus: two viewers through Janus and a direct viewe
   const direct = await h.openClient(browser, agent);
   const first = await waitDecoding(direct, 30000, 5);
   await waitLive(agent);
+  const requested = await metric(agent, 'oriel_keyframes_requested_total');
   const a = await openSfuViewer(agent);
   const b = await openSfuViewer(agent);
   for (const v of [a, b]) {
     assert.equal(v.status.width, 1280, 'the SFU viewer decodes the desktop at its size');
     assert.equal(v.status.height, 720);
   }
+  // Janus asks its publisher for a keyframe when a subscriber joins: the
+  // request reaches the shared encoder through the same coalescing.
+  assert.ok((await metric(agent, 'oriel_keyframes_requested_total')) > requested, 'the SFU asked for keyframes');
   // One encoder for everyone: the publish branch is a peer, not a pipeline.
   assert.equal(await metric(agent, 'oriel_peers'), 2, 'one direct viewer + one publish branch');
   const now = await status(direct);
@@ -194,3 +199,42 @@ async function janusRequest(body) {
   await post(`${janus.url}/${session}`, { janus: 'destroy' });
   return reply.plugindata.data;
 }
+
+h.test('WHIP: the endpoint takes the POSTed offer and receives media; DELETE on stop; a 401 is reported clearly', { skip }, async () => {
+  const whip = await startWhipEndpoint({ janusUrl: janus.url, room: JANUS_ROOM, feed: 7777, token: 'whip-e2e-token' });
+  h.cleanups.push(() => whip.close());
+  const agent = await h.startAgent({
+    display: display.display,
+    args: ['--publish', `whip:${whip.url},name=edge`, '--whip-token', 'whip-e2e-token'],
+  });
+  await waitLive(agent);
+  await waitFor(() => whip.mediaReceived(), 20000, 'Janus (behind the WHIP endpoint) to report media received');
+  const [resource] = whip.state.resources.values();
+  assert.ok(resource.candidates > 0, 'the offer carried the candidates gathered before the POST');
+  const controller = new URL(agent.controllerUrl).hash.match(/token=([^&]+)/)[1];
+  const stop = await fetch(`${agent.url}api/control`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${controller}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ publish: { target: 'edge', on: false } }),
+  });
+  assert.equal(stop.status, 200);
+  await waitFor(() => whip.state.deletes === 1, 10000, 'DELETE of the WHIP resource');
+  assert.ok(!agent.log.some((l) => /whip-e2e-token/.test(l)), 'the token is never logged');
+  await h.kill(agent.rec);
+
+  // The wrong token: refused, said so in the log and in /api/control, retried with backoff.
+  const refused = await h.startAgent({
+    display: display.display,
+    args: ['--publish', `whip:${whip.url},name=edge`, '--whip-token', 'wrong'],
+  });
+  await h.waitForLog(refused.rec, /the WHIP endpoint refused the offer: HTTP 401 Unauthorized \(check --whip-token\): invalid token/, 15000, 'the refusal in the log');
+  await waitFor(async () => (await metric(refused, 'oriel_publish_failures_total')) >= 2, 15000, 'retries');
+  const status = await (await fetch(`${refused.url}api/control`, { headers: { Authorization: `Bearer ${new URL(refused.controllerUrl).hash.match(/token=([^&]+)/)[1]}` } })).json();
+  assert.match(status.publish[0].error, /HTTP 401/);
+  assert.ok(['retrying', 'connecting'].includes(status.publish[0].state), JSON.stringify(status));
+  // Direct viewers do not care.
+  const page = await h.openClient(browser, refused);
+  await waitDecoding(page, 30000, 5);
+  await page.close();
+  await h.kill(refused.rec);
+});
