@@ -7,6 +7,7 @@ import { Signalling } from './signalling.js';
 import { Peer } from './peer.js';
 import { StatsPoller } from './stats.js';
 import { InputCapture } from './input.js';
+import { ControlPanel } from './control.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -174,6 +175,7 @@ function onMessage(s, msg) {
       page.input = msg.input && typeof msg.input === 'object' ? msg.input : null;
       page.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers.filter(validIceServer) : [];
       renderWho();
+      control.setRole(page.role);
       ensurePeer(s);
       break;
     case 'participants':
@@ -536,6 +538,7 @@ window.oriel = {
       capture: page.captureLost === null ? 'ok' : page.captureWaiting ? 'waiting' : 'lost',
       captureLost: page.captureLost,
       peerConnections: page.peerConnections,
+      control: control.root.hidden ? null : control.last,
       banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
     };
   },
@@ -555,6 +558,9 @@ window.oriel = {
     return !!p && ['input', 'motion'].every((l) => p.channels.get(l)?.readyState === 'open');
   },
 };
+
+// Publishing and recording, for the controller.
+const control = new ControlPanel(document.getElementById('control'), token);
 
 // Keyboard, mouse, wheel, touch and gamepads, sent as this page's role allows.
 const input = new InputCapture(

@@ -34,6 +34,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/stats.js"),
     ),
     (
+        "control.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/control.js"),
+    ),
+    (
         "sfu.html",
         "text/html; charset=utf-8",
         include_bytes!("../../web-client/sfu.html"),

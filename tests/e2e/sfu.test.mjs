@@ -176,11 +176,19 @@ h.test('the controller starts and stops publishing at run time; a viewer may not
   assert.equal(started.status, 0, started.stderr);
   await waitLive(agent);
   assert.ok(agent.log.some((l) => /publishing started/.test(l)), 'who started it is logged');
-  const direct = await h.openClient(browser, agent);
-  await waitDecoding(direct, 30000, 5);
-  const r = await api(controller, { publish: { on: false } });
-  assert.equal(r.status, 200);
+  // The controller's page shows the target live and stops it with a click.
+  const page = await h.openClient(browser, agent, agent.controllerUrl);
+  await waitDecoding(page, 30000, 5);
+  await waitFor(async () => (await status(page)).control?.publish?.[0]?.state === 'live', 10000, 'the page to show publishing live');
+  await page.click('#control button[data-what="publish"]');
   await waitFor(async () => (await metric(agent, 'oriel_publish_state', 'state="stopped"')) === 1, 10000, 'stopped');
+  await waitFor(async () => (await status(page)).control?.publish?.[0]?.state === 'stopped', 10000, 'the page to show it stopped');
+  // A viewer's page has no such panel.
+  const viewerPage = await h.openClient(browser, agent);
+  await waitDecoding(viewerPage, 30000, 1);
+  assert.equal((await status(viewerPage)).control, null, 'no broadcast panel for a viewer');
+  await viewerPage.close();
+  const direct = page;
   const list = await janusRequest({ request: 'listparticipants', room: JANUS_ROOM });
   assert.ok(!list.participants.some((p) => p.publisher), `the publisher left the room: ${JSON.stringify(list)}`);
   const unknown = cli('start', 'nope');
