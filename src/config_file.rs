@@ -194,10 +194,13 @@ where
     let settings = sources
         .into_iter()
         .map(|(key, id, source)| {
+            // Values that hold commas themselves (publish targets) are
+            // listed with the `;` their variable takes.
+            let sep = if id.as_str() == "publish" { ";" } else { "," };
             let value = leaf.try_get_raw(id.as_str()).ok().flatten().map(|vals| {
                 vals.map(|v| v.to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
-                    .join(",")
+                    .join(sep)
             });
             let source = match (&source, &value) {
                 (Source::Default, None) => Source::Unset,
@@ -459,5 +462,7 @@ pub fn render(loaded: &Loaded) -> String {
 }
 
 fn is_secret(key: &str) -> bool {
-    key.contains("secret") || key.contains("password")
+    ["secret", "password", "token", "pin"]
+        .iter()
+        .any(|word| key.split('-').any(|part| part == *word))
 }

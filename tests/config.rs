@@ -161,6 +161,37 @@ fn secrets_are_not_printed() {
 }
 
 #[test]
+fn publish_targets_from_the_file_and_their_secrets_hidden() {
+    let dir = Dir::new("publish");
+    dir.write(
+        "publish = [\"janus:http://127.0.0.1:8088/janus,room=1234\", \"whip:https://x.example/whip,name=edge\"]\n\
+         janus-secret = \"room-s3cret\"\njanus-pin = \"pin-s3cret\"\nwhip-token = \"tok-s3cret\"\n",
+    );
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        setting(&text, "publish").0,
+        "janus:http://127.0.0.1:8088/janus,room=1234;whip:https://x.example/whip,name=edge"
+    );
+    for key in ["janus-secret", "janus-pin", "whip-token"] {
+        assert_eq!(setting(&text, key).0, "(hidden)", "{key}");
+    }
+    assert!(!text.contains("s3cret"), "{text}");
+
+    // A bad target is refused with file, line and what is wrong.
+    dir.write("publish = [\"janus:http://127.0.0.1:8088/janus\"]\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("config.toml:1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("janus needs room=N"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_file_applies_to_link_urls_too() {
     let dir = Dir::new("link");
     dir.write("public-url = \"https://desk.example:8443/\"\n");

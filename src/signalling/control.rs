@@ -55,6 +55,9 @@ pub enum Request {
     Record { on: bool },
 }
 
+/// The User-Agent of `oriel publish|record`.
+const CLI_AGENT: &str = "oriel-cli/";
+
 pub type Reply = warp::reply::WithStatus<warp::reply::Json>;
 
 fn reply(status: StatusCode, body: Value) -> Reply {
@@ -129,8 +132,8 @@ impl ControlPlane {
         })
     }
 
-    async fn apply(self: Arc<Self>, request: Request) -> Reply {
-        let by = "controller";
+    /// Carries out `request`; `by` names who asked, for the log.
+    async fn apply(self: Arc<Self>, request: Request, by: &'static str) -> Reply {
         match request {
             Request::Publish { target, on } => {
                 match self.publishing.set(target.as_deref(), on, by).await {
@@ -211,13 +214,20 @@ pub fn routes(
         .and(warp::path!("api" / "control"))
         .and(auth.clone())
         .and(warp::body::content_length_limit(4096))
+        .and(warp::header::optional::<String>("user-agent"))
         .and(warp::body::bytes())
-        .and_then(move |a: Option<String>, ip, body: bytes::Bytes| {
+        .and_then(move |a: Option<String>, ip, agent: Option<String>, body: bytes::Bytes| {
             let p = p.clone();
+            // `oriel publish|record` says so in its User-Agent.
+            let by = if agent.is_some_and(|a| a.starts_with(CLI_AGENT)) {
+                "controller (oriel CLI)"
+            } else {
+                "controller"
+            };
             async move {
                 let r = match p.authorize(a.as_deref(), ip) {
                     Ok(Role::Controller) => match serde_json::from_slice::<Request>(&body) {
-                        Ok(req) => p.apply(req).await,
+                        Ok(req) => p.apply(req, by).await,
                         Err(e) => {
                             p.metrics.control_refused.fetch_add(1, Ordering::Relaxed);
                             error(StatusCode::BAD_REQUEST, format!(
@@ -261,7 +271,9 @@ pub fn call(
         .unwrap_or(agent)
         .trim_end_matches('/');
     let url = format!("{base}/api/control");
-    let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(15));
+    let mut http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .user_agent(format!("{CLI_AGENT}{}", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = cert.and_then(|c| std::fs::read(c).ok()) {
         if let Ok(c) = reqwest::Certificate::from_pem(&pem) {
             http = http.add_root_certificate(c);

@@ -175,7 +175,7 @@ h.test('the controller starts and stops publishing at run time; a viewer may not
   const started = cli('start');
   assert.equal(started.status, 0, started.stderr);
   await waitLive(agent);
-  assert.ok(agent.log.some((l) => /publishing started/.test(l)), 'who started it is logged');
+  assert.ok(agent.log.some((l) => /publishing started.*by="controller \(oriel CLI\)"/.test(l)), "who started it is logged");
   // The controller's page shows the target live and stops it with a click.
   const page = await h.openClient(browser, agent, agent.controllerUrl);
   await waitDecoding(page, 30000, 5);
