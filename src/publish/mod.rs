@@ -26,8 +26,17 @@ use crate::media::PeerId;
 use publisher::{Control, Publisher, State, Status};
 use target::Target;
 
-/// Media peer ids of publish targets: far above any browser's.
+/// Media peer ids of publish targets: far above any browser's. Target `i`
+/// uses `PEER_BASE + (i << ATTEMPT_BITS) + attempt`, a new id per attempt,
+/// so a late event of a removed branch is never taken for the new one's.
 pub const PEER_BASE: PeerId = 1 << 62;
+pub const ATTEMPT_BITS: u32 = 32;
+
+/// The target index a publish peer id belongs to.
+pub fn target_of(peer: PeerId) -> Option<usize> {
+    peer.checked_sub(PEER_BASE)
+        .map(|offset| (offset >> ATTEMPT_BITS) as usize)
+}
 
 /// Credentials for the targets; never logged.
 #[derive(Clone, Default)]
@@ -39,7 +48,6 @@ pub struct Secrets {
 
 struct Entry {
     target: Target,
-    peer: PeerId,
     events: mpsc::UnboundedSender<MediaEvent>,
     control: mpsc::UnboundedSender<Control>,
     status: Arc<Mutex<Status>>,
@@ -63,7 +71,7 @@ impl Publishing {
             .map_err(|e| anyhow!("HTTP client: {e}"))?;
         let mut entries = Vec::new();
         for (i, target) in targets.into_iter().enumerate() {
-            let peer = PEER_BASE + i as PeerId;
+            let peer = PEER_BASE + ((i as PeerId) << ATTEMPT_BITS);
             let status = Arc::new(Mutex::new(Status {
                 name: target.name.clone(),
                 kind: target.kind_name(),
@@ -92,7 +100,6 @@ impl Publishing {
             tokio::spawn(task.run(events_rx, control_rx));
             entries.push(Entry {
                 target,
-                peer,
                 events: events_tx,
                 control: control_tx,
                 status,
@@ -115,12 +122,14 @@ impl Publishing {
             | MediaEvent::PeerFailed { peer, .. } => *peer,
             _ => return false,
         };
-        match self.entries.iter().find(|e| e.peer == peer) {
-            Some(e) => {
-                let _ = e.events.send(event.clone());
+        match target_of(peer) {
+            Some(i) => {
+                if let Some(e) = self.entries.get(i) {
+                    let _ = e.events.send(event.clone());
+                }
                 true
             }
-            None => peer >= PEER_BASE,
+            None => false,
         }
     }
 
@@ -211,5 +220,19 @@ impl Publishing {
             .iter()
             .filter_map(|e| e.status.lock().ok().map(|s| s.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_name_their_target_across_attempts() {
+        assert_eq!(target_of(1), None);
+        assert_eq!(target_of(PEER_BASE - 1), None);
+        assert_eq!(target_of(PEER_BASE), Some(0));
+        assert_eq!(target_of(PEER_BASE + 7), Some(0));
+        assert_eq!(target_of(PEER_BASE + (3 << ATTEMPT_BITS) + 9), Some(3));
     }
 }

@@ -64,6 +64,8 @@ pub enum Control {
 
 pub struct Publisher {
     pub target: Target,
+    /// The current attempt's media peer id; each attempt takes the next
+    /// (see `publish::PEER_BASE`).
     pub peer: PeerId,
     pub media: MediaHandle,
     pub secrets: Secrets,
@@ -86,7 +88,7 @@ impl Publisher {
     }
 
     pub async fn run(
-        self,
+        mut self,
         mut events: mpsc::UnboundedReceiver<MediaEvent>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
@@ -115,6 +117,7 @@ impl Publisher {
                 backoff.reset();
             }
             self.set(|s| s.state = State::Connecting);
+            self.peer += 1;
             let ended = self.attempt(&mut events, &mut control, &mut backoff).await;
             self.media.remove_peer(self.peer);
             self.set(|s| s.live_since = None);
@@ -200,6 +203,9 @@ impl Publisher {
                 tokio::select! {
                     e = events.recv() => {
                         let Some(e) = e else { bail!("the media service stopped") };
+                        if peer_of(&e) != Some(self.peer) {
+                            continue; // a removed branch's late news
+                        }
                         match e {
                             MediaEvent::Ice { mline, candidate, .. } => session.candidate(mline, candidate).await?,
                             MediaEvent::GatheringDone { .. } => session.gathered().await?,
@@ -283,6 +289,18 @@ impl Publisher {
     }
 }
 
+fn peer_of(e: &MediaEvent) -> Option<PeerId> {
+    match e {
+        MediaEvent::Offer { peer, .. }
+        | MediaEvent::Ice { peer, .. }
+        | MediaEvent::State { peer, .. }
+        | MediaEvent::Error { peer, .. }
+        | MediaEvent::GatheringDone { peer }
+        | MediaEvent::PeerFailed { peer, .. } => Some(*peer),
+        _ => None,
+    }
+}
+
 /// The offer for `peer`, and the candidates gathered within `gather` after
 /// it (until gathering completes).
 async fn wait_offer(
@@ -298,9 +316,10 @@ async fn wait_offer(
                 OFFER_TIMEOUT.as_secs()
             ),
             Ok(None) => bail!("the media service stopped"),
-            Ok(Some(MediaEvent::Offer { peer: p, sdp })) if p == peer => break sdp,
+            Ok(Some(e)) if peer_of(&e) != Some(peer) => {} // an earlier branch's
+            Ok(Some(MediaEvent::Offer { sdp, .. })) => break sdp,
             Ok(Some(MediaEvent::PeerFailed { reason, .. })) => bail!("{reason}"),
-            Ok(Some(_)) => {} // left over from an earlier branch
+            Ok(Some(_)) => {}
         }
     };
     let mut candidates = Vec::new();
