@@ -526,7 +526,7 @@ mod tests {
     /// are the forced ones.
     fn producer() -> Producer {
         gst::init().unwrap();
-        let p = Producer::build(&ProducerConfig {
+        Producer::build(&ProducerConfig {
             capture: "videotestsrc is-live=true pattern=ball \
                       ! video/x-raw,width=320,height=240,framerate=30/1"
                 .into(),
@@ -537,8 +537,7 @@ mod tests {
             playout_delay: None,
             swappable_capture: false,
         })
-        .unwrap();
-        p
+        .unwrap()
     }
 
     /// Another consumer of the tee (a stand-in for a viewer's branch): the
