@@ -325,3 +325,74 @@ fn unreachable_summary(branch: RecordingBranch) -> RecordingSummary {
         path,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::media::producer::ProducerConfig;
+    use crate::media::service::{spawn, MediaConfig};
+
+    fn config() -> MediaConfig {
+        MediaConfig {
+            producer: ProducerConfig {
+                capture: "videotestsrc is-live=true pattern=ball \
+                          ! video/x-raw,width=320,height=240,framerate=30/1"
+                    .into(),
+                encoder: "video/x-raw,format=I420 ! x264enc speed-preset=ultrafast \
+                          tune=zerolatency key-int-max=100000 bframes=0"
+                    .into(),
+                playout_delay: None,
+                swappable_capture: false,
+            },
+            ice: Default::default(),
+            keyframe_interval: Duration::from_millis(250),
+            idle_stop: Duration::from_millis(300),
+            start_timeout: Duration::from_secs(10),
+            input: None,
+            source_check: None,
+            live_source: None,
+        }
+    }
+
+    /// The whole lifecycle through the handle, with nobody watching: the
+    /// recording starts the capture, keeps it past the idle stop, replies
+    /// once the file is complete, and the capture stops after it.
+    #[test]
+    fn start_and_stop_through_the_handle() {
+        gst::init().unwrap();
+        let dir = std::env::temp_dir().join(format!("oriel-rec-svc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let media = spawn(config(), |_| {}).unwrap();
+        let stats = media.stats.clone();
+
+        let bad = media.start_recording(dir.join("x.avi"), "test".into());
+        assert!(bad.blocking_recv().unwrap().is_err());
+        assert!(media.stop_recording().blocking_recv().unwrap().is_err());
+
+        let path = media
+            .start_recording(dir.join("r.mkv"), "test".into())
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_eq!(path, dir.join("r.mkv"));
+        let again = media.start_recording(dir.join("s.mkv"), "test".into());
+        assert!(again.blocking_recv().unwrap().is_err(), "one at a time");
+        // Well past the idle stop: still running, still recording.
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(stats.pipeline_running.load(Ordering::Relaxed));
+        assert!(stats.recording.active.load(Ordering::Relaxed));
+        let summary = media.stop_recording().blocking_recv().unwrap().unwrap();
+        assert_eq!(summary.path, path);
+        assert!(summary.frames > 30, "{summary:?}");
+        assert_eq!(summary.bytes, std::fs::metadata(&path).unwrap().len());
+        assert!(!stats.recording.active.load(Ordering::Relaxed));
+        // Nobody left: the idle stop follows.
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(!stats.pipeline_running.load(Ordering::Relaxed));
+        media.shutdown(Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
