@@ -19,6 +19,7 @@ test_pkgs=(
   xdotool chromium procps systemd
   coturn
   openssl  # tls.test.mjs makes its own certificates
+  gstreamer1.0-plugins-base-apps  # gst-discoverer-1.0 for recording.test.mjs
   # wayland.test.mjs: a private headless GNOME session (tests/wayland/session.sh)
   mutter pipewire wireplumber dbus-daemon xdg-desktop-portal xdg-desktop-portal-gnome
   python3-gi util-linux  # mutter_remote.py (GObject introspection), setpriv

@@ -275,6 +275,21 @@ pub struct ServeArgs {
     )]
     pub no_playout_delay: bool,
 
+    /// Record the shared stream from the start, without re-encoding, until
+    /// oriel stops: a file ending in `.mkv` (Matroska; a killed agent
+    /// still leaves a playable file), or an existing directory for
+    /// `oriel-YYYYMMDD-HHMMSSZ.mkv` (UTC) inside. An existing file is never
+    /// overwritten: `NAME-2.mkv`, `NAME-3.mkv`, ... are used instead, also
+    /// for the next file after the capture was lost and came back.
+    /// Recording keeps the capture running with nobody watching.
+    #[arg(
+        long,
+        env = "ORIEL_RECORD",
+        help_heading = "Recording",
+        value_name = "PATH"
+    )]
+    pub record: Option<PathBuf>,
+
     /// Maximum number of connected clients.
     #[arg(long, env = "ORIEL_MAX_CLIENTS", help_heading = "Serving", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_clients: u32,

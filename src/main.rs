@@ -493,6 +493,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         args.public_url.as_deref(),
     )?;
 
+    if let Some(path) = &args.record {
+        // A bad path fails at start, not after the capture is up.
+        oriel::media::recording::check_path(path)?;
+    }
+
     // The desktop: an existing display, or our own virtual one.
     let env = capture::SessionEnv::from_env(media_args.display.clone());
     let (plan, why) = capture::plan(media_args.capture, &env, media_args.virtual_display_size)
@@ -648,6 +653,15 @@ fn serve(args: ServeArgs) -> Result<()> {
             let _ = event_tx.send(ev);
         })
         .context("starting the media thread")?;
+        if let Some(path) = args.record.clone() {
+            let reply = media.start_recording(path, "--record".into());
+            tokio::spawn(async move {
+                // Started (logged by the media thread) or refused: say why.
+                if let Ok(Err(e)) = reply.await {
+                    tracing::error!("--record: {e}");
+                }
+            });
+        }
         if prepare_capture {
             // The first approval while the user is at the desktop (e.g. just
             // enabled the service), not when a viewer connects from afar.

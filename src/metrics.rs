@@ -261,6 +261,31 @@ impl Metrics {
             "Times capture and encoder came back after a failure (e.g. the X server restarted).",
             m.pipeline_restarts.load(Ordering::Relaxed),
         );
+        let r = &m.recording;
+        metric(
+            "oriel_recording_active",
+            "gauge",
+            "1 while a recording file is being written.",
+            r.active.load(Ordering::Relaxed) as u64,
+        );
+        metric(
+            "oriel_recording_frames_total",
+            "counter",
+            "Encoded frames written to recording files.",
+            r.frames.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_recording_bytes_total",
+            "counter",
+            "Bytes written to recording files.",
+            r.bytes.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_recording_dropped_packets_total",
+            "counter",
+            "RTP packets a recording lost because the disk did not keep up.",
+            r.dropped_packets.load(Ordering::Relaxed),
+        );
         metric(
             "oriel_keyframes_requested_total",
             "counter",

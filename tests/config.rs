@@ -290,3 +290,42 @@ fn a_bad_environment_value_names_the_variable() {
     let err = stderr(&out);
     assert!(err.contains("fast") && err.contains("framerate"), "{err}");
 }
+
+#[test]
+fn the_recording_path_comes_from_any_layer() {
+    let dir = Dir::new("record");
+    let file = dir.file().display().to_string();
+    dir.write("record = \"/srv/rec/desk.mkv\"\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        setting(&stdout(&out), "record"),
+        ("/srv/rec/desk.mkv".into(), format!("{file}:1"))
+    );
+    let env = [("ORIEL_RECORD", "/tmp")];
+    let out = oriel(&dir.0, &["config"], &env);
+    assert_eq!(
+        setting(&stdout(&out), "record"),
+        ("/tmp".into(), "environment ORIEL_RECORD".into())
+    );
+    // A path that cannot be a recording stops `serve` before it captures.
+    let out = oriel(
+        &dir.0,
+        &[
+            "serve",
+            "--capture",
+            "test",
+            "--listen",
+            "127.0.0.1:0",
+            "--record",
+            "/tmp/x.mp4",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected a file name ending in .mkv or an existing directory"),
+        "{}",
+        stderr(&out)
+    );
+}

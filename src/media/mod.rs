@@ -11,6 +11,7 @@ pub mod keyframes;
 pub mod peer;
 pub mod playout_delay;
 pub mod producer;
+pub mod recording;
 pub mod service;
 pub mod traffic;
 pub mod trial;

@@ -30,6 +30,9 @@ use crate::media::producer::{Producer, ProducerConfig};
 use crate::media::trial::error_text;
 use crate::media::PeerId;
 
+mod record;
+pub use record::Reply;
+
 /// What the media service tells the signalling layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -151,6 +154,8 @@ pub struct MediaStats {
     pub frames: Arc<crate::media::traffic::FrameCounters>,
     /// Each live branch's packet and byte counters.
     pub traffic: crate::media::traffic::PeerTrafficMap,
+    /// Whether and where a recording is written, and what it got.
+    pub recording: Arc<crate::media::recording::RecordingStats>,
 }
 
 enum Command {
@@ -169,6 +174,14 @@ enum Command {
     /// A replacement for a lost live source, for the running producer.
     SwapOpened(u64, Result<OpenedSource, String>),
     SourceNotice(u64, SourceSignal),
+    StartRecording(
+        std::path::PathBuf,
+        String,
+        record::ReplyTx<std::path::PathBuf>,
+    ),
+    StopRecording(record::ReplyTx<crate::media::recording::RecordingSummary>),
+    /// A stopped recording's EOS reached its file.
+    RecordingFinished,
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -210,8 +223,29 @@ impl MediaHandle {
     pub fn capture_lost(&self, reason: String) {
         let _ = self.tx.send(Command::CaptureLost(reason));
     }
+    /// Records the shared stream to `path` (a `.mkv` file, or a directory
+    /// for a time-stamped file; an existing file is never overwritten:
+    /// `NAME-2.mkv` instead), starting the capture if nobody watches. The
+    /// reply comes once the file is being written, with its path, or with
+    /// why not. `started_by` goes into the log.
+    pub fn start_recording(
+        &self,
+        path: std::path::PathBuf,
+        started_by: String,
+    ) -> Reply<std::path::PathBuf> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Command::StartRecording(path, started_by, tx));
+        rx
+    }
+    /// Stops the recording; the reply comes once the file is complete
+    /// (duration and index written), with what it got.
+    pub fn stop_recording(&self) -> Reply<crate::media::recording::RecordingSummary> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Command::StopRecording(tx));
+        rx
+    }
     /// Removes every peer and stops the pipeline; returns when done (or
-    /// after `timeout`).
+    /// after `timeout`). A recording's file is finished first.
     pub fn shutdown(&self, timeout: Duration) {
         let (tx, rx) = mpsc::channel();
         if self.tx.send(Command::Shutdown(tx)).is_ok() {
@@ -259,6 +293,7 @@ pub fn spawn(
                 flow: (Instant::now(), 0),
                 recovery: None,
                 backoff: Backoff::default(),
+                recorder: Default::default(),
             };
             service.run(rx);
         })?;
@@ -308,6 +343,7 @@ struct Service {
     /// Set while the capture is lost: why, and when to try again.
     recovery: Option<Recovery>,
     backoff: Backoff,
+    recorder: record::Recorder,
 }
 
 struct Recovery {
@@ -353,6 +389,7 @@ impl Service {
                 .unwrap_or(Duration::from_secs(3600));
             match rx.recv_timeout(timeout) {
                 Ok(Command::Shutdown(done)) => {
+                    self.end_recording("the agent is shutting down");
                     self.stop_producer();
                     let _ = done.send(());
                     return;
@@ -378,10 +415,20 @@ impl Service {
         let stall = (self.ready && self.producer.is_some()).then(|| Instant::now() + STALL_CHECK);
         let retry = self.recovery.as_ref().and_then(|r| r.next_try);
         let swap = self.swapping.as_ref().map(|(_, t)| *t);
-        [self.gate.deadline(), idle, start, offer, stall, retry, swap]
-            .into_iter()
-            .flatten()
-            .min()
+        let recording = self.recording_deadline();
+        [
+            self.gate.deadline(),
+            idle,
+            start,
+            offer,
+            stall,
+            retry,
+            swap,
+            recording,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_timers(&mut self) {
@@ -407,6 +454,7 @@ impl Service {
         if self.gate.poll(now) {
             self.force_keyframe();
         }
+        self.poll_recording(now);
         if self.swapping.as_ref().is_some_and(|(_, t)| now >= *t) {
             self.swapping = None;
             self.fail_producer(format!(
@@ -455,7 +503,7 @@ impl Service {
     /// One recovery attempt: check the source, then rebuild the producer.
     /// Its first frame ([`Command::ProducerReady`]) ends the recovery.
     fn retry_capture(&mut self) {
-        if self.waiting.is_empty() {
+        if self.waiting.is_empty() && !self.recording_wanted() {
             // Everyone left while the capture was away: the next join starts
             // a fresh producer.
             tracing::info!("capture still lost, but nobody is waiting: stop retrying");
@@ -532,6 +580,7 @@ impl Service {
                     for peer in std::mem::take(&mut self.waiting) {
                         self.attach(peer);
                     }
+                    self.attach_recording();
                 }
             }
             Command::Bus(generation, msg) => {
@@ -563,7 +612,10 @@ impl Service {
                 }
                 self.opening = None;
                 self.notice = None;
-                if std::mem::take(&mut self.preparing) && self.waiting.is_empty() {
+                if std::mem::take(&mut self.preparing)
+                    && self.waiting.is_empty()
+                    && !self.recording_wanted()
+                {
                     // Approved (or not) with nobody to watch yet: the grant
                     // is stored, the session closes with `result`.
                     match result {
@@ -623,6 +675,9 @@ impl Service {
                     }
                 }
             }
+            Command::StartRecording(path, by, reply) => self.start_recording(path, by, reply),
+            Command::StopRecording(reply) => self.stop_recording(reply),
+            Command::RecordingFinished => self.poll_recording(Instant::now()),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -724,6 +779,7 @@ impl Service {
         if self.peers.is_empty()
             && self.waiting.is_empty()
             && !prepared
+            && !self.recording_wanted()
             && (self.producer.is_some() || self.opening.is_some())
         {
             self.idle_since = Some(Instant::now());
@@ -931,6 +987,7 @@ impl Service {
         }
         self.awaiting_offer.clear();
         self.waiting.clear();
+        self.close_recording_files();
         if let Some(producer) = self.producer.take() {
             producer.stop();
         }
@@ -967,7 +1024,7 @@ impl Service {
             });
         }
         self.stop_producer();
-        if peers.is_empty() {
+        if peers.is_empty() && !self.recording_wanted() {
             return; // nobody watching: the next join starts afresh
         }
         self.waiting = peers;
@@ -980,6 +1037,16 @@ impl Service {
     }
 
     fn on_bus(&mut self, msg: gst::Message) {
+        if let Some(bin) = msg.src().and_then(crate::media::recording::recording_bin) {
+            match msg.view() {
+                gst::MessageView::Error(e) => self.on_recording_error(&bin, &error_text(e)),
+                gst::MessageView::Warning(w) => {
+                    tracing::debug!(bin, "recording warning: {}", w.error())
+                }
+                _ => {}
+            }
+            return;
+        }
         let owner = msg.src().and_then(|src| self.owning_peer(src));
         match msg.view() {
             gst::MessageView::Error(e) => {

@@ -1,0 +1,127 @@
+// Recording (`--record PATH`): the shared encoded stream goes into a
+// Matroska file without re-encoding. (a) A clean stop (SIGTERM) leaves a
+// file that gst-discoverer-1.0 reads as H.264 at the desktop's size, as
+// long as the recording ran; a viewer joining and leaving meanwhile does
+// not cut it, nor does the idle stop after it left. (b) A killed agent
+// (SIGKILL) still leaves a file that decodes to the end.
+
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Agent, Harness, sleep, waitDecoding, within } from './harness.mjs';
+
+const h = new Harness('recording');
+after(() => h.cleanup());
+
+function tmpDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-rec-'));
+  h.tmpDirs.push(d);
+  return d;
+}
+
+/** gst-discoverer-1.0's view of `file`: {duration (s), width, height, caps}. */
+function discover(file) {
+  const r = spawnSync('gst-discoverer-1.0', ['-v', file], { encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 0, `gst-discoverer-1.0 failed: ${r.stderr}${r.stdout}`);
+  const m = r.stdout.match(/Duration: (\d+):(\d+):(\d+(?:\.\d+)?)/);
+  assert.ok(m, `no duration in:\n${r.stdout}`);
+  const num = (re) => Number((r.stdout.match(re) ?? [])[1]);
+  return {
+    duration: Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]),
+    width: num(/Width: (\d+)/),
+    height: num(/Height: (\d+)/),
+    h264: /video\/x-h264/.test(r.stdout),
+    text: r.stdout,
+  };
+}
+
+/** Decodes `file` to the end: {code, frames, stderr}. */
+function decode(file) {
+  const r = spawnSync(
+    'gst-launch-1.0',
+    ['-v', 'filesrc', `location=${file}`, '!', 'matroskademux', '!', 'h264parse', '!',
+      'avdec_h264', '!', 'fakesink', 'silent=false', 'sync=false'],
+    { encoding: 'utf8', timeout: 60000, maxBuffer: 64 * 1024 * 1024 },
+  );
+  const frames = (r.stdout.match(/last-message = chain/g) ?? []).length;
+  return { code: r.status, frames, stderr: r.stderr };
+}
+
+async function metric(agent, name) {
+  return Agent.metricSamples(await agent.metrics(), name)[0]?.value;
+}
+
+h.test('--record: a clean stop leaves a complete file of the desktop, a viewer coming and going changes nothing', async (t) => {
+  const { display } = await h.startDisplay({ size: '1280x720' });
+  const dir = tmpDir();
+  const file = path.join(dir, 'desk.mkv');
+  fs.writeFileSync(file, 'not to be overwritten');
+  const agent = await h.startAgent({ display, args: ['--record', file, '--idle-stop-ms', '500'] });
+  // desk.mkv exists: the recording goes to desk-2.mkv.
+  const recorded = path.join(dir, 'desk-2.mkv');
+  await h.waitForLog(agent.rec, /recording started.*started_by=--record/, 20000, 'recording started');
+  const started = Date.now();
+  assert.ok(agent.log.some((l) => /recording started/.test(l) && l.includes(recorded)), 'logged with its path');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'not to be overwritten');
+
+  // No viewer: the recording alone keeps the capture running.
+  await sleep(2000);
+  assert.equal(await metric(agent, 'oriel_recording_active'), 1);
+  assert.equal(await metric(agent, 'oriel_pipeline_running'), 1);
+  // A viewer comes (its join keyframe goes into the file too) and leaves;
+  // the idle stop (500 ms) must not stop the recording's capture.
+  const browser = await h.launchBrowser();
+  const page = await h.openClient(browser, agent);
+  await waitDecoding(page, 20000);
+  await page.close();
+  const left = Date.now() - started;
+  await sleep(Math.max(1000, 10000 - left));
+  const frames = await metric(agent, 'oriel_recording_frames_total');
+  assert.ok(frames > 100, `${frames} frames recorded`);
+  assert.ok((await metric(agent, 'oriel_recording_bytes_total')) > 0);
+
+  const elapsed = (Date.now() - started) / 1000;
+  agent.signal('SIGTERM');
+  const exit = await within(agent.rec.exited, 15000, null);
+  assert.deepEqual(exit, { code: 0, signal: null }, 'clean exit');
+  assert.ok(agent.log.some((l) => /recording stopped/.test(l) && l.includes(recorded)), 'stop logged');
+
+  const info = discover(recorded);
+  assert.ok(info.h264, `video/x-h264 in:\n${info.text}`);
+  assert.equal(info.width, 1280);
+  assert.equal(info.height, 720);
+  // The file starts at the first keyframe after "recording started" and
+  // ends at SIGTERM; a file cut short or without a duration fails here.
+  assert.ok(Math.abs(info.duration - elapsed) < 1.5,
+    `file lasts ${info.duration.toFixed(2)} s, the recording ran ${elapsed.toFixed(2)} s`);
+  const played = decode(recorded);
+  assert.equal(played.code, 0, played.stderr);
+  assert.ok(played.frames >= frames * 0.95, `${played.frames} frames decode of ${frames} recorded`);
+  t.diagnostic(`clean stop: file ${info.duration.toFixed(2)} s, recording ran ${elapsed.toFixed(2)} s; ${played.frames} frames decode, ${frames} recorded`);
+});
+
+h.test('--record: a killed agent still leaves a playable file', async (t) => {
+  const { display } = await h.startDisplay({ size: '1280x720' });
+  const dir = tmpDir();
+  const agent = await h.startAgent({ display, args: ['--record', dir] });
+  const line = await h.waitForLog(agent.rec, /recording started/, 20000, 'recording started');
+  // A directory gets a time-stamped file.
+  const m = line.match(/path=(\S+oriel-\d{8}-\d{6}Z\.mkv)/);
+  assert.ok(m, `a time-stamped file in ${line}`);
+  const recorded = m[1];
+  assert.equal(path.dirname(recorded), dir);
+  await sleep(5000);
+  const frames = await metric(agent, 'oriel_recording_frames_total');
+  agent.signal('SIGKILL');
+  await within(agent.rec.exited, 5000);
+
+  const played = decode(recorded);
+  assert.equal(played.code, 0, `the killed recording does not play: ${played.stderr}`);
+  // Everything counted before the kill was written (unbuffered).
+  assert.ok(frames > 50, `${frames} frames recorded in 5 s`);
+  assert.ok(played.frames >= frames, `${played.frames} frames decode, ${frames} were recorded before the kill`);
+  t.diagnostic(`SIGKILL: ${played.frames} frames decode, ${frames} counted before the kill`);
+});
