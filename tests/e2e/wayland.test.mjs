@@ -438,3 +438,43 @@ h.test('a new desktop session (logout and login) reuses the grant: no dialog', {
     .catch(() => session.processes());
   assert.deepEqual(left, [], 'processes of the session still running');
 });
+
+h.test('two monitors, --monitor 2: the dialog shares both, the browser decodes the second (800x600); --monitor 1 then needs no dialog; --monitor 3 says what is shared', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  // Side by side: mutter puts the second virtual monitor right of the first.
+  session = await startWaylandSession(h, { size: '1280x720,800x600' });
+  const state = session.ownedDir('state-monitors');
+  const start = (n) => h.startAgent({ capture: 'wayland', runAs: session.user, stateDir: state, env: session.env, args: ['--input', 'none', '--monitor', String(n)] });
+  let agent = await start(2);
+  await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice at start');
+  await waitFor(async () => {
+    session.approveShareDialog({ rows: 2 });
+    return within(h.waitForLog(agent.rec, /screen sharing is ready; capture starts with the first viewer/, 5000, 'ready').then(() => true, () => false), 6000, false);
+  }, 40000, 'both monitors shared with nobody watching', 0);
+  let page = await h.openClient(browser, agent);
+  let s = await waitDecoding(page, 30000, 3);
+  assert.deepEqual([s.width, s.height], [800, 600], 'the second monitor from the left');
+  assert.ok(agent.log.some((l) => /several monitors.*monitors=1: 1280x720 at 0,0; 2: 800x600 at 1280,0 chosen=2/.test(l)),
+    'the log numbers the shared monitors');
+  await page.close();
+  await stopAgent(agent);
+
+  // The grant covers both: another number needs no dialog.
+  agent = await start(1);
+  page = await h.openClient(browser, agent);
+  s = await waitDecoding(page, 30000, 3);
+  assert.deepEqual([s.width, s.height], [1280, 720], 'the first monitor');
+  assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
+  await page.close();
+  await stopAgent(agent);
+
+  agent = await start(3);
+  page = await h.openClient(browser, agent);
+  await h.waitForLog(agent.rec, /--monitor 3: screen sharing covers 2 monitors \(1: 1280x720 at 0,0; 2: 800x600 at 1280,0\)/, 20000, 'the error naming the shared monitors');
+  assert.ok(agent.alive, 'the agent lives on');
+  await page.close();
+  await stopAgent(agent);
+  await session.stop();
+  const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
+    .catch(() => session.processes());
+  assert.deepEqual(left, [], 'processes of the session still running');
+});
