@@ -355,11 +355,8 @@ fn pick_stream(
 /// Sorts the shared monitors left to right and says which one to show
 /// (its index), or, when there is no such one, their numbered list.
 fn choose(mut shared: Vec<Shared>, monitor: Option<u32>) -> Result<(Vec<Shared>, usize), String> {
-    shared.sort_by_key(|s| {
-        s.position
-            .map(|(x, y)| (x, y))
-            .unwrap_or((i32::MAX, i32::MAX))
-    });
+    // By x, then y; a stream without a position goes last.
+    shared.sort_by_key(|s| s.position.unwrap_or((i32::MAX, i32::MAX)));
     let index = monitor.map_or(0, |n| n.saturating_sub(1) as usize);
     if index < shared.len() {
         Ok((shared, index))
