@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Harness, ORIEL_BIN, asUser, sleep, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { Harness, ORIEL_BIN, asUser, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
 import { INPUT_WINDOW, missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
 
 const h = new Harness('wayland');
@@ -291,15 +291,22 @@ h.test('the compositor is killed and restarted under a running agent: the same p
   await seesMotion(page, 'the ball to move before the restart');
   const pid = testWindow.child.pid;
   process.kill(-pid, 'SIGSTOP');
-  let still;
+  // Frames already on their way still show motion (698 changed pixels in
+  // the first gap once, on a loaded machine): wait for two still gaps.
+  const seen = [];
   try {
-    await sleep(500);
-    still = [await pictureChange(page), await pictureChange(page)];
+    await waitFor(async () => {
+      const still = [await pictureChange(page), await pictureChange(page)];
+      seen.push(...still.map((c) => c.changed));
+      return still.every((c) => c.sized && c.changed < MOVED);
+    }, 10000, 'a paused window to be a still picture', 0).catch((e) => {
+      e.message += ` (changed pixels: ${seen.join(', ')})`;
+      throw e;
+    });
   } finally {
     process.kill(-pid, 'SIGCONT');
   }
-  t.diagnostic(`window paused: changed pixels ${still.map((c) => c.changed).join(', ')} (largest change ${Math.max(...still.map((c) => c.max))})`);
-  assert.ok(still.every((c) => c.sized && c.changed < MOVED), `a paused window is a still picture: ${JSON.stringify(still)}`);
+  t.diagnostic(`window paused: changed pixels ${seen.join(', ')}`);
   await page.evaluate(() => {
     window.__orielMark = 'no-reload';
   });
