@@ -203,6 +203,12 @@ pub struct MediaArgs {
     )]
     pub capture: CaptureChoice,
 
+    /// Wayland: the monitor to show, numbered from 1 left to right. `auto`:
+    /// the portal's dialog offers one. A number lets the dialog select
+    /// several, and the log lists the shared ones with their numbers.
+    #[arg(long, env = "ORIEL_MONITOR", help_heading = "Capture and encoding", default_value = "auto", value_parser = parse_monitor)]
+    pub monitor: MonitorChoice,
+
     /// X display to capture (default: `$DISPLAY`).
     #[arg(long, env = "ORIEL_DISPLAY", help_heading = "Capture and encoding")]
     pub display: Option<String>,
@@ -468,6 +474,35 @@ pub fn parse_input(s: &str) -> Result<InputChoice, String> {
     }
 }
 
+/// Which of the shared monitors a Wayland capture shows (`--monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorChoice {
+    Auto,
+    /// 1 is the leftmost.
+    Number(u32),
+}
+
+impl MonitorChoice {
+    pub fn number(self) -> Option<u32> {
+        match self {
+            MonitorChoice::Auto => None,
+            MonitorChoice::Number(n) => Some(n),
+        }
+    }
+}
+
+pub fn parse_monitor(s: &str) -> Result<MonitorChoice, String> {
+    match s.trim() {
+        "auto" => Ok(MonitorChoice::Auto),
+        n => match n.parse::<u32>() {
+            Ok(n @ 1..=64) => Ok(MonitorChoice::Number(n)),
+            _ => Err(format!(
+                "`{s}`: expected auto or a monitor number from 1 (leftmost)"
+            )),
+        },
+    }
+}
+
 impl ServeArgs {
     pub fn keyframe_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_interval_ms)
@@ -567,6 +602,15 @@ mod tests {
         assert!(parse_size("axb").is_err());
         assert!(parse_size("1281x720").is_err());
         assert!(parse_size("0x0").is_err());
+    }
+
+    #[test]
+    fn monitors_parse_and_reject() {
+        assert_eq!(parse_monitor("auto"), Ok(MonitorChoice::Auto));
+        assert_eq!(parse_monitor("2"), Ok(MonitorChoice::Number(2)));
+        assert!(parse_monitor("0").is_err(), "numbered from 1");
+        assert!(parse_monitor("-1").is_err());
+        assert!(parse_monitor("left").is_err());
     }
 
     fn serve(args: &[&str]) -> Result<ServeArgs, String> {

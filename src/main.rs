@@ -541,6 +541,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             &state_dir(&args.state)?,
             media_args.framerate,
             dir.clone(),
+            media_args.monitor.number(),
             wayland_input(&args.input, &runtime),
         );
         portal_input = portal.input_backend();

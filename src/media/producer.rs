@@ -256,8 +256,37 @@ impl Producer {
 /// parser takes caps only between two elements, and fragments may end with
 /// caps: a passthrough `identity` closes the bin.
 fn capture_bin(description: &str) -> Result<gst::Bin> {
-    gst::parse::bin_from_description(&format!("{description} ! identity"), true)
-        .with_context(|| format!("building the capture `{description}`"))
+    let bin = gst::parse::bin_from_description(&format!("{description} ! identity"), true)
+        .with_context(|| format!("building the capture `{description}`"))?;
+    for element in bin.iterate_recurse().into_iter().flatten() {
+        if element.factory().is_some_and(|f| f.name() == "pipewiresrc") {
+            keep_pipewire_stream(&element);
+        }
+    }
+    Ok(bin)
+}
+
+/// pipewiresrc (PipeWire 0.3.65) answers every RECONFIGURE event, such as
+/// the one a tee sends up when a client's branch is linked, by
+/// disconnecting its stream and connecting again, and mutter then sends
+/// the reconnected consumer one frame and nothing more: the picture froze
+/// at the first client's join. The stream's format is the compositor's to
+/// set (a new size comes as a new session), so reconfiguring is never
+/// needed: the events stop at the element after pipewiresrc. The probe
+/// sits on that element's sink pad because a source pad marks itself for
+/// renegotiation before its own probes see the event.
+fn keep_pipewire_stream(src: &gst::Element) {
+    let Some(peer) = src.static_pad("src").and_then(|p| p.peer()) else {
+        return;
+    };
+    peer.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
+        match &info.data {
+            Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Reconfigure => {
+                gst::PadProbeReturn::Drop
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
 }
 
 impl Drop for Producer {

@@ -60,29 +60,38 @@ export class WaylandSession {
     if (r.status !== 0) throw new Error(`mutter_remote ${actions.join(' ')} failed (${r.status}): ${r.stderr}`);
   }
 
+  /** Centre of the first monitor, where the portal's dialogs open. */
+  centre() {
+    const [w, h] = this.size.split(',')[0].split('x').map(Number);
+    return [w / 2, h / 2];
+  }
+
   /**
    * Play the user approving xdg-desktop-portal-gnome 43's "Screen Share"
-   * dialog: select the monitor row, then press Share. The dialog is
-   * centred on the monitor; these offsets were read off a screenshot at
-   * 1280x720 (row at the centre + 25 px, Share at +212/-128). Pointer
+   * dialog: select the monitor row(s), then press Share. The dialog is
+   * centred on the first monitor; these offsets were read off screenshots
+   * at 1280x720 (first row at the centre + 25 px, the next 55 px lower,
+   * Share at +212/-128). With several monitors and a request for several
+   * (`--monitor N`) each row clicked is added to the selection. Pointer
    * moves come in two steps: GTK picks a click up only after motion over
    * the widget.
    */
-  approveShareDialog() {
-    const [w, h] = this.size.split('x').map(Number);
-    const cx = w / 2;
-    const cy = h / 2;
+  approveShareDialog({ rows = 1 } = {}) {
+    const [cx, cy] = this.centre();
+    const select = [];
+    for (let i = 0; i < rows; i++) {
+      const y = cy + 25 + 55 * i;
+      select.push('sleep', 0.3, 'move', cx - 40, y - 5, 'sleep', 0.3, 'move', cx, y, 'sleep', 0.3, 'click', 'sleep', 0.5);
+    }
     this.remote(
-      'sleep', 0.3, 'move', cx - 40, cy + 20, 'sleep', 0.3, 'move', cx, cy + 25, 'sleep', 0.3, 'click', 'sleep', 0.5,
+      ...select,
       'move', cx + 200, cy - 120, 'sleep', 0.3, 'move', cx + 212, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3,
     );
   }
 
   /** Press Cancel on the "Screen Share" dialog (centre -210/-128 at 1280x720). */
   declineShareDialog() {
-    const [w, h] = this.size.split('x').map(Number);
-    const cx = w / 2;
-    const cy = h / 2;
+    const [cx, cy] = this.centre();
     this.remote('sleep', 0.3, 'move', cx - 190, cy - 120, 'sleep', 0.3, 'move', cx - 210, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3);
   }
 
@@ -92,9 +101,7 @@ export class WaylandSession {
    * monitor is preselected), then press Share (+212/-128).
    */
   approveRemoteDesktopDialog() {
-    const [w, h] = this.size.split('x').map(Number);
-    const cx = w / 2;
-    const cy = h / 2;
+    const [cx, cy] = this.centre();
     this.remote(
       'sleep', 0.3, 'move', cx + 160, cy + 60, 'sleep', 0.3, 'move', cx + 189, cy + 72, 'sleep', 0.3, 'click', 'sleep', 0.5,
       'move', cx + 200, cy - 120, 'sleep', 0.3, 'move', cx + 212, cy - 128, 'sleep', 0.3, 'click', 'sleep', 0.3,

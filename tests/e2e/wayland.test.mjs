@@ -18,19 +18,25 @@ const missing = missingWaylandPieces();
 let session;
 let browser;
 let stateDir;
+/** The running test window (its process group can be paused). */
+let testWindow;
 
-// A solid window of a known colour: GStreamer's waylandsink draws through
-// wl_shm, which headless mutter composites in software.
+// A window of a known colour with a white ball moving across it (10 fps):
+// GStreamer's waylandsink draws through wl_shm, which headless mutter
+// composites in software. The ball is what tells a live picture from a
+// frozen one: a dead stream makes pipewiresrc repeat its last frame, and
+// frames keep being decoded.
 const GREEN = { r: 0, g: 255, b: 0 };
 
 const MUTTER_ARGS = ['--headless', '--wayland', '--no-x11', '--virtual-monitor', '1280x720'];
 
 /** The test window; it dies with the compositor. */
 function startWindow() {
-  return session.spawn('gst-window', 'gst-launch-1.0', [
-    'videotestsrc', 'pattern=solid-color', 'foreground-color=0xff00ff00', 'is-live=true', '!',
+  testWindow = session.spawn('gst-window', 'gst-launch-1.0', [
+    'videotestsrc', 'pattern=ball', 'background-color=0xff00ff00', 'foreground-color=0xffffffff', 'is-live=true', '!',
     'video/x-raw,width=400,height=300,framerate=10/1', '!', 'waylandsink',
   ]);
+  return testWindow;
 }
 
 before(async () => {
@@ -87,6 +93,60 @@ async function stopAgent(agent) {
   assert.ok(await within(agent.rec.exited, 15000, null), 'agent exits within 15 s of SIGTERM');
 }
 
+/**
+ * Pixels that changed between two frames of the page's video `gapMs`
+ * apart (by more than `tolerance` in some channel), and the largest
+ * change. The ball (radius 20 px) moving leaves ~2500 changed pixels.
+ */
+async function pictureChange(page, gapMs = 700, tolerance = 64) {
+  return page.evaluate(async ({ gapMs, tolerance }) => {
+    const v = document.getElementById('video');
+    const grab = () => {
+      if (!v || !v.videoWidth) return null;
+      const canvas = document.createElement('canvas');
+      canvas.width = v.videoWidth;
+      canvas.height = v.videoHeight;
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(v, 0, 0);
+      return ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    };
+    const a = grab();
+    await new Promise((r) => setTimeout(r, gapMs));
+    const b = grab();
+    if (!a || !b || a.length !== b.length) return { changed: 0, max: 0, sized: false };
+    let changed = 0;
+    let max = 0;
+    for (let i = 0; i < a.length; i += 4) {
+      const d = Math.max(Math.abs(a[i] - b[i]), Math.abs(a[i + 1] - b[i + 1]), Math.abs(a[i + 2] - b[i + 2]));
+      if (d > max) max = d;
+      if (d > tolerance) changed++;
+    }
+    return { changed, max, sized: true };
+  }, { gapMs, tolerance });
+}
+
+/** Enough changed pixels to be the ball moving, not encoder noise. */
+const MOVED = 400;
+
+/**
+ * The decoded picture keeps changing: two gaps in a row each show the
+ * ball moved. A frozen picture (pipewiresrc repeating its last frame)
+ * fails this however many frames get decoded.
+ */
+async function seesMotion(page, what = 'the decoded picture to move') {
+  const seen = [];
+  await waitFor(async () => {
+    const first = await pictureChange(page);
+    const second = await pictureChange(page);
+    seen.push(first.changed, second.changed);
+    return first.changed >= MOVED && second.changed >= MOVED;
+  }, 15000, what, 0).catch((e) => {
+    e.message += ` (changed pixels per ${700} ms: ${seen.join(', ')}; need ${MOVED} twice in a row)`;
+    throw e;
+  });
+  return seen;
+}
+
 /** The window (400x300 of 1280x720: 13 %) shows in the decoded picture. */
 async function seesGreenWindow(page) {
   let share = 0;
@@ -98,7 +158,7 @@ async function seesGreenWindow(page) {
   return share;
 }
 
-h.test('first start: the dialog opens at once, a page is told what the agent waits for; after approval Chromium decodes the Wayland desktop', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+h.test('first start: the dialog opens at once, a page is told what the agent waits for; after approval Chromium decodes the Wayland desktop', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async (t) => {
   const agent = await startAgent();
   // Never approved: the dialog opens as the agent starts, while the user is
   // at the desktop, before any viewer connects; the log says so.
@@ -124,6 +184,7 @@ h.test('first start: the dialog opens at once, a page is told what the agent wai
   assert.equal(s.height, 720, 'video height');
   const share = await seesGreenWindow(page);
   assert.ok(share < 0.5, `the picture is the desktop, not only the window (green share ${share})`);
+  t.diagnostic(`first start: changed pixels ${(await seesMotion(page)).join(', ')}`);
   await waitFor(async () => (await status(page)).capture === 'ok', 10000, 'the page to hear the capture is back');
 
   const token = path.join(stateDir, 'wayland-restore-token');
@@ -133,7 +194,7 @@ h.test('first start: the dialog opens at once, a page is told what the agent wai
   await stopAgent(agent);
 });
 
-h.test('a second start reuses the stored grant: no dialog, frames at once (and auto picks Wayland here)', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+h.test('a second start reuses the stored grant: no dialog, frames at once (and auto picks Wayland here)', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async (t) => {
   // `oriel probe` in the session says what auto picks and why.
   const probe = spawnSync(...asUser(session.user, ORIEL_BIN, ['probe']), { env: session.childEnv(), encoding: 'utf8', timeout: 60000 });
   assert.equal(probe.status, 0, `oriel probe: ${probe.stderr}`);
@@ -147,6 +208,7 @@ h.test('a second start reuses the stored grant: no dialog, frames at once (and a
   const s = await waitDecoding(page, 30000);
   assert.equal(s.width, 1280);
   await seesGreenWindow(page);
+  t.diagnostic(`second start: changed pixels ${(await seesMotion(page)).join(', ')}`);
   assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
   await page.close();
   await stopAgent(agent);
@@ -219,10 +281,32 @@ h.test('the monitor changes size under a playing page: the stream follows withou
   await stopAgent(agent);
 });
 
-h.test('the compositor is killed and restarted under a running agent: the same page plays again', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+h.test('the compositor is killed and restarted under a running agent: the same page plays again', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async (t) => {
   const agent = await startAgent();
   const page = await h.openClient(browser, agent);
   await waitDecoding(page, 30000, 5);
+  // The motion check tells a frozen picture apart: with the window paused
+  // (its ball stops; mutter has no damage and repeats the last frame, as
+  // on a dead stream) frames still arrive but nothing changes.
+  await seesMotion(page, 'the ball to move before the restart');
+  const pid = testWindow.child.pid;
+  process.kill(-pid, 'SIGSTOP');
+  // Frames already on their way still show motion (698 changed pixels in
+  // the first gap once, on a loaded machine): wait for two still gaps.
+  const seen = [];
+  try {
+    await waitFor(async () => {
+      const still = [await pictureChange(page), await pictureChange(page)];
+      seen.push(...still.map((c) => c.changed));
+      return still.every((c) => c.sized && c.changed < MOVED);
+    }, 10000, 'a paused window to be a still picture', 0).catch((e) => {
+      e.message += ` (changed pixels: ${seen.join(', ')})`;
+      throw e;
+    });
+  } finally {
+    process.kill(-pid, 'SIGCONT');
+  }
+  t.diagnostic(`window paused: changed pixels ${seen.join(', ')}`);
   await page.evaluate(() => {
     window.__orielMark = 'no-reload';
   });
@@ -256,6 +340,7 @@ h.test('the compositor is killed and restarted under a running agent: the same p
   assert.ok(await page.evaluate(() => window.__orielMark === 'no-reload'), 'the page was not reloaded');
   assert.equal(last.connects, 1, 'the same WebSocket session');
   await seesGreenWindow(page);
+  t.diagnostic(`after the restart: changed pixels ${(await seesMotion(page, 'the picture to move after the restart')).join(', ')}`);
   assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no dialog after the restart either');
   await page.close();
   await stopAgent(agent);
@@ -266,7 +351,7 @@ h.test('the compositor is killed and restarted under a running agent: the same p
 // notice by itself and open a new session (the front end activates the
 // back end again), under the running encoder.
 for (const [what, re] of [['xdg-desktop-portal-gnome', /xdg-desktop-portal-gnome/], ['xdg-desktop-portal', /libexec\/xdg-desktop-portal$/]]) {
-  h.test(`${what} is killed under a running agent: a new screencast, the page plays on`, { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  h.test(`${what} is killed under a running agent: a new screencast, the page plays on`, { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async (t) => {
     const agent = await startAgent();
     const page = await h.openClient(browser, agent);
     const first = await waitDecoding(page, 30000, 5);
@@ -284,6 +369,8 @@ for (const [what, re] of [['xdg-desktop-portal-gnome', /xdg-desktop-portal-gnome
     });
     assert.equal(s.connects, 1, 'the same WebSocket session');
     await seesGreenWindow(page);
+    // Frames counted on the page would grow on a frozen picture too.
+    t.diagnostic(`after the new screencast: changed pixels ${(await seesMotion(page, 'the picture to move on the new screencast')).join(', ')}`);
     await page.close();
     await stopAgent(agent);
   });
@@ -353,6 +440,46 @@ h.test('a new desktop session (logout and login) reuses the grant: no dialog', {
   await page.close();
   await stopAgent(agent);
   for (const p of h.procs.filter((p) => p.name === 'gst-window')) await h.kill(p);
+  await session.stop();
+  const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
+    .catch(() => session.processes());
+  assert.deepEqual(left, [], 'processes of the session still running');
+});
+
+h.test('two monitors, --monitor 2: the dialog shares both, the browser decodes the second (800x600); --monitor 1 then needs no dialog; --monitor 3 says what is shared', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  // Side by side: mutter puts the second virtual monitor right of the first.
+  session = await startWaylandSession(h, { size: '1280x720,800x600' });
+  const state = session.ownedDir('state-monitors');
+  const start = (n) => h.startAgent({ capture: 'wayland', runAs: session.user, stateDir: state, env: session.env, args: ['--input', 'none', '--monitor', String(n)] });
+  let agent = await start(2);
+  await h.waitForLog(agent.rec, /waiting for screen sharing to be approved on the desktop/, 20000, 'the approval notice at start');
+  await waitFor(async () => {
+    session.approveShareDialog({ rows: 2 });
+    return within(h.waitForLog(agent.rec, /screen sharing is ready; capture starts with the first viewer/, 5000, 'ready').then(() => true, () => false), 6000, false);
+  }, 40000, 'both monitors shared with nobody watching', 0);
+  let page = await h.openClient(browser, agent);
+  let s = await waitDecoding(page, 30000, 3);
+  assert.deepEqual([s.width, s.height], [800, 600], 'the second monitor from the left');
+  assert.ok(agent.log.some((l) => /several monitors.*monitors=1: 1280x720 at 0,0; 2: 800x600 at 1280,0 chosen=2/.test(l)),
+    'the log numbers the shared monitors');
+  await page.close();
+  await stopAgent(agent);
+
+  // The grant covers both: another number needs no dialog.
+  agent = await start(1);
+  page = await h.openClient(browser, agent);
+  s = await waitDecoding(page, 30000, 3);
+  assert.deepEqual([s.width, s.height], [1280, 720], 'the first monitor');
+  assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
+  await page.close();
+  await stopAgent(agent);
+
+  agent = await start(3);
+  page = await h.openClient(browser, agent);
+  await h.waitForLog(agent.rec, /--monitor 3: screen sharing covers 2 monitors \(1: 1280x720 at 0,0; 2: 800x600 at 1280,0\)/, 20000, 'the error naming the shared monitors');
+  assert.ok(agent.alive, 'the agent lives on');
+  await page.close();
+  await stopAgent(agent);
   await session.stop();
   const left = await waitFor(() => (session.processes().length === 0 ? [] : null), 10000, 'session processes gone', 200)
     .catch(() => session.processes());

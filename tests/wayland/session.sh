@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A private headless GNOME-like Wayland session for tests (see
 # ../shared FIELD-NOTES "Wayland capture without a GPU"): its own D-Bus,
-# PipeWire, WirePlumber, mutter (headless, software rendering, one virtual
-# monitor) and xdg-desktop-portal with the GNOME backend.
+# PipeWire, WirePlumber, mutter (headless, software rendering, virtual
+# monitors) and xdg-desktop-portal with the GNOME backend.
 #
-# Usage: tests/wayland/session.sh DIR [WIDTHxHEIGHT]
+# Usage: tests/wayland/session.sh DIR [WIDTHxHEIGHT[,WIDTHxHEIGHT...]]
+# (one virtual monitor per size, left to right)
 #
 # Runs in the foreground. Started as root, it first drops to uid/gid 65534
 # (setpriv): mutter and the portal are meant to run as a desktop user, and
@@ -119,7 +120,10 @@ pipewire &
 wait_for "pipewire" 10 test -S "$run/pipewire-0"
 wireplumber &
 
-mutter --headless --wayland --no-x11 --virtual-monitor "$size" --wayland-display="$WAYLAND_DISPLAY" &
+monitors=()
+IFS=, read -ra sizes <<<"$size"
+for s in "${sizes[@]}"; do monitors+=(--virtual-monitor "$s"); done
+mutter --headless --wayland --no-x11 "${monitors[@]}" --wayland-display="$WAYLAND_DISPLAY" &
 wait_for "mutter's Wayland socket" 30 test -S "$run/$WAYLAND_DISPLAY"
 wait_for "org.gnome.Mutter.ScreenCast" 30 has_name org.gnome.Mutter.ScreenCast
 wait_for "org.gnome.Mutter.RemoteDesktop" 30 has_name org.gnome.Mutter.RemoteDesktop
