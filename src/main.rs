@@ -703,9 +703,13 @@ fn serve(args: ServeArgs) -> Result<()> {
                 }
             }
         });
+        let recording: Arc<dyn oriel::signalling::control::RecordControl> = Arc::new(MediaRecording {
+            media: media.clone(),
+            path: recording_path(args.record.as_deref(), &state_dir(&args.state)?),
+        });
         let control = Arc::new(oriel::signalling::control::ControlPlane::new(
             publishing.clone(),
-            None,
+            Some(recording),
             args.janus_pin.as_ref().map(|p| p.expose().to_string()),
             Box::new(StoreCredentials::new(&store)),
             metrics.clone(),
@@ -800,6 +804,66 @@ fn serve(args: ServeArgs) -> Result<()> {
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Recording as `/api/control` drives it: through the media thread.
+struct MediaRecording {
+    media: service::MediaHandle,
+    /// Where run-time recordings go (a file name or a directory).
+    path: std::path::PathBuf,
+}
+
+impl oriel::signalling::control::RecordControl for MediaRecording {
+    fn start(&self, by: &str) -> Result<(), String> {
+        if let Some(dir) = self
+            .path
+            .parent()
+            .filter(|_| self.path.extension().is_some())
+        {
+            let _ = std::fs::create_dir_all(dir);
+        } else {
+            let _ = std::fs::create_dir_all(&self.path);
+        }
+        self.media
+            .start_recording(self.path.clone(), by.to_string())
+            .blocking_recv()
+            .map_err(|_| "the media service stopped".to_string())?
+            .map(|_| ())
+    }
+
+    fn stop(&self, _by: &str) -> Result<(), String> {
+        self.media
+            .stop_recording()
+            .blocking_recv()
+            .map_err(|_| "the media service stopped".to_string())?
+            .map(|_| ())
+    }
+
+    fn status(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering;
+        let r = &self.media.stats.recording;
+        let active = r.active.load(Ordering::Relaxed);
+        let path = r.path.lock().ok().and_then(|p| p.clone());
+        serde_json::json!({
+            "active": active,
+            "path": path.map(|p| p.display().to_string()),
+            "frames": r.frames.load(Ordering::Relaxed),
+            "bytes": r.bytes.load(Ordering::Relaxed),
+            "into": self.path.display().to_string(),
+        })
+    }
+}
+
+/// Where recordings started at run time go: the `--record` path, else
+/// `~/Videos` when it exists, else `<state-dir>/recordings`.
+fn recording_path(record: Option<&std::path::Path>, state: &std::path::Path) -> std::path::PathBuf {
+    if let Some(p) = record {
+        return p.to_path_buf();
+    }
+    std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join("Videos"))
+        .filter(|v| v.is_dir())
+        .unwrap_or_else(|| state.join("recordings"))
 }
 
 /// Says which ICE servers are in use, never their secrets.

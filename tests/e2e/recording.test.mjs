@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Agent, Harness, sleep, waitDecoding, within } from './harness.mjs';
+import { Agent, Harness, ORIEL_BIN, childEnv, sleep, status, tokenOf, waitDecoding, waitFor, within } from './harness.mjs';
 
 const h = new Harness('recording');
 after(() => h.cleanup());
@@ -124,4 +124,51 @@ h.test('--record: a killed agent still leaves a playable file', async (t) => {
   assert.ok(frames > 50, `${frames} frames recorded in 5 s`);
   assert.ok(played.frames >= frames, `${played.frames} frames decode, ${frames} were recorded before the kill`);
   t.diagnostic(`SIGKILL: ${played.frames} frames decode, ${frames} counted before the kill`);
+});
+
+h.test('the controller starts and stops a recording from its page while a viewer plays on; the CLI stops one too; a viewer token is refused', async (t) => {
+  const { display } = await h.startDisplay({ size: '1280x720' });
+  const dir = tmpDir();
+  const agent = await h.startAgent({ display, args: ['--record', dir], env: {} });
+  // --record also starts one at once; stop it first through the CLI (the controller's endpoint).
+  await h.waitForLog(agent.rec, /recording started/, 20000, 'the startup recording');
+  const cli = (...args) => spawnSync(ORIEL_BIN, ['record', ...args, '--url', agent.url, '--state-dir', agent.stateDir], { encoding: 'utf8', env: childEnv() });
+  const stopped = cli('stop');
+  assert.equal(stopped.status, 0, stopped.stderr);
+  assert.equal(JSON.parse(stopped.stdout).active, false);
+
+  const browser = await h.launchBrowser();
+  const viewer = await h.openClient(browser, agent);
+  const controller = await h.openClient(browser, agent, agent.controllerUrl);
+  await waitDecoding(controller, 20000, 5);
+  const before = await waitDecoding(viewer, 20000, 5);
+  // A viewer's token is refused by the control endpoint.
+  const denied = await fetch(`${agent.url}api/control`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${tokenOf(agent.viewerUrl())}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ record: { on: true } }),
+  });
+  assert.equal(denied.status, 403);
+
+  await waitFor(async () => (await status(controller)).control?.recording?.active === false, 10000, 'the panel to show recording stopped');
+  await controller.click('#control button[data-what="record"]');
+  await waitFor(async () => (await status(controller)).control?.recording?.active === true, 10000, 'the panel to show it recording');
+  const line = await h.waitForLog(agent.rec, /recording started.*started_by=controller/, 10000, 'who started it');
+  const recorded = line.match(/path=(\S+\.mkv)/)[1];
+  const started = Date.now();
+  await sleep(4000);
+  await controller.click('#control button[data-what="record"]');
+  await waitFor(async () => (await status(controller)).control?.recording?.active === false, 10000, 'stopped again');
+  const elapsed = (Date.now() - started) / 1000;
+
+  // The viewer kept its session and decoded all along.
+  const after = await status(viewer);
+  assert.equal(after.connects, before.connects);
+  assert.equal(after.peerConnections, before.peerConnections);
+  assert.ok(after.framesDecoded >= before.framesDecoded + 60, `viewer decoded ${after.framesDecoded - before.framesDecoded} frames meanwhile`);
+  const info = discover(recorded);
+  assert.equal(info.width, 1280);
+  assert.ok(Math.abs(info.duration - elapsed) < 1.5, `file ${info.duration} s, recorded for ${elapsed} s`);
+  t.diagnostic(`controller recording: ${info.duration.toFixed(2)} s file for ${elapsed.toFixed(2)} s`);
+  await h.kill(agent.rec);
 });
