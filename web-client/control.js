@@ -86,7 +86,7 @@ export class ControlPanel {
       this.root.append(li);
     };
     for (const t of targets) {
-      row(`${t.kind} ${t.name}`, t.state, t.state === 'retrying' ? t.error : null, 'publish', t.name, t.state === 'stopped');
+      row(t.name === t.kind ? t.kind : `${t.kind} ${t.name}`, t.state, t.state === 'retrying' ? t.error : null, 'publish', t.name, t.state === 'stopped');
     }
     if (rec) {
       const active = !!rec.active;
