@@ -78,6 +78,24 @@ pub enum MediaEvent {
     CaptureRestored,
 }
 
+impl MediaEvent {
+    /// The peer an event is about; `None` for those about the capture,
+    /// which concern everyone.
+    pub fn peer(&self) -> Option<PeerId> {
+        match self {
+            MediaEvent::Offer { peer, .. }
+            | MediaEvent::Ice { peer, .. }
+            | MediaEvent::State { peer, .. }
+            | MediaEvent::Error { peer, .. }
+            | MediaEvent::GatheringDone { peer }
+            | MediaEvent::PeerFailed { peer, .. } => Some(*peer),
+            MediaEvent::CaptureLost { .. }
+            | MediaEvent::CaptureWaiting { .. }
+            | MediaEvent::CaptureRestored => None,
+        }
+    }
+}
+
 /// A capture source that has to be opened afresh for every producer, and
 /// whose opening may take long: a Wayland screencast (a portal session
 /// serves one PipeWire consumer, and the first one waits for the user to

@@ -113,14 +113,8 @@ impl Publishing {
     /// Hands a media event to the target it belongs to; `false` when it is
     /// not a target's (a browser's, or for everyone).
     pub fn media_event(&self, event: &MediaEvent) -> bool {
-        let peer = match event {
-            MediaEvent::Offer { peer, .. }
-            | MediaEvent::Ice { peer, .. }
-            | MediaEvent::State { peer, .. }
-            | MediaEvent::Error { peer, .. }
-            | MediaEvent::GatheringDone { peer }
-            | MediaEvent::PeerFailed { peer, .. } => *peer,
-            _ => return false,
+        let Some(peer) = event.peer() else {
+            return false;
         };
         match target_of(peer) {
             Some(i) => {

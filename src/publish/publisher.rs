@@ -203,7 +203,7 @@ impl Publisher {
                 tokio::select! {
                     e = events.recv() => {
                         let Some(e) = e else { bail!("the media service stopped") };
-                        if peer_of(&e) != Some(self.peer) {
+                        if e.peer() != Some(self.peer) {
                             continue; // a removed branch's late news
                         }
                         match e {
@@ -289,18 +289,6 @@ impl Publisher {
     }
 }
 
-fn peer_of(e: &MediaEvent) -> Option<PeerId> {
-    match e {
-        MediaEvent::Offer { peer, .. }
-        | MediaEvent::Ice { peer, .. }
-        | MediaEvent::State { peer, .. }
-        | MediaEvent::Error { peer, .. }
-        | MediaEvent::GatheringDone { peer }
-        | MediaEvent::PeerFailed { peer, .. } => Some(*peer),
-        _ => None,
-    }
-}
-
 /// The offer for `peer`, and the candidates gathered within `gather` after
 /// it (until gathering completes).
 async fn wait_offer(
@@ -316,7 +304,7 @@ async fn wait_offer(
                 OFFER_TIMEOUT.as_secs()
             ),
             Ok(None) => bail!("the media service stopped"),
-            Ok(Some(e)) if peer_of(&e) != Some(peer) => {} // an earlier branch's
+            Ok(Some(e)) if e.peer() != Some(peer) => {} // an earlier branch's
             Ok(Some(MediaEvent::Offer { sdp, .. })) => break sdp,
             Ok(Some(MediaEvent::PeerFailed { reason, .. })) => bail!("{reason}"),
             Ok(Some(_)) => {}

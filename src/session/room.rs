@@ -500,12 +500,10 @@ impl Room {
                 return self.on_capture(Some((CaptureState::Waiting, reason.clone())), out)
             }
             MediaEvent::CaptureRestored => return self.on_capture(None, out),
-            MediaEvent::Offer { peer, .. }
-            | MediaEvent::Ice { peer, .. }
-            | MediaEvent::State { peer, .. }
-            | MediaEvent::Error { peer, .. }
-            | MediaEvent::GatheringDone { peer }
-            | MediaEvent::PeerFailed { peer, .. } => *peer,
+            other => match other.peer() {
+                Some(peer) => peer,
+                None => return,
+            },
         };
         let Some(&client) = self.by_peer.get(&peer) else {
             return; // the client already left
