@@ -7,7 +7,7 @@
 //
 //   cd bench && node sfu.mjs      (or `make bench-sfu`)
 //
-// What it does, unattended (about 7 minutes on a 2-core machine):
+// What it does, unattended (about 5 minutes on a 2-core machine):
 //   1. Xvfb with full-screen moving content (scrolling SMPTE bars + clock,
 //      BENCH_SCENE=bars), a private Janus (Debian's package, the SFU tests'
 //      config templates tests/janus/*.in: HTTP API on a free loopback port,
@@ -305,6 +305,16 @@ function fitOf(runs, key) {
   return f ? { slope: Math.round(f.slope * 100) / 100, intercept: round1(f.intercept), r2: r2of(f), n: f.n } : null;
 }
 
+/** CPU per added viewer between consecutive counts of one side, for `key`. */
+function stepsOf(runs, key) {
+  const out = [];
+  for (let i = 1; i < runs.length; i++) {
+    const dn = runs[i].viewers - runs[i - 1].viewers;
+    if (dn > 0) out.push({ from: runs[i - 1].viewers, to: runs[i].viewers, cpuPctPerViewer: Math.round(((runs[i][key] - runs[i - 1][key]) / dn) * 100) / 100 });
+  }
+  return out;
+}
+
 export function derive(res) {
   const side = (s) => res.steps.runs.filter((r) => r.side === s);
   const direct = side('direct');
@@ -330,6 +340,8 @@ export function derive(res) {
     // Cross terms: what the other server pays for a viewer it does not serve.
     orielPerSubscriber: fitOf(sfu, 'orielCpuPct'),
     janusPerDirect: fitOf(direct, 'janusCpuPct'),
+    orielSteps: stepsOf(direct, 'orielCpuPct'),
+    janusSteps: stepsOf(sfu, 'janusCpuPct'),
     orielRssPerDirect: fitOf(direct, 'orielRssMiB'),
     janusRssPerSubscriber: fitOf(sfu, 'janusRssMiB'),
     orielThreadsPerDirect: fitOf(direct, 'orielThreads'),
@@ -340,8 +352,10 @@ export function derive(res) {
     publishBranchOrielCpuPct: diff('orielCpuPct'),
     publishBranchOrielRssMiB: diff('orielRssMiB'),
     publishBranchJanusCpuPct: diff('janusCpuPct'),
-    publishOffKeyframes: off.length ? median(off.map((r) => r.keyframesForced)) : null,
-    publishOnKeyframes: on.length ? median(on.map((r) => r.keyframesForced)) : null,
+    // Keyframes forced on request, summed over the windows with and without a publisher.
+    publishOffKeyframes: off.reduce((s, r) => s + r.keyframesForced, 0),
+    publishOnKeyframes: on.reduce((s, r) => s + r.keyframesForced, 0),
+    stepKeyframes: res.steps.runs.reduce((s, r) => s + r.keyframesForced, 0),
     framesDirect: frames(withViewers.filter((r) => r.side === 'direct')),
     framesSfu: frames(withViewers.filter((r) => r.side === 'sfu')),
     starvedWindows: res.steps.runs.concat(pub).filter((r) => r.encodedFps < 0.9 * res.config.framerate)
@@ -363,7 +377,19 @@ function whatTheNumbersSay(res) {
     out.push(`Each added direct viewer costs oriel ${fmt(d.orielPerDirect.slope, 2)} % of a core (least-squares slope over 0-${top} viewers, R² ${fmt(d.orielPerDirect.r2, 2)}); ` +
       `each added subscriber through Janus costs Janus ${fmt(d.janusPerSubscriber.slope, 2)} % (R² ${fmt(d.janusPerSubscriber.r2, 2)}), ` +
       (d.ratio !== null ? `${fmt(d.ratio, 2)} times oriel's figure. ` : '. ') +
-      `Both servers do the same per-viewer work on the same RTP (SRTP, ICE/DTLS, RTCP, fan-out of one encode); oriel does it with a GStreamer webrtcbin per viewer, Janus with its own forwarding.`);
+      `Both do the same per-viewer work on the same RTP (SRTP, ICE/DTLS, RTCP): oriel with a GStreamer webrtcbin per viewer (${fmt(d.orielThreadsPerDirect?.slope, 1)} threads and ${fmt(d.orielRssPerDirect?.slope, 2)} MiB per viewer here), ` +
+      `Janus with its own forwarding (${fmt(d.janusThreadsPerSubscriber?.slope, 1)} threads and ${fmt(d.janusRssPerSubscriber?.slope, 2)} MiB per subscriber).`);
+  }
+  if (d.orielSteps?.length && d.janusSteps?.length) {
+    const range = (st) => {
+      const lo = st.reduce((a, x) => (x.cpuPctPerViewer < a.cpuPctPerViewer ? x : a));
+      const hi = st.reduce((a, x) => (x.cpuPctPerViewer > a.cpuPctPerViewer ? x : a));
+      return `${fmt(lo.cpuPctPerViewer, 2)} % (${lo.from} → ${lo.to}) to ${fmt(hi.cpuPctPerViewer, 2)} % (${hi.from} → ${hi.to})`;
+    };
+    const last = (st) => st[st.length - 1];
+    out.push(`Step by step, oriel's CPU per added direct viewer ranges from ${range(d.orielSteps)}, Janus's per added subscriber from ${range(d.janusSteps)}; ` +
+      `over the last step (${last(d.orielSteps).from} → ${last(d.orielSteps).to}) oriel added ${fmt(last(d.orielSteps).cpuPctPerViewer, 2)} % per viewer and Janus ${fmt(last(d.janusSteps).cpuPctPerViewer, 2)} %. ` +
+      `The R² of each slope says how straight its line is; single steps on a shared ${cores}-core machine are noisy.`);
   }
   if (d.orielPerSubscriber && d.janusPerDirect) {
     out.push(`Cross-check: Janus subscribers cost oriel ${fmt(d.orielPerSubscriber.slope, 2)} % per subscriber (oriel sends Janus one stream whatever the audience), ` +
@@ -373,7 +399,8 @@ function whatTheNumbersSay(res) {
     out.push(`The publish branch itself (one direct viewer connected, publishing stopped and started, ${res.config.publishRounds} pair(s) of windows, medians) costs oriel ${fmt(d.publishBranchOrielCpuPct)} % of a core ` +
       `and ${fmt(d.publishBranchOrielRssMiB)} MiB; receiving that publisher costs Janus ${fmt(d.publishBranchJanusCpuPct)} %. ` +
       `With publishing as its only peer oriel uses ${fmt(d.publishOnlyOrielCpuPct)} % (capture, colour conversion, the one x264 encode, the branch) and Janus ${fmt(d.publishOnlyJanusCpuPct)} %. ` +
-      `The room's config asks the publisher for keyframes (fir_freq ${res.janus.firFreqSec ?? '?'} s), and Janus asks for one when a subscriber joins: oriel forced ${d.publishOnKeyframes ?? '?'} keyframe(s) per window (median) while publishing, ${d.publishOffKeyframes ?? '?'} without.`);
+      `Keyframes oriel forced on request: ${d.publishOnKeyframes} in the ${res.publish.filter((r) => r.publishing).length} windows with the branch, ${d.publishOffKeyframes} in the ${res.publish.filter((r) => !r.publishing).length} without, ` +
+      `${d.stepKeyframes} over the ${res.steps.runs.length} windows of the steps (the room's fir_freq is ${res.janus.firFreqSec ?? '?'} s).`);
   }
   if (d.orielPerDirect && d.janusPerSubscriber) {
     const o = at('direct', top);
@@ -417,7 +444,9 @@ export function render(res, jsonRel) {
   L.push(`Agent \`oriel ${res.agentArgs.join(' ').replace(JANUS_SECRET, '(secret)')}\` (${a.build} build), encoder ${res.healthz?.encoder ?? '?'}, ` +
     `${res.config.width}x${res.config.height} @ ${res.config.framerate} fps, ${res.config.bitrateKbps} kbit/s; screen: Xvfb showing \`${res.display.pipeline}\` ` +
     `(${res.display.covers ? 'covers the screen' : '**does not cover the screen**'}). Janus ${res.janus.version ?? '?'} (Debian package; \`tests/janus/*.in\`: HTTP transport and VideoRoom only, ` +
-    `room ${res.janus.room}: H.264, fir_freq ${res.janus.firFreqSec ?? '?'} s; ICE on ${res.janus.iface}). Load average at start: ${m.loadAvgAtStart.join(' ')}; during the run (1 min): ${fmt(d.loadAvgRange[0], 2)}-${fmt(d.loadAvgRange[1], 2)}.`);
+    `room ${res.janus.room}: H.264, fir_freq ${res.janus.firFreqSec ?? '?'} s; ICE on ${res.janus.iface}). Load average at start: ${m.loadAvgAtStart.join(' ')}; ` +
+    `1-minute load average during the run, this part's own processes included: ${fmt(d.loadAvgRange[0], 2)}-${fmt(d.loadAvgRange[1], 2)}; ` +
+    `CPU of everything else on the machine at most ${fmt(d.maxOtherLoadPct)} % (of ${m.cores * 100} %) in any window.`);
   L.push('');
   if (a.build !== 'release') {
     L.push(`**Note:** this run used a **${a.build}** build of the agent; CPU figures of a release build are lower.`);
@@ -450,6 +479,8 @@ export function render(res, jsonRel) {
   row('oriel, per direct viewer', d.orielPerDirect, d.orielRssPerDirect, d.orielThreadsPerDirect);
   row('Janus, per subscriber through Janus', d.janusPerSubscriber, d.janusRssPerSubscriber, d.janusThreadsPerSubscriber);
   L.push(`| ratio Janus / oriel | **${fmt(d.ratio, 2)}** | | | |`);
+  const steps = (d.orielSteps ?? []).map((o, i) => [o, d.janusSteps?.[i]]);
+  for (const [o, j] of steps) L.push(`| step ${o.from} → ${o.to}: oriel / Janus | ${fmt(o.cpuPctPerViewer, 2)} / ${fmt(j?.cpuPctPerViewer, 2)} | | | |`);
   row('check: oriel, per subscriber through Janus', d.orielPerSubscriber, null, null);
   row('check: Janus, per direct viewer of oriel', d.janusPerDirect, null, null);
   L.push('');
