@@ -19,6 +19,7 @@ export const PARTS = [
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn'],
   ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
+  ['sfu', 'sfu.mjs', 'Janus per subscriber against oriel per direct viewer'],
 ];
 
 function newestResult(part) {

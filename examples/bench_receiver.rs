@@ -9,7 +9,19 @@
 //!
 //! ```text
 //! bench_receiver --link http://HOST:PORT/#token=... [--name PREFIX] [--latency-ms N]
+//! bench_receiver --janus http://HOST:PORT/janus,room=N[,feed=ID] [--name PREFIX] [--latency-ms N]
 //! ```
+//!
+//! With `--janus`, each viewer is instead a subscriber of oriel's publisher
+//! in a Janus VideoRoom, over Janus's HTTP API like web-client/sfu.js
+//! (create a session, attach the VideoRoom plugin, join as subscriber to
+//! `feed`, answer Janus's offer with `start`, trickle candidates, keepalive,
+//! long-poll the session's events), so that a benchmark can put the same
+//! receivers behind oriel or behind Janus and only the server differs.
+//! `feed` defaults to oriel's publisher id (DEFAULT_JANUS_ID). Everything
+//! else is the same: commands, events, counting; `joined` comes when Janus
+//! answers the join (its `peerId` is the Janus plugin handle), `left` after
+//! the Janus session is destroyed and the pipeline stopped.
 //!
 //! Commands on stdin, one per line: `add N`, `remove N` (the N newest, with
 //! bye), `stats`, `quit` (bye to all, exit 0; end of input does the same).
@@ -71,19 +83,38 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 struct Options {
-    ws_url: String,
-    token: String,
+    target: Target,
     name: String,
     latency_ms: u32,
 }
 
+/// Whom the viewers watch.
+enum Target {
+    /// oriel itself, over its WebSocket signalling.
+    Oriel { ws_url: String, token: String },
+    /// oriel's publisher in a Janus VideoRoom, through Janus.
+    Janus(JanusTarget),
+}
+
+struct JanusTarget {
+    /// Janus's HTTP API, e.g. `http://127.0.0.1:8088/janus`.
+    url: String,
+    room: u64,
+    /// The publisher to subscribe to.
+    feed: u64,
+    /// One client for every viewer (its connection pool is shared).
+    http: reqwest::Client,
+}
+
 fn usage() -> &'static str {
     "usage: bench_receiver --link http://HOST:PORT/#token=TOKEN [--name PREFIX] [--latency-ms N]\n\
+     \x20      bench_receiver --janus http://HOST:PORT/janus,room=N[,feed=ID] [--name PREFIX] [--latency-ms N]\n\
      stdin commands: add N | remove N | stats | quit"
 }
 
 fn parse_args() -> Result<Options> {
     let mut link = None;
+    let mut janus = None;
     let mut name = "bench".to_string();
     let mut latency_ms = 0;
     let mut args = std::env::args().skip(1);
@@ -91,6 +122,7 @@ fn parse_args() -> Result<Options> {
         let mut value = |flag: &str| args.next().ok_or_else(|| anyhow!("{flag} needs a value"));
         match a.as_str() {
             "--link" => link = Some(value("--link")?),
+            "--janus" => janus = Some(value("--janus")?),
             "--name" => name = value("--name")?,
             "--latency-ms" => {
                 latency_ms = value("--latency-ms")?
@@ -104,14 +136,47 @@ fn parse_args() -> Result<Options> {
             other => bail!("unknown argument {other:?}\n{}", usage()),
         }
     }
-    let link = link.ok_or_else(|| anyhow!("--link is required\n{}", usage()))?;
-    let (ws_url, token) = ws_url_and_token(&link)?;
+    let target = match (link, janus) {
+        (Some(link), None) => {
+            let (ws_url, token) = ws_url_and_token(&link)?;
+            Target::Oriel { ws_url, token }
+        }
+        (None, Some(spec)) => {
+            let (url, room, feed) = janus_spec(&spec)?;
+            let http = reqwest::Client::builder().build().context("HTTP client")?;
+            Target::Janus(JanusTarget {
+                url,
+                room,
+                feed,
+                http,
+            })
+        }
+        _ => bail!("exactly one of --link and --janus is required\n{}", usage()),
+    };
     Ok(Options {
-        ws_url,
-        token,
+        target,
         name,
         latency_ms,
     })
+}
+
+/// `URL,room=N[,feed=ID]` -> (URL without a trailing `/`, N, ID).
+fn janus_spec(spec: &str) -> Result<(String, u64, u64)> {
+    let mut parts = spec.split(',');
+    let url = parts.next().unwrap_or_default().trim_end_matches('/');
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        bail!("--janus takes http://HOST:PORT/janus,room=N[,feed=ID]");
+    }
+    let (mut room, mut feed) = (None, oriel::publish::target::DEFAULT_JANUS_ID);
+    for kv in parts {
+        match kv.split_once('=') {
+            Some(("room", v)) => room = Some(v.parse().context("room= takes a number")?),
+            Some(("feed", v)) => feed = v.parse().context("feed= takes a number")?,
+            _ => bail!("--janus: unknown part {kv:?} (room=N, feed=ID)"),
+        }
+    }
+    let room = room.ok_or_else(|| anyhow!("--janus needs room=N"))?;
+    Ok((url.to_string(), room, feed))
 }
 
 /// `http://HOST:PORT/path#token=T` -> (`ws://HOST:PORT/ws`, T).
@@ -361,23 +426,65 @@ async fn viewer_task(
     }
 }
 
-/// The signalling session: Ok when told to stop, Err when it failed.
+/// The viewer's session: Ok when told to stop, Err when it failed.
 async fn session(
     shared: &Arc<Shared>,
     opts: &Options,
     stop: &mut tokio::sync::oneshot::Receiver<()>,
     media: &mut Option<Media>,
 ) -> Result<()> {
+    match &opts.target {
+        Target::Oriel { ws_url, token } => {
+            oriel_session(shared, opts, ws_url, token, stop, media).await
+        }
+        Target::Janus(janus) => janus_session(shared, opts, janus, stop, media).await,
+    }
+}
+
+/// What both kinds of session do with an event from the media side;
+/// returns a local candidate for the caller to send its own way.
+fn media_event(shared: &Shared, ev: MediaEvent) -> Result<Option<(u32, String)>> {
+    let id = shared.id;
+    match ev {
+        MediaEvent::LocalIce { candidate, mline } => return Ok(Some((mline, candidate))),
+        MediaEvent::ConnectionState(s) => {
+            shared.set_state(&s);
+            match s.as_str() {
+                "connected" => {
+                    emit(json!({"event": "connected", "id": id, "ms": ms_since(shared.added)}))
+                }
+                "failed" => bail!("WebRTC connection failed"),
+                _ => {}
+            }
+        }
+        MediaEvent::BusError(e) => {
+            // An error inside webrtcbin (e.g. sctpenc on teardown):
+            // the video may well go on, so report and carry on.
+            emit(json!({"event": "error", "id": id, "message": e, "fatal": false}));
+        }
+    }
+    Ok(None)
+}
+
+/// A viewer of oriel over its WebSocket signalling.
+async fn oriel_session(
+    shared: &Arc<Shared>,
+    opts: &Options,
+    ws_url: &str,
+    token: &str,
+    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    media: &mut Option<Media>,
+) -> Result<()> {
     let id = shared.id;
     let (ws, _) = tokio::select! {
-        r = tokio_tungstenite::connect_async(opts.ws_url.as_str()) => r.with_context(|| format!("connecting to {}", opts.ws_url))?,
+        r = tokio_tungstenite::connect_async(ws_url) => r.with_context(|| format!("connecting to {ws_url}"))?,
         _ = &mut *stop => return Ok(()),
     };
     let (mut sink, mut stream) = ws.split();
     let send = |m: &ClientMessage| Message::text(serde_json::to_string(m).unwrap_or_default());
     sink.send(send(&ClientMessage::Hello {
         protocol: PROTOCOL_VERSION,
-        token: opts.token.clone(),
+        token: token.to_string(),
         name: Some(format!("{} {id}", opts.name)),
     }))
     .await
@@ -413,29 +520,14 @@ async fn session(
             ev = ev_rx.recv() => {
                 // ev_tx lives in this function, so recv never yields None here.
                 let Some(ev) = ev else { continue };
-                match ev {
-                    MediaEvent::LocalIce { candidate, mline } => {
-                        sink.send(send(&ClientMessage::Ice {
-                            candidate,
-                            sdp_m_line_index: mline,
-                            sdp_mid: None,
-                        }))
-                        .await
-                        .context("sending a candidate")?;
-                    }
-                    MediaEvent::ConnectionState(s) => {
-                        shared.set_state(&s);
-                        match s.as_str() {
-                            "connected" => emit(json!({"event": "connected", "id": id, "ms": ms_since(shared.added)})),
-                            "failed" => bail!("WebRTC connection failed"),
-                            _ => {}
-                        }
-                    }
-                    MediaEvent::BusError(e) => {
-                        // An error inside webrtcbin (e.g. sctpenc on teardown):
-                        // the video may well go on, so report and carry on.
-                        emit(json!({"event": "error", "id": id, "message": e, "fatal": false}));
-                    }
+                if let Some((mline, candidate)) = media_event(shared, ev)? {
+                    sink.send(send(&ClientMessage::Ice {
+                        candidate,
+                        sdp_m_line_index: mline,
+                        sdp_mid: None,
+                    }))
+                    .await
+                    .context("sending a candidate")?;
                 }
             }
             msg = stream.next() => {
@@ -492,6 +584,230 @@ async fn session(
                     ServerMessage::Bye { reason } => bail!("the agent said bye: {reason}"),
                     ServerMessage::Participants { .. } | ServerMessage::Pong | ServerMessage::PeerState { .. } => {}
                 }
+            }
+        }
+    }
+}
+
+/// Janus drops a session after 60 s without a request (tests/janus).
+const JANUS_KEEPALIVE: Duration = Duration::from_secs(25);
+
+/// A subscriber of oriel's publisher through Janus: the session is
+/// destroyed on the way out (Janus then closes its PeerConnection and
+/// forgets the subscriber), whatever ended it.
+async fn janus_session(
+    shared: &Arc<Shared>,
+    opts: &Options,
+    janus: &JanusTarget,
+    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    media: &mut Option<Media>,
+) -> Result<()> {
+    let created = tokio::select! {
+        r = janus_post(&janus.http, &janus.url, json!({"janus": "create"})) => r.context("creating a Janus session")?,
+        _ = &mut *stop => return Ok(()),
+    };
+    let session = created["data"]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("Janus gave no session id"))?;
+    let session_url = format!("{}/{session}", janus.url);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let poller = tokio::spawn(janus_long_poll(janus.http.clone(), session_url.clone(), tx));
+    let outcome =
+        janus_subscribe(shared, opts, janus, &session_url, &mut events, stop, media).await;
+    poller.abort();
+    let destroy = janus_post(&janus.http, &session_url, json!({"janus": "destroy"}));
+    let _ = tokio::time::timeout(CLOSE_GRACE, destroy).await;
+    outcome
+}
+
+/// Attach, join as subscriber, then answer Janus's offer and follow the
+/// session's events until told to stop (Ok) or the subscription ends (Err).
+async fn janus_subscribe(
+    shared: &Arc<Shared>,
+    opts: &Options,
+    janus: &JanusTarget,
+    session_url: &str,
+    events: &mut mpsc::UnboundedReceiver<Result<serde_json::Value, String>>,
+    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    media: &mut Option<Media>,
+) -> Result<()> {
+    let id = shared.id;
+    let http = &janus.http;
+    let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom"});
+    let attached = janus_post(http, session_url, attach)
+        .await
+        .context("attaching the VideoRoom plugin")?;
+    let handle = attached["data"]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("Janus gave no plugin handle id"))?;
+    let handle_url = format!("{session_url}/{handle}");
+    let join = json!({"request": "join", "ptype": "subscriber", "room": janus.room,
+        "streams": [{"feed": janus.feed}]});
+    janus_post(http, &handle_url, json!({"janus": "message", "body": join}))
+        .await
+        .context("joining as a subscriber")?;
+    shared.set_state("joining");
+
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<MediaEvent>();
+    let mut keepalive = tokio::time::interval(JANUS_KEEPALIVE);
+    keepalive.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut *stop => return Ok(()),
+            _ = keepalive.tick() => {
+                janus_post(http, session_url, json!({"janus": "keepalive"})).await.context("keepalive")?;
+            }
+            ev = ev_rx.recv() => {
+                // ev_tx lives in this function, so recv never yields None here.
+                let Some(ev) = ev else { continue };
+                if let Some((mline, candidate)) = media_event(shared, ev)? {
+                    let c = json!({"candidate": candidate, "sdpMLineIndex": mline});
+                    janus_post(http, &handle_url, json!({"janus": "trickle", "candidate": c}))
+                        .await
+                        .context("trickling a candidate")?;
+                }
+            }
+            event = events.recv() => {
+                let event = event
+                    .ok_or_else(|| anyhow!("the Janus session ended"))?
+                    .map_err(|e| anyhow!(e))?;
+                janus_ends(&event)?;
+                let data = &event["plugindata"]["data"];
+                if data["videoroom"] == "attached" {
+                    shared.set_state("joined");
+                    emit(json!({"event": "joined", "id": id, "peerId": handle, "ms": ms_since(shared.added)}));
+                }
+                if event["janus"] == "trickle" {
+                    let c = &event["candidate"];
+                    if let (Some(m), Some(mline), Some(cand)) = (media.as_ref(), c["sdpMLineIndex"].as_u64(), c["candidate"].as_str()) {
+                        m.add_ice(mline as u32, cand);
+                    }
+                }
+                if event["janus"] == "slowlink" {
+                    // Janus saw this subscriber ask for retransmissions: say so.
+                    emit(json!({"event": "error", "id": id, "message": format!("Janus reports a slow link: {event}"), "fatal": false}));
+                }
+                if let (Some("offer"), Some(offer)) = (event["jsep"]["type"].as_str(), event["jsep"]["sdp"].as_str()) {
+                    if let Some(old) = media.take() {
+                        old.shutdown().await;
+                    }
+                    let m = Media::start(shared.clone(), opts.latency_ms, ev_tx.clone()).await?;
+                    let answer = m.answer(offer).await?;
+                    *media = Some(m);
+                    let start = json!({"janus": "message", "body": {"request": "start", "room": janus.room},
+                        "jsep": {"type": "answer", "sdp": answer}});
+                    janus_post(http, &handle_url, start).await.context("sending the answer")?;
+                    shared.set_state("negotiating");
+                }
+            }
+        }
+    }
+}
+
+/// Err when a Janus event ends the subscription (as web-client/sfu.js reads them).
+fn janus_ends(event: &serde_json::Value) -> Result<()> {
+    let data = &event["plugindata"]["data"];
+    if let Some(code) = data.get("error_code") {
+        bail!(
+            "VideoRoom error {code}: {}",
+            data["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    match event["janus"].as_str().unwrap_or_default() {
+        "hangup" => bail!(
+            "Janus hung up ({})",
+            event["reason"].as_str().unwrap_or("no reason given")
+        ),
+        "detached" => bail!("Janus detached the plugin handle"),
+        "timeout" => bail!("the Janus session timed out"),
+        _ => {}
+    }
+    if data["videoroom"] == "event"
+        && (data.get("left").is_some() || data.get("unpublished").is_some())
+    {
+        bail!("the publisher left");
+    }
+    let streams = data["streams"].as_array();
+    if data["videoroom"] == "updated"
+        && streams.is_some_and(|s| s.iter().all(|s| s["active"] == false))
+    {
+        bail!("the publisher left");
+    }
+    Ok(())
+}
+
+/// POST to Janus with a fresh transaction; Janus's own errors become Err.
+async fn janus_post(
+    http: &reqwest::Client,
+    url: &str,
+    mut body: serde_json::Value,
+) -> Result<serde_json::Value> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    body["transaction"] = json!(format!("bench-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let reply = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("reaching Janus at {url}"))?;
+    let status = reply.status();
+    let v: serde_json::Value = reply
+        .json()
+        .await
+        .with_context(|| format!("Janus at {url} answered HTTP {status} without JSON"))?;
+    if v["janus"] == "error" {
+        bail!(
+            "Janus error {}: {}",
+            v["error"]["code"],
+            v["error"]["reason"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(v)
+}
+
+/// Reads a session's events (Janus holds each poll up to 30 s); an Err
+/// and the end when Janus stops answering or forgets the session.
+async fn janus_long_poll(
+    http: reqwest::Client,
+    url: String,
+    tx: mpsc::UnboundedSender<Result<serde_json::Value, String>>,
+) {
+    let mut rid = 0u64;
+    loop {
+        rid += 1;
+        let reply = http
+            .get(format!("{url}?maxev=10&rid={rid}"))
+            .timeout(Duration::from_secs(45))
+            .send()
+            .await;
+        let value = match reply {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| format!("reading Janus events: {e}")),
+            Err(e) => Err(format!("Janus stopped answering: {e}")),
+        };
+        let events = match value {
+            Ok(serde_json::Value::Array(list)) => list,
+            Ok(v) => vec![v],
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        for event in events {
+            if event["janus"] == "error" {
+                let _ = tx.send(Err(format!(
+                    "Janus error {}: {}",
+                    event["error"]["code"], event["error"]["reason"]
+                )));
+                return;
+            }
+            if event["janus"] == "keepalive" {
+                continue;
+            }
+            if tx.send(Ok(event)).is_err() {
+                return;
             }
         }
     }
@@ -591,11 +907,11 @@ impl Media {
     /// returns the answer's SDP text.
     async fn answer(&self, offer_sdp: &str) -> Result<String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(offer_sdp.as_bytes())
-            .map_err(|e| anyhow!("the agent's offer is not valid SDP: {e}"))?;
+            .map_err(|e| anyhow!("the offer is not valid SDP: {e}"))?;
         // The SDP parser is lenient and webrtcbin answers an offer without
         // media with an empty answer; there would be nothing to count.
         if !sdp.medias().any(|m| m.media() == Some("video")) {
-            bail!("the agent's offer has no video line");
+            bail!("the offer has no video line");
         }
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
@@ -778,6 +1094,20 @@ mod tests {
         assert_eq!(seq_gap(Some(65534), 1), 2);
         assert_eq!(seq_gap(Some(7), 7), -1);
         assert_eq!(seq_gap(Some(7), 5), -1);
+    }
+
+    #[test]
+    fn janus_specs() {
+        let (u, room, feed) = janus_spec("http://127.0.0.1:8088/janus/,room=4321").unwrap();
+        assert_eq!(
+            (u.as_str(), room, feed),
+            ("http://127.0.0.1:8088/janus", 4321, 4_242_001)
+        );
+        let (_, _, feed) = janus_spec("http://h:1/janus,room=1,feed=7").unwrap();
+        assert_eq!(feed, 7);
+        assert!(janus_spec("http://h:1/janus").is_err());
+        assert!(janus_spec("ws://h:1/janus,room=1").is_err());
+        assert!(janus_spec("http://h:1/janus,room=1,pin=x").is_err());
     }
 
     #[test]

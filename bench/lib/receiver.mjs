@@ -17,14 +17,23 @@ export function receiverBin() {
 export class Receivers {
   /** Starts one bench_receiver process for the viewer link `link`. */
   static async start(link, { name = 'bench', extraArgs = [] } = {}) {
+    return Receivers.spawn(['--link', link], name, extraArgs);
+  }
+
+  /** The same, but every viewer subscribes through Janus: `spec` is `URL,room=N[,feed=ID]`. */
+  static async startJanus(spec, { name = 'bench', extraArgs = [] } = {}) {
+    return Receivers.spawn(['--janus', spec], name, extraArgs);
+  }
+
+  static async spawn(targetArgs, name, extraArgs) {
     const bin = receiverBin();
     if (!fs.existsSync(bin)) throw new Error(`bench_receiver missing: ${bin} (cargo build --release --examples, or set BENCH_RECEIVER)`);
-    const rx = new Receivers(bin, link, name, extraArgs);
+    const rx = new Receivers(bin, targetArgs, name, extraArgs);
     await rx.waitEvent((e) => e.event === 'ready', 15000, 'bench_receiver ready', { past: true });
     return rx;
   }
 
-  constructor(bin, link, name, extraArgs) {
+  constructor(bin, targetArgs, name, extraArgs) {
     this.bin = bin;
     this.events = []; // every event, in order, with `at` (Date.now())
     this.viewers = new Map(); // id -> {id, addedAt, joinedMs, connectedMs, firstFrameMs, peerId, errors[], left}
@@ -32,7 +41,7 @@ export class Receivers {
     this.nextId = 1;
     this.waiters = [];
     this.stderr = [];
-    const child = spawn(bin, ['--link', link, '--name', name, ...extraArgs], {
+    const child = spawn(bin, [...targetArgs, '--name', name, ...extraArgs], {
       env: childEnv({ GST_DEBUG: process.env.GST_DEBUG ?? '1' }),
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
