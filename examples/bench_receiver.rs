@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use gst::prelude::*;
+use oriel::publish::janus;
 use oriel::signalling::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -603,19 +604,18 @@ async fn janus_session(
     media: &mut Option<Media>,
 ) -> Result<()> {
     let created = tokio::select! {
-        r = janus_post(&janus.http, &janus.url, json!({"janus": "create"})) => r.context("creating a Janus session")?,
+        r = janus::post(&janus.http, &janus.url, json!({"janus": "create"})) => r.context("creating a Janus session")?,
         _ = &mut *stop => return Ok(()),
     };
     let session = created["data"]["id"]
         .as_u64()
         .ok_or_else(|| anyhow!("Janus gave no session id"))?;
     let session_url = format!("{}/{session}", janus.url);
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let poller = tokio::spawn(janus_long_poll(janus.http.clone(), session_url.clone(), tx));
+    let (mut events, poller) = janus::events(janus.http.clone(), session_url.clone());
     let outcome =
         janus_subscribe(shared, opts, janus, &session_url, &mut events, stop, media).await;
     poller.abort();
-    let destroy = janus_post(&janus.http, &session_url, json!({"janus": "destroy"}));
+    let destroy = janus::post(&janus.http, &session_url, json!({"janus": "destroy"}));
     let _ = tokio::time::timeout(CLOSE_GRACE, destroy).await;
     outcome
 }
@@ -634,7 +634,7 @@ async fn janus_subscribe(
     let id = shared.id;
     let http = &janus.http;
     let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom"});
-    let attached = janus_post(http, session_url, attach)
+    let attached = janus::post(http, session_url, attach)
         .await
         .context("attaching the VideoRoom plugin")?;
     let handle = attached["data"]["id"]
@@ -643,7 +643,7 @@ async fn janus_subscribe(
     let handle_url = format!("{session_url}/{handle}");
     let join = json!({"request": "join", "ptype": "subscriber", "room": janus.room,
         "streams": [{"feed": janus.feed}]});
-    janus_post(http, &handle_url, json!({"janus": "message", "body": join}))
+    janus::post(http, &handle_url, json!({"janus": "message", "body": join}))
         .await
         .context("joining as a subscriber")?;
     shared.set_state("joining");
@@ -655,14 +655,14 @@ async fn janus_subscribe(
         tokio::select! {
             _ = &mut *stop => return Ok(()),
             _ = keepalive.tick() => {
-                janus_post(http, session_url, json!({"janus": "keepalive"})).await.context("keepalive")?;
+                janus::post(http, session_url, json!({"janus": "keepalive"})).await.context("keepalive")?;
             }
             ev = ev_rx.recv() => {
                 // ev_tx lives in this function, so recv never yields None here.
                 let Some(ev) = ev else { continue };
                 if let Some((mline, candidate)) = media_event(shared, ev)? {
                     let c = json!({"candidate": candidate, "sdpMLineIndex": mline});
-                    janus_post(http, &handle_url, json!({"janus": "trickle", "candidate": c}))
+                    janus::post(http, &handle_url, json!({"janus": "trickle", "candidate": c}))
                         .await
                         .context("trickling a candidate")?;
                 }
@@ -696,7 +696,7 @@ async fn janus_subscribe(
                     *media = Some(m);
                     let start = json!({"janus": "message", "body": {"request": "start", "room": janus.room},
                         "jsep": {"type": "answer", "sdp": answer}});
-                    janus_post(http, &handle_url, start).await.context("sending the answer")?;
+                    janus::post(http, &handle_url, start).await.context("sending the answer")?;
                     shared.set_state("negotiating");
                 }
             }
@@ -734,83 +734,6 @@ fn janus_ends(event: &serde_json::Value) -> Result<()> {
         bail!("the publisher left");
     }
     Ok(())
-}
-
-/// POST to Janus with a fresh transaction; Janus's own errors become Err.
-async fn janus_post(
-    http: &reqwest::Client,
-    url: &str,
-    mut body: serde_json::Value,
-) -> Result<serde_json::Value> {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    body["transaction"] = json!(format!("bench-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let reply = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("reaching Janus at {url}"))?;
-    let status = reply.status();
-    let v: serde_json::Value = reply
-        .json()
-        .await
-        .with_context(|| format!("Janus at {url} answered HTTP {status} without JSON"))?;
-    if v["janus"] == "error" {
-        bail!(
-            "Janus error {}: {}",
-            v["error"]["code"],
-            v["error"]["reason"].as_str().unwrap_or("no reason given")
-        );
-    }
-    Ok(v)
-}
-
-/// Reads a session's events (Janus holds each poll up to 30 s); an Err
-/// and the end when Janus stops answering or forgets the session.
-async fn janus_long_poll(
-    http: reqwest::Client,
-    url: String,
-    tx: mpsc::UnboundedSender<Result<serde_json::Value, String>>,
-) {
-    let mut rid = 0u64;
-    loop {
-        rid += 1;
-        let reply = http
-            .get(format!("{url}?maxev=10&rid={rid}"))
-            .timeout(Duration::from_secs(45))
-            .send()
-            .await;
-        let value = match reply {
-            Ok(r) => r
-                .json::<serde_json::Value>()
-                .await
-                .map_err(|e| format!("reading Janus events: {e}")),
-            Err(e) => Err(format!("Janus stopped answering: {e}")),
-        };
-        let events = match value {
-            Ok(serde_json::Value::Array(list)) => list,
-            Ok(v) => vec![v],
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        for event in events {
-            if event["janus"] == "error" {
-                let _ = tx.send(Err(format!(
-                    "Janus error {}: {}",
-                    event["error"]["code"], event["error"]["reason"]
-                )));
-                return;
-            }
-            if event["janus"] == "keepalive" {
-                continue;
-            }
-            if tx.send(Ok(event)).is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// One viewer's receiving pipeline: webrtcbin, and a fakesink per incoming

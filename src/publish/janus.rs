@@ -86,7 +86,13 @@ fn plugin_error(v: &Value) -> Option<(i64, String)> {
     })
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value> {
+/// POSTs one request of Janus's HTTP API, with a fresh transaction unless
+/// it has one; Janus's own errors become `Err`. Also used by the
+/// benchmarks' Janus subscribers (examples/bench_receiver.rs).
+pub async fn post(http: &reqwest::Client, url: &str, mut body: Value) -> Result<Value> {
+    if body.get("transaction").is_none() {
+        body["transaction"] = json!(transaction());
+    }
     let reply = http
         .post(url)
         .json(&body)
@@ -102,6 +108,20 @@ async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value> {
         bail!("{e}");
     }
     Ok(value)
+}
+
+/// Starts reading the events of the session at `session_url` (long poll);
+/// they arrive on the receiver, ending with an `Err` when Janus stops
+/// answering or forgets the session. Abort the handle to stop.
+pub fn events(
+    http: reqwest::Client,
+    session_url: String,
+) -> (
+    mpsc::UnboundedReceiver<Result<Value, String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (rx, tokio::spawn(long_poll(http, session_url, tx)))
 }
 
 impl Session {
@@ -128,8 +148,7 @@ impl Session {
         let handle = attached["data"]["id"]
             .as_u64()
             .ok_or_else(|| anyhow!("Janus gave no plugin handle id"))?;
-        let (tx, events) = mpsc::unbounded_channel();
-        let poller = tokio::spawn(long_poll(http.clone(), session_url.clone(), tx));
+        let (events, poller) = events(http.clone(), session_url.clone());
         Ok(Session {
             http,
             handle_url: format!("{session_url}/{handle}"),
