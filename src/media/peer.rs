@@ -3,9 +3,10 @@
 //! apart from the producer's and it can be removed without touching anyone
 //! else.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
@@ -48,6 +49,8 @@ pub struct PeerBranch {
     webrtcbin: gst::Element,
     tee_pad: gst::Pad,
     connected: Arc<AtomicBool>,
+    /// When RTCP last came from the remote side (see [`RtcpSeen`]).
+    rtcp: Arc<RtcpSeen>,
     /// Packets and bytes this client was sent or lost to its queue.
     pub traffic: Arc<PeerTraffic>,
     _channels: Vec<gst_webrtc::WebRTCDataChannel>,
@@ -124,6 +127,7 @@ impl PeerBranch {
 
         let connected = Arc::new(AtomicBool::new(false));
         connect_signals(&webrtcbin, id, events.clone(), connected.clone());
+        let rtcp = RtcpSeen::watch(&webrtcbin);
 
         let pipeline = producer.pipeline();
         pipeline.add(&bin)?;
@@ -194,9 +198,18 @@ impl PeerBranch {
             webrtcbin,
             tee_pad,
             connected,
+            rtcp,
             traffic,
             _channels: channels,
         })
+    }
+
+    /// How long since the remote side last sent RTCP (reports, feedback),
+    /// or since the branch was made if it never did. A receiver that is
+    /// gone without a word (an SFU behind WHIP, which has no session to
+    /// watch) stops sending it.
+    pub fn rtcp_silence(&self) -> Duration {
+        self.rtcp.silence()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -275,6 +288,53 @@ impl PeerBranch {
                 gst::PadProbeReturn::Remove
             });
         done_rx
+    }
+}
+
+/// When RTCP last arrived from the remote side: a probe on webrtcbin's
+/// internal rtpbin, on each `recv_rtcp_sink` pad as it is added.
+#[derive(Debug)]
+pub struct RtcpSeen {
+    since: Instant,
+    /// Milliseconds after `since` of the last RTCP packet, 0 for none yet.
+    last_ms: AtomicU64,
+}
+
+impl RtcpSeen {
+    fn watch(webrtcbin: &gst::Element) -> Arc<Self> {
+        let seen = Arc::new(RtcpSeen {
+            since: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        });
+        let rtpbin = webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name("rtpbin"));
+        if let Some(rtpbin) = rtpbin {
+            let s = seen.clone();
+            rtpbin.connect_pad_added(move |_, pad| {
+                if !pad.name().starts_with("recv_rtcp_sink") {
+                    return;
+                }
+                let s = s.clone();
+                pad.add_probe(
+                    gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                    move |_, _| {
+                        let ms = s.since.elapsed().as_millis().max(1) as u64;
+                        s.last_ms.store(ms, Ordering::Relaxed);
+                        gst::PadProbeReturn::Ok
+                    },
+                );
+            });
+        }
+        seen
+    }
+
+    /// Since the last RTCP packet, or since the branch was made if none came.
+    fn silence(&self) -> Duration {
+        let ms = self.last_ms.load(Ordering::Relaxed);
+        self.since
+            .elapsed()
+            .saturating_sub(Duration::from_millis(ms))
     }
 }
 

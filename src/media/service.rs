@@ -394,6 +394,12 @@ const DETACH_WAIT: Duration = Duration::from_secs(1);
 /// client reconnects instead of waiting forever.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A connected receiver without input (an SFU) that sent no RTCP for this
+/// long (or none since its branch was made) is gone: its branch is failed, so the publish task
+/// retries. Receivers send reports every few seconds at most (RFC 3550's
+/// interval, 5 s nominal; Janus and browsers about 1 s).
+const RTCP_SILENCE: Duration = Duration::from_secs(12);
+
 /// A replacement live source that is not open by then is given up: the
 /// producer is rebuilt the usual way (clients are told, backoff).
 const SWAP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -471,6 +477,25 @@ impl Service {
         }
         if self.gate.poll(now) {
             self.force_keyframe();
+        }
+        let silent: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(peer, b)| {
+                self.without_input.contains(peer)
+                    && b.is_connected()
+                    && b.rtcp_silence() >= RTCP_SILENCE
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in silent {
+            let reason = format!(
+                "no RTCP from the receiver for {} s: it is gone",
+                RTCP_SILENCE.as_secs()
+            );
+            tracing::warn!(peer, "{reason}");
+            self.remove_peer(peer);
+            (self.events)(MediaEvent::PeerFailed { peer, reason });
         }
         self.poll_recording(now);
         if self.swapping.as_ref().is_some_and(|(_, t)| now >= *t) {

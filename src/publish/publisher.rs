@@ -22,6 +22,8 @@ use crate::publish::{sdp, whip, Secrets};
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
 /// WHIP sends candidates with the offer: wait this long for gathering.
 const GATHER_WAIT: Duration = Duration::from_secs(2);
+/// How long leaving the SFU (destroy, DELETE) may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// A session that never came up is given up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -240,17 +242,17 @@ impl Publisher {
                     _ = keepalive.tick() => session.keepalive().await?,
                     _ = &mut connect_by, if !up => bail!("no connection to the SFU within {} s", CONNECT_TIMEOUT.as_secs()),
                     c = control.recv() => match c {
-                        Some(Control::Stop(by, done)) => {
-                            session.close().await;
-                            return Ok(Ended::Stopped(by, done));
-                        }
+                        Some(Control::Stop(by, done)) => return Ok(Ended::Stopped(by, done)),
                         Some(Control::Start(_, done)) => { let _ = done.send(()); }
-                        None => { session.close().await; bail!("the agent is stopping") }
+                        None => bail!("the agent is stopping"),
                     },
                 }
             }
         }
         .await;
+        // Leave the SFU in either case: a failed session may still hold
+        // our slot (Janus) or resource (WHIP); it may also be gone already.
+        let _ = tokio::time::timeout(CLOSE_WAIT, session.close()).await;
         result.unwrap_or_else(Ended::Failed)
     }
 

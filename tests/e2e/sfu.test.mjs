@@ -208,7 +208,7 @@ async function janusRequest(body) {
   return reply.plugindata.data;
 }
 
-h.test('WHIP: the endpoint takes the POSTed offer and receives media; DELETE on stop; a 401 is reported clearly', { skip }, async () => {
+h.test('WHIP: the endpoint takes the POSTed offer and receives media; its SFU dies and returns: publishing comes back; DELETE on stop; a 401 is reported clearly', { skip }, async () => {
   const whip = await startWhipEndpoint({ janusUrl: janus.url, room: JANUS_ROOM, feed: 7777, token: 'whip-e2e-token' });
   h.cleanups.push(() => whip.close());
   const agent = await h.startAgent({
@@ -219,6 +219,18 @@ h.test('WHIP: the endpoint takes the POSTed offer and receives media; DELETE on 
   await waitFor(() => whip.mediaReceived(), 20000, 'Janus (behind the WHIP endpoint) to report media received');
   const [resource] = whip.state.resources.values();
   assert.ok(resource.candidates > 0, 'the offer carried the candidates gathered before the POST');
+  // WHIP has no session to watch: when the SFU behind it dies, oriel
+  // notices by its RTCP going silent, and publishes again once it is back.
+  const sessions = await metric(agent, 'oriel_publish_sessions_total');
+  const created = whip.created();
+  janus.rec.child.kill('SIGKILL');
+  await janus.rec.exited;
+  await h.waitForLog(agent.rec, /no RTCP from the receiver for \d+ s: it is gone/, 30000, 'the silent SFU noticed');
+  await janus.start();
+  await waitFor(async () => (await metric(agent, 'oriel_publish_sessions_total')) > sessions &&
+    (await metric(agent, 'oriel_publish_state', 'state="live"')) === 1, 30000, 'publishing through WHIP again');
+  await waitFor(() => whip.mediaReceived(created), 20000, 'the restarted Janus to report media received on a new resource');
+  const deletes = whip.state.deletes;
   const controller = new URL(agent.controllerUrl).hash.match(/token=([^&]+)/)[1];
   const stop = await fetch(`${agent.url}api/control`, {
     method: 'POST',
@@ -226,7 +238,7 @@ h.test('WHIP: the endpoint takes the POSTed offer and receives media; DELETE on 
     body: JSON.stringify({ publish: { target: 'edge', on: false } }),
   });
   assert.equal(stop.status, 200);
-  await waitFor(() => whip.state.deletes === 1, 10000, 'DELETE of the WHIP resource');
+  await waitFor(() => whip.state.deletes === deletes + 1, 10000, 'DELETE of the WHIP resource');
   assert.ok(!agent.log.some((l) => /whip-e2e-token/.test(l)), 'the token is never logged');
   await h.kill(agent.rec);
 

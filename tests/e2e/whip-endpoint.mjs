@@ -129,9 +129,12 @@ export async function startWhipEndpoint({ janusUrl, room, feed, token }) {
   return {
     url: `http://127.0.0.1:${port}/whip/endpoint`,
     state,
-    /** Did Janus report receiving media on any resource? */
-    mediaReceived() {
-      return [...state.resources.values()].some((r) => r.janus.events.some((e) => e.janus === 'media' && e.receiving === true));
+    /** Resources created so far (ids count up from 1). */
+    created: () => next,
+    /** Did Janus report receiving media on a live resource created after the `after`th? */
+    mediaReceived(after = 0) {
+      return [...state.resources.entries()].some(([id, r]) => Number(id) > after &&
+        r.janus.events.some((e) => e.janus === 'media' && e.receiving === true));
     },
     async close() {
       for (const r of state.resources.values()) await r.janus.close();
