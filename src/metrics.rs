@@ -175,7 +175,11 @@ impl Metrics {
             status: "ok",
             clients: room.clients,
             peers: self.media.peers.load(Ordering::Relaxed),
-            pipeline: if self.media.pipeline_running.load(Ordering::Relaxed) {
+            // Recovering: the capture was lost (display gone) and is retried
+            // while clients wait; a stopped pipeline is an idle one.
+            pipeline: if self.media.recovering.load(Ordering::Relaxed) {
+                "recovering"
+            } else if self.media.pipeline_running.load(Ordering::Relaxed) {
                 "playing"
             } else {
                 "stopped"
@@ -242,6 +246,12 @@ impl Metrics {
             "gauge",
             "1 while the capture and encoder run.",
             m.pipeline_running.load(Ordering::Relaxed) as u64,
+        );
+        metric(
+            "oriel_pipeline_recovering",
+            "gauge",
+            "1 while the capture is lost and retried (clients wait for it).",
+            m.recovering.load(Ordering::Relaxed) as u64,
         );
         metric(
             "oriel_pipeline_starts_total",

@@ -161,6 +161,8 @@ pub struct MediaConfig {
 pub struct MediaStats {
     pub peers: AtomicU64,
     pub pipeline_running: AtomicBool,
+    /// The capture is lost and being retried (peers wait for it).
+    pub recovering: AtomicBool,
     pub pipeline_starts: AtomicU64,
     pub pipeline_failures: AtomicU64,
     /// Rebuilds after a failure that delivered frames again.
@@ -551,6 +553,7 @@ impl Service {
             // a fresh producer.
             tracing::info!("capture still lost, but nobody is waiting: stop retrying");
             self.recovery = None;
+            self.stats.recovering.store(false, Ordering::Relaxed);
             self.backoff.reset();
             return;
         }
@@ -608,6 +611,7 @@ impl Service {
                 if generation == self.generation && !self.ready && self.producer.is_some() {
                     self.ready = true;
                     self.backoff.reset();
+                    self.stats.recovering.store(false, Ordering::Relaxed);
                     if let Some(r) = self.recovery.take() {
                         tracing::info!("capture restored (it was lost: {})", r.reason);
                         self.stats.pipeline_restarts.fetch_add(1, Ordering::Relaxed);
@@ -1077,6 +1081,7 @@ impl Service {
             reason,
             next_try: Some(Instant::now() + delay),
         });
+        self.stats.recovering.store(true, Ordering::Relaxed);
     }
 
     fn on_bus(&mut self, msg: gst::Message) {

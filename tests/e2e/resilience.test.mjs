@@ -85,6 +85,8 @@ h.test('(a) the X server is killed and started again: the same page plays and co
   assert.ok(agent.alive, 'the agent survives its X server');
   assert.match(lost.captureLost, /X display|capture/i, 'the notice says why');
   assert.equal(lost.ws, 'open', 'the signalling socket stays open while the display is away');
+  const health = await agent.healthz();
+  assert.equal(health.pipeline, 'recovering', `/healthz while the display is away: ${JSON.stringify(health)}`);
 
   // The same display name, a new server (and something moving on it).
   const again = h.spawn(`Xvfb${d.display}-again`, 'Xvfb', [
@@ -97,6 +99,7 @@ h.test('(a) the X server is killed and started again: the same page plays and co
 
   const back = await waitResumed(page, lost);
   assert.ok(await marked(page), 'the page was not reloaded');
+  assert.equal((await agent.healthz()).pipeline, 'playing', '/healthz once the display is back');
   assert.equal(back.connects, 1, 'no new WebSocket session: the agent re-offered on the same one');
   assert.ok(await restarts(agent) >= 1, 'oriel_pipeline_restarts_total counts the rebuild');
 
