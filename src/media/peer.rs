@@ -113,11 +113,7 @@ impl PeerBranch {
         // creating offers at once deadlocked that way (AB/BA on their
         // locks), and every later client waited behind them forever.
         if let Some(caps) = producer.tee_sink()?.current_caps() {
-            // An SFU (no input: a publish target) demultiplexes by SSRC
-            // (Janus drops packets of an SSRC its offer did not name);
-            // browsers go by the MID and take any.
-            let keep_ssrc = input.is_none();
-            transceiver.set_property("codec-preferences", codec_preferences(&caps, keep_ssrc));
+            transceiver.set_property("codec-preferences", codec_preferences(&caps));
         }
         let queue_sink = queue
             .static_pad("sink")
@@ -339,14 +335,14 @@ impl RtcpSeen {
 }
 
 /// The producer's RTP caps without the per-stream fields that do not
-/// belong in an offer's codec description.
-fn codec_preferences(caps: &gst::Caps, keep_ssrc: bool) -> gst::Caps {
+/// belong in an offer. The SSRC stays: the offer names it (`a=ssrc`), and
+/// an SFU demultiplexes by it (Janus drops packets of an SSRC its offer did
+/// not name; browsers go by the MID and take either).
+fn codec_preferences(caps: &gst::Caps) -> gst::Caps {
     let mut caps = caps.copy();
     if let Some(s) = caps.make_mut().structure_mut(0) {
-        for field in ["ssrc", "timestamp-offset", "seqnum-offset"] {
-            if !(keep_ssrc && field == "ssrc") {
-                s.remove_field(field);
-            }
+        for field in ["timestamp-offset", "seqnum-offset"] {
+            s.remove_field(field);
         }
     }
     caps
@@ -465,20 +461,25 @@ fn connect_signals(
 
     webrtcbin.connect_notify(Some("connection-state"), move |webrtcbin, _| {
         let state = webrtcbin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-        let name = match state {
-            gst_webrtc::WebRTCPeerConnectionState::New => "new",
-            gst_webrtc::WebRTCPeerConnectionState::Connecting => "connecting",
-            gst_webrtc::WebRTCPeerConnectionState::Connected => "connected",
-            gst_webrtc::WebRTCPeerConnectionState::Disconnected => "disconnected",
-            gst_webrtc::WebRTCPeerConnectionState::Failed => "failed",
-            gst_webrtc::WebRTCPeerConnectionState::Closed => "closed",
-            _ => "unknown",
-        };
+        let name = connection_state_name(state);
         if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
             connected.store(true, Ordering::Relaxed);
         }
         events(id, BranchEvent::State(name.into()));
     });
+}
+
+/// A peer connection state as the W3C API spells it.
+pub fn connection_state_name(state: gst_webrtc::WebRTCPeerConnectionState) -> &'static str {
+    match state {
+        gst_webrtc::WebRTCPeerConnectionState::New => "new",
+        gst_webrtc::WebRTCPeerConnectionState::Connecting => "connecting",
+        gst_webrtc::WebRTCPeerConnectionState::Connected => "connected",
+        gst_webrtc::WebRTCPeerConnectionState::Disconnected => "disconnected",
+        gst_webrtc::WebRTCPeerConnectionState::Failed => "failed",
+        gst_webrtc::WebRTCPeerConnectionState::Closed => "closed",
+        _ => "unknown",
+    }
 }
 
 /// The error text of a failed webrtcbin promise, if it failed.
