@@ -781,15 +781,7 @@ impl Media {
         let tx = events.clone();
         webrtc.connect_notify(Some("connection-state"), move |w, _| {
             let s = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-            let name = match s {
-                gst_webrtc::WebRTCPeerConnectionState::New => "new",
-                gst_webrtc::WebRTCPeerConnectionState::Connecting => "connecting",
-                gst_webrtc::WebRTCPeerConnectionState::Connected => "connected",
-                gst_webrtc::WebRTCPeerConnectionState::Disconnected => "disconnected",
-                gst_webrtc::WebRTCPeerConnectionState::Failed => "failed",
-                gst_webrtc::WebRTCPeerConnectionState::Closed => "closed",
-                _ => "unknown",
-            };
+            let name = oriel::media::peer::connection_state_name(s);
             let _ = tx.send(MediaEvent::ConnectionState(name.into()));
         });
         let pl = pipeline.downgrade();

@@ -764,7 +764,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             ServerConfig {
                 allow_origins: args.allow_origins.clone(),
                 tls: tls.map(|(loaded, _)| loaded.config),
-                control: Some(control),
+                control,
                 connect_src: publishing.browser_origins(),
             },
             async move {
@@ -815,13 +815,9 @@ struct MediaRecording {
 
 impl oriel::signalling::control::RecordControl for MediaRecording {
     fn start(&self, by: &str) -> Result<(), String> {
-        if let Some(dir) = self
-            .path
-            .parent()
-            .filter(|_| self.path.extension().is_some())
-        {
-            let _ = std::fs::create_dir_all(dir);
-        } else {
+        // `<state-dir>/recordings` may not exist yet; a `--record` path was
+        // checked at startup.
+        if self.path.extension().is_none() {
             let _ = std::fs::create_dir_all(&self.path);
         }
         self.media
@@ -831,7 +827,8 @@ impl oriel::signalling::control::RecordControl for MediaRecording {
             .map(|_| ())
     }
 
-    fn stop(&self, _by: &str) -> Result<(), String> {
+    fn stop(&self, by: &str) -> Result<(), String> {
+        tracing::info!(by, "recording stop asked");
         self.media
             .stop_recording()
             .blocking_recv()

@@ -932,18 +932,28 @@ impl Service {
         tracing::warn!(
             "capture source lost ({reason}): opening a new one under the running encoder"
         );
+        let guard = self.open_source(&source, Command::SwapOpened);
+        self.swapping = Some((guard, Instant::now() + SWAP_TIMEOUT));
+    }
+
+    /// Starts opening `source` for the current generation; its notices and
+    /// its outcome (wrapped by `done`) come back as commands.
+    fn open_source(
+        &self,
+        source: &Arc<dyn LiveSource>,
+        done: fn(u64, Result<OpenedSource, String>) -> Command,
+    ) -> Box<dyn Send> {
         let generation = self.generation;
         let tx = self.tx.clone();
         let notice_tx = self.tx.clone();
-        let guard = source.open(
+        source.open(
             Box::new(move |signal| {
                 let _ = notice_tx.send(Command::SourceNotice(generation, signal));
             }),
             Box::new(move |result| {
-                let _ = tx.send(Command::SwapOpened(generation, result));
+                let _ = tx.send(done(generation, result));
             }),
-        );
-        self.swapping = Some((guard, Instant::now() + SWAP_TIMEOUT));
+        )
     }
 
     /// Starts a producer, or with a live source starts opening that (the
@@ -952,17 +962,7 @@ impl Service {
         self.generation += 1;
         let generation = self.generation;
         if let Some(source) = self.config.live_source.clone() {
-            let tx = self.tx.clone();
-            let notice_tx = self.tx.clone();
-            let guard = source.open(
-                Box::new(move |signal| {
-                    let _ = notice_tx.send(Command::SourceNotice(generation, signal));
-                }),
-                Box::new(move |result| {
-                    let _ = tx.send(Command::SourceOpened(generation, result));
-                }),
-            );
-            self.opening = Some(guard);
+            self.opening = Some(self.open_source(&source, Command::SourceOpened));
             return Ok(());
         }
         let capture = self.config.producer.capture.clone();

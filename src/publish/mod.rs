@@ -80,7 +80,6 @@ impl Publishing {
                 failures: 0,
                 sessions: 0,
                 by: if target.autostart { "config" } else { "" }.into(),
-                live_since: None,
             }));
             let (events_tx, events_rx) = mpsc::unbounded_channel();
             let (control_tx, control_rx) = mpsc::unbounded_channel();

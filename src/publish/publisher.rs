@@ -5,7 +5,7 @@
 //! peer, and only it is removed.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use tokio::sync::{mpsc, oneshot};
@@ -53,10 +53,8 @@ pub struct Status {
     pub failures: u64,
     /// Sessions that went live since the agent started.
     pub sessions: u64,
-    /// Who asked for the current state (`config`, `controller`, `cli`).
+    /// Who asked for the current state (`config`, `controller`, ...).
     pub by: String,
-    #[serde(skip)]
-    pub live_since: Option<Instant>,
 }
 
 pub enum Control {
@@ -122,7 +120,6 @@ impl Publisher {
             self.peer += 1;
             let ended = self.attempt(&mut events, &mut control, &mut backoff).await;
             self.media.remove_peer(self.peer);
-            self.set(|s| s.live_since = None);
             match ended {
                 Ended::Stopped(by, done) => {
                     tracing::info!(target = %self.target, by, "publishing stopped");
@@ -219,7 +216,6 @@ impl Publisher {
                                     s.state = State::Live;
                                     s.error = None;
                                     s.sessions += 1;
-                                    s.live_since = Some(Instant::now());
                                 });
                             }
                             MediaEvent::State { state, .. } if state == "failed" || state == "closed" => {
@@ -264,18 +260,18 @@ impl Publisher {
                 let mut j = janus::Session::open(self.http.clone(), &self.target.url).await?;
                 j.join(*room, *id, &self.secrets.janus).await?;
                 self.media.add_receiver(self.peer);
-                let (offer, early) = wait_offer(events, self.peer, Duration::ZERO).await?;
+                // Candidates wait in `events` meanwhile and are trickled
+                // once the session runs.
+                let offer = wait_offer(events, self.peer).await?;
                 let answer = j.publish(&offer).await?;
                 self.media.answer(self.peer, answer);
-                for (mline, c) in early {
-                    j.trickle(Some((mline, &c))).await?;
-                }
                 Signalling::Janus(j)
             }
             Kind::Whip => {
                 self.media.add_receiver(self.peer);
-                let (offer, gathered) = wait_offer(events, self.peer, GATHER_WAIT).await?;
-                let full = sdp::with_candidates(&offer, &gathered, false);
+                let offer = wait_offer(events, self.peer).await?;
+                let (gathered, complete) = gather(events, self.peer, GATHER_WAIT).await?;
+                let full = sdp::with_candidates(&offer, &gathered, complete);
                 let (resource, answer) = whip::publish(
                     self.http.clone(),
                     &self.target.url,
@@ -291,42 +287,49 @@ impl Publisher {
     }
 }
 
-/// The offer for `peer`, and the candidates gathered within `gather` after
-/// it (until gathering completes).
+/// The offer for `peer` (events of earlier branches are skipped).
 async fn wait_offer(
     events: &mut mpsc::UnboundedReceiver<MediaEvent>,
     peer: PeerId,
-    gather: Duration,
-) -> Result<(String, Vec<(u32, String)>)> {
+) -> Result<String> {
     let deadline = tokio::time::Instant::now() + OFFER_TIMEOUT;
-    let offer = loop {
+    loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Err(_) => bail!(
                 "the media service made no offer within {} s",
                 OFFER_TIMEOUT.as_secs()
             ),
             Ok(None) => bail!("the media service stopped"),
-            Ok(Some(e)) if e.peer() != Some(peer) => {} // an earlier branch's
-            Ok(Some(MediaEvent::Offer { sdp, .. })) => break sdp,
-            Ok(Some(MediaEvent::PeerFailed { reason, .. })) => bail!("{reason}"),
-            Ok(Some(_)) => {}
-        }
-    };
-    let mut candidates = Vec::new();
-    let until = tokio::time::Instant::now() + gather;
-    while !gather.is_zero() {
-        match tokio::time::timeout_at(until, events.recv()).await {
-            Err(_) => break,
-            Ok(None) => bail!("the media service stopped"),
-            Ok(Some(MediaEvent::Ice {
-                mline, candidate, ..
-            })) => candidates.push((mline, candidate)),
-            Ok(Some(MediaEvent::GatheringDone { .. })) => break,
+            Ok(Some(e)) if e.peer() != Some(peer) => {}
+            Ok(Some(MediaEvent::Offer { sdp, .. })) => return Ok(sdp),
             Ok(Some(MediaEvent::PeerFailed { reason, .. })) => bail!("{reason}"),
             Ok(Some(_)) => {}
         }
     }
-    Ok((offer, candidates))
+}
+
+/// `peer`'s local candidates for at most `wait`, and whether gathering
+/// completed meanwhile.
+async fn gather(
+    events: &mut mpsc::UnboundedReceiver<MediaEvent>,
+    peer: PeerId,
+    wait: Duration,
+) -> Result<(Vec<(u32, String)>, bool)> {
+    let mut candidates = Vec::new();
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Err(_) => return Ok((candidates, false)),
+            Ok(None) => bail!("the media service stopped"),
+            Ok(Some(e)) if e.peer() != Some(peer) => {}
+            Ok(Some(MediaEvent::Ice {
+                mline, candidate, ..
+            })) => candidates.push((mline, candidate)),
+            Ok(Some(MediaEvent::GatheringDone { .. })) => return Ok((candidates, true)),
+            Ok(Some(MediaEvent::PeerFailed { reason, .. })) => bail!("{reason}"),
+            Ok(Some(_)) => {}
+        }
+    }
 }
 
 /// The SFU side of one publication.

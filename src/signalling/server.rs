@@ -242,7 +242,7 @@ pub struct ServerConfig {
     /// Serve HTTPS/WSS with this; plain HTTP when `None`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// `/api/control` and `/api/sfu` (publishing, recording).
-    pub control: Option<Arc<crate::signalling::control::ControlPlane>>,
+    pub control: Arc<crate::signalling::control::ControlPlane>,
     /// Origins pages may fetch from besides ours (the SFU's API).
     pub connect_src: Vec<String>,
 }
@@ -350,15 +350,7 @@ pub async fn serve(
     let client_ip = warp::addr::remote()
         .and(warp::ext::optional::<ClientAddr>())
         .map(|r: Option<SocketAddr>, t: Option<ClientAddr>| r.or(t.map(|a| a.0)).map(|a| a.ip()));
-    let control = match config.control {
-        Some(plane) => crate::signalling::control::routes(plane, client_ip).boxed(),
-        // Without publishing or recording there is nothing to control.
-        None => warp::any()
-            .and_then(|| async {
-                Err::<crate::signalling::control::Reply, _>(warp::reject::not_found())
-            })
-            .boxed(),
-    };
+    let control = crate::signalling::control::routes(config.control, client_ip);
     let routes = control.or(warp::get().and(ws.or(healthz).or(prometheus).or(static_files)));
     match config.tls {
         Some(tls) => {

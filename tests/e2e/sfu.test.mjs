@@ -10,7 +10,7 @@ import { before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Agent, Harness, ORIEL_BIN, childEnv, sleep, status, waitFor, waitDecoding } from './harness.mjs';
-import { JANUS_ROOM, JANUS_SECRET, missingJanus, sfuStatus, startJanus } from './janus.mjs';
+import { JANUS_ROOM, JANUS_SECRET, missingJanus, sfuStatus, startJanus, videoroomRequest } from './janus.mjs';
 import { startWhipEndpoint } from './whip-endpoint.mjs';
 
 const h = new Harness('sfu');
@@ -90,7 +90,7 @@ h.test('oriel publishes into Janus: two viewers through Janus and a direct viewe
   assert.equal(now.connects, first.connects, 'the direct viewer kept its session');
   assert.ok(now.framesDecoded > first.framesDecoded + 10, 'the direct viewer keeps decoding');
   // Janus's view: our publisher, with the fixed id, receiving video.
-  const list = await janusRequest({ request: 'listparticipants', room: JANUS_ROOM });
+  const list = await videoroomRequest(janus.url, { request: 'listparticipants', room: JANUS_ROOM });
   assert.ok(list.participants.some((p) => p.publisher && p.display === 'oriel'), JSON.stringify(list));
   await Promise.all([a.page.close(), b.page.close(), direct.close()]);
   await h.kill(agent.rec);
@@ -189,7 +189,7 @@ h.test('the controller starts and stops publishing at run time; a viewer may not
   assert.equal((await status(viewerPage)).control, null, 'no broadcast panel for a viewer');
   await viewerPage.close();
   const direct = page;
-  const list = await janusRequest({ request: 'listparticipants', room: JANUS_ROOM });
+  const list = await videoroomRequest(janus.url, { request: 'listparticipants', room: JANUS_ROOM });
   assert.ok(!list.participants.some((p) => p.publisher), `the publisher left the room: ${JSON.stringify(list)}`);
   const unknown = cli('start', 'nope');
   assert.notEqual(unknown.status, 0);
@@ -197,16 +197,6 @@ h.test('the controller starts and stops publishing at run time; a viewer may not
   await direct.close();
   await h.kill(agent.rec);
 });
-
-/** One synchronous VideoRoom request through a throwaway Janus session. */
-async function janusRequest(body) {
-  const post = async (url, b) => (await fetch(url, { method: 'POST', body: JSON.stringify({ ...b, transaction: 't' }) })).json();
-  const session = (await post(janus.url, { janus: 'create' })).data.id;
-  const handle = (await post(`${janus.url}/${session}`, { janus: 'attach', plugin: 'janus.plugin.videoroom' })).data.id;
-  const reply = await post(`${janus.url}/${session}/${handle}`, { janus: 'message', body });
-  await post(`${janus.url}/${session}`, { janus: 'destroy' });
-  return reply.plugindata.data;
-}
 
 h.test('WHIP: the endpoint takes the POSTed offer and receives media; its SFU dies and returns: publishing comes back; DELETE on stop; a 401 is reported clearly', { skip }, async () => {
   const whip = await startWhipEndpoint({ janusUrl: janus.url, room: JANUS_ROOM, feed: 7777, token: 'whip-e2e-token' });
