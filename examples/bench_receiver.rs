@@ -60,7 +60,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use gst::prelude::*;
 use oriel::publish::janus;
-use oriel::signalling::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use oriel::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;

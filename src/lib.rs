@@ -10,6 +10,7 @@ pub mod desktop;
 pub use oriel_input as input;
 pub mod media;
 pub mod metrics;
+pub use oriel_protocol as protocol;
 pub mod publish;
 pub mod session;
 pub mod signalling;

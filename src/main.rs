@@ -26,7 +26,7 @@ use oriel::metrics::Metrics;
 use oriel::session::links::{self, StoreCredentials};
 use oriel::session::roles::Role;
 use oriel::session::room::{Room, RoomConfig};
-use oriel::signalling::protocol::{IceServer, InputInfo, VideoInfo};
+use oriel::protocol::{IceServer, InputInfo, VideoInfo};
 use oriel::signalling::server::{self, ServerConfig};
 
 fn main() -> ExitCode {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::session::roles::Role;
-use crate::signalling::protocol::{
+use crate::protocol::{
     CaptureState, ClientMessage, ErrorCode, IceServer, InputInfo, ParseError, Participant,
     ServerMessage, VideoInfo, PROTOCOL_VERSION,
 };

@@ -1,8 +1,8 @@
-//! Signalling: the JSON protocol spoken over the WebSocket, and the warp
-//! server that carries it next to the web client.
+//! Signalling: the warp server that carries the JSON protocol
+//! (`crate::protocol`, the `oriel-protocol` crate) over a WebSocket next to
+//! the web client.
 
 pub mod assets;
 pub mod control;
-pub mod protocol;
 pub mod server;
 pub mod tls;

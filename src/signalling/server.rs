@@ -21,7 +21,7 @@ use crate::session::limiter::FailureLimiter;
 use crate::session::links::{revoked_ids, LinkWatcher};
 use crate::session::room::{ClientId, Input, Output, Room};
 use crate::signalling::assets;
-use crate::signalling::protocol::{
+use crate::protocol::{
     parse_client_message, ClientMessage, ErrorCode, ParseError, ServerMessage, MAX_FRAME_BYTES,
 };
 
