@@ -1064,14 +1064,23 @@ impl Service {
             .chain(self.waiting.iter().copied())
             .collect();
         peers.sort_unstable();
+        let recover = !peers.is_empty() || self.recording_wanted();
+        if recover {
+            // What /healthz and /metrics say changes before (never after)
+            // the news reaches the clients: the teardown below may take a
+            // second on a loaded machine.
+            self.stats.recovering.store(true, Ordering::Relaxed);
+        }
+        self.stats.pipeline_running.store(false, Ordering::Relaxed);
         if !peers.is_empty() && self.recovery.is_none() {
-            // Told first: clients drop their side while ours is torn down.
+            // Told before the teardown: clients drop their side while ours
+            // is torn down.
             (self.events)(MediaEvent::CaptureLost {
                 reason: reason.clone(),
             });
         }
         self.stop_producer();
-        if peers.is_empty() && !self.recording_wanted() {
+        if !recover {
             return; // nobody watching: the next join starts afresh
         }
         self.waiting = peers;
@@ -1081,7 +1090,6 @@ impl Service {
             reason,
             next_try: Some(Instant::now() + delay),
         });
-        self.stats.recovering.store(true, Ordering::Relaxed);
     }
 
     fn on_bus(&mut self, msg: gst::Message) {
