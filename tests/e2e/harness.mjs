@@ -491,10 +491,46 @@ export class Harness {
   }
 }
 
-/** `[cmd, args]` that run `cmd args` as `runAs` ({uid, gid}), or as us. */
+/**
+ * `[cmd, args]` that run `cmd args` as `runAs` ({uid, gid}), or as us. The
+ * command and any argument that is a file of the checkout are replaced by
+ * readable copies (`readableCopy`): the checkout may sit in a private
+ * directory (root's home is 0700) that `runAs` cannot enter.
+ */
 export function asUser(runAs, cmd, args) {
   if (!runAs) return [cmd, args];
-  return ['setpriv', [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups', cmd, ...args]];
+  const own = (a) => (typeof a === 'string' && a.startsWith(REPO_ROOT + path.sep) ? readableCopy(a) : a);
+  return ['setpriv', [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups', own(cmd), ...args.map(own)]];
+}
+
+let sharedDir = null;
+
+/**
+ * A copy of `file` that every user can read and run, in one world-readable
+ * folder per test process (removed when it exits), for programs that run as
+ * another user. The copy is made once per file; a file that changes
+ * afterwards (a rebuilt binary) is copied again.
+ */
+export function readableCopy(file) {
+  if (!sharedDir) {
+    sharedDir = fs.mkdtempSync(path.join('/tmp', 'oriel-e2e-shared-'));
+    fs.chmodSync(sharedDir, 0o755);
+    process.on('exit', () => fs.rmSync(sharedDir, { recursive: true, force: true }));
+  }
+  const rel = path.relative(REPO_ROOT, file);
+  const dest = path.join(sharedDir, rel);
+  const src = fs.statSync(file);
+  const have = fs.statSync(dest, { throwIfNoEntry: false });
+  if (!have || have.mtimeMs < src.mtimeMs || have.size !== src.size) {
+    // Every folder on the way must be enterable too.
+    for (let d = path.dirname(dest); d !== sharedDir; d = path.dirname(d)) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.chmodSync(d, 0o755);
+    }
+    fs.copyFileSync(file, dest);
+    fs.chmodSync(dest, src.mode & 0o111 ? 0o755 : 0o644);
+  }
+  return dest;
 }
 
 export class Agent {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, asUser, childEnv, sleep, waitFor } from './harness.mjs';
+import { REPO_ROOT, asUser, childEnv, readableCopy, sleep, waitFor } from './harness.mjs';
 
 const SESSION_SH = path.join(REPO_ROOT, 'tests/wayland/session.sh');
 const MUTTER_REMOTE = path.join(REPO_ROOT, 'tests/wayland/mutter_remote.py');
@@ -179,7 +179,8 @@ export async function startWaylandSession(h, { size = '1280x720', dir = null } =
     h.tmpDirs.push(dir);
   }
   // The script drops to the session user itself; it owns `dir` from then on.
-  const rec = h.spawn('wayland-session', SESSION_SH, [dir, size], { env: childEnv() });
+  // It re-runs itself as that user, so it runs from a copy that user can read.
+  const rec = h.spawn('wayland-session', readableCopy(SESSION_SH), [dir, size], { env: childEnv() });
   const session = new WaylandSession(h, dir, rec, size);
   const envFile = path.join(dir, 'env');
   await waitFor(
