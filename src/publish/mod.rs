@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Result};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::media::ice::Secret;
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::media::PeerId;
 use publisher::{Control, Publisher, State, Status};
+pub use target::Secrets;
 use target::Target;
 
 /// Media peer ids of publish targets: far above any browser's. Target `i`
@@ -36,14 +36,6 @@ pub const ATTEMPT_BITS: u32 = 32;
 pub fn target_of(peer: PeerId) -> Option<usize> {
     peer.checked_sub(PEER_BASE)
         .map(|offset| (offset >> ATTEMPT_BITS) as usize)
-}
-
-/// Credentials for the targets; never logged.
-#[derive(Clone, Default)]
-pub struct Secrets {
-    pub janus: janus::RoomSecrets,
-    /// Sent as `Authorization: Bearer` to WHIP endpoints.
-    pub whip_token: Option<Secret>,
 }
 
 struct Entry {

@@ -14,8 +14,8 @@ use crate::media::backoff::Backoff;
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::media::PeerId;
 use crate::publish::janus::{self, Notice};
-use crate::publish::target::{Kind, Target};
-use crate::publish::{sdp, whip, Secrets};
+use crate::publish::target::{Kind, Secrets, Target};
+use crate::publish::{sdp, whip};
 
 /// How long the media side may take to offer (it may first have to start
 /// the capture).

@@ -11,6 +11,17 @@
 
 use std::fmt;
 
+use crate::media::ice::Secret;
+use crate::publish::janus;
+
+/// Credentials for the targets; never logged.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub janus: janus::RoomSecrets,
+    /// Sent as `Authorization: Bearer` to WHIP endpoints.
+    pub whip_token: Option<Secret>,
+}
+
 /// The publisher id oriel uses in a Janus room unless told otherwise;
 /// fixed, so a restarted agent can reclaim its own stale slot.
 pub const DEFAULT_JANUS_ID: u64 = 4_242_001;

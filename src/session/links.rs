@@ -263,6 +263,13 @@ impl LinkWatcher {
     }
 }
 
+/// `URL#token=TOKEN`: the fragment never reaches server logs or Referer.
+pub fn link_url(base: &str, token: &str) -> String {
+    let base = base.split('#').next().unwrap_or(base);
+    let sep = if base.ends_with('/') { "" } else { "/" };
+    format!("{base}{sep}#token={token}")
+}
+
 /// Parses a duration such as `90s`, `30m`, `2h`, `7d`, or `never`.
 pub fn parse_ttl(s: &str) -> Result<Option<u64>, String> {
     let s = s.trim();

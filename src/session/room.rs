@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::media::service::MediaEvent;
 use crate::media::PeerId;
-use crate::session::roles::Role;
 use crate::protocol::{
     CaptureState, ClientMessage, ErrorCode, IceServer, InputInfo, ParseError, Participant,
     ServerMessage, VideoInfo, PROTOCOL_VERSION,
 };
+use crate::session::roles::Role;
 
 /// What a valid token grants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,13 +17,14 @@ use warp::Filter;
 use crate::input::service::InputHandle;
 use crate::media::service::{MediaEvent, MediaHandle};
 use crate::metrics::{Metrics, RoomSnapshot};
+use crate::protocol::{
+    parse_client_message, ClientMessage, ErrorCode, ParseError, ServerMessage, MAX_FRAME_BYTES,
+};
 use crate::session::limiter::FailureLimiter;
 use crate::session::links::{revoked_ids, LinkWatcher};
 use crate::session::room::{ClientId, Input, Output, Room};
 use crate::signalling::assets;
-use crate::protocol::{
-    parse_client_message, ClientMessage, ErrorCode, ParseError, ServerMessage, MAX_FRAME_BYTES,
-};
+use crate::signalling::tls::{self, ClientAddr};
 
 /// A client that says nothing for this long is dropped (the web client
 /// pings every 5 s).
@@ -262,11 +263,6 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
     origin_host.is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
-/// The client's address on connections warp did not accept itself (the
-/// TLS path), put into each request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -353,9 +349,9 @@ pub async fn serve(
     let control = crate::signalling::control::routes(config.control, client_ip);
     let routes = control.or(warp::get().and(ws.or(healthz).or(prometheus).or(static_files)));
     match config.tls {
-        Some(tls) => {
+        Some(tls_config) => {
             let failed = metrics.tls_handshake_failed.clone();
-            super::tls::serve(listener, tls, routes, failed, shutdown).await
+            tls::serve(listener, tls_config, routes, failed, shutdown).await
         }
         None => {
             warp::serve(routes)

@@ -6,7 +6,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::TlsChoice;
+/// Whether and how to serve HTTPS/WSS (`--tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsChoice {
+    /// Plain HTTP on loopback, self-signed HTTPS beyond it.
+    Auto,
+    /// Always HTTPS with a self-signed certificate kept in the state directory.
+    SelfSigned,
+    /// Plain HTTP (beyond loopback only with `--insecure-http`).
+    Off,
+}
 
 /// What the web port speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]

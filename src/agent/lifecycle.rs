@@ -1,0 +1,100 @@
+//! The agent's life under systemd: ready, watchdog, the stop signal, and
+//! what is printed for the person who started it.
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+
+use crate::session::links::{link_url, Store};
+use crate::tls::mode::Decision;
+
+/// Listening and ready: tell systemd (Type=notify), and feed its watchdog
+/// from the runtime, so a wedged runtime gets restarted.
+pub fn ready() {
+    crate::systemd::notify("READY=1");
+    if let Some(every) = crate::systemd::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::systemd::notify("WATCHDOG=1");
+            }
+        });
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// What to print once listening: the address, the certificate, the
+/// controller's link (kept out of the journal), the virtual display.
+pub struct Announcement<'a> {
+    pub addr: SocketAddr,
+    pub tls_decision: &'a Decision,
+    pub fingerprint: Option<(&'a str, &'a str)>,
+    pub public_url: Option<&'a str>,
+    pub controller_token: &'a str,
+    pub store: &'a Store,
+    pub virtual_display: Option<&'a str>,
+}
+
+impl Announcement<'_> {
+    pub fn print(&self) -> Result<()> {
+        let addr = self.addr;
+        let scheme = self.tls_decision.scheme();
+        if *self.tls_decision == (Decision::Plain { exposed: true }) {
+            tracing::warn!(
+                "PLAIN HTTP on {addr} (--insecure-http): links, tokens and input cross the network unencrypted, and browsers refuse gamepads and keyboard lock"
+            );
+        }
+        println!("oriel: serving {scheme}://{addr}/");
+        if let Some((fingerprint, source)) = self.fingerprint {
+            println!("oriel: TLS certificate SHA-256 {fingerprint} ({source})");
+        }
+        let public = self
+            .public_url
+            .map(str::to_string)
+            .unwrap_or_else(|| default_public_url(scheme, addr));
+        let controller_link = link_url(&public, self.controller_token);
+        if std::env::var_os("JOURNAL_STREAM").is_some() {
+            // Under systemd stdout is the journal, which keeps lines for
+            // weeks and which admins can read: the link goes to a file only
+            // the user can read.
+            let path = self
+                .store
+                .write_private("controller-link", format!("{controller_link}\n").as_bytes())?;
+            println!(
+                "oriel: controller link in {} (kept out of the log)",
+                path.display()
+            );
+        } else {
+            println!("oriel: controller link {controller_link}");
+        }
+        if let Some(name) = self.virtual_display {
+            println!("oriel: virtual display {name}");
+        }
+        Ok(())
+    }
+}
+
+/// Where browsers reach us when `--public-url` is not given: the listen
+/// address, or this host's name when listening on every interface.
+fn default_public_url(scheme: &str, addr: SocketAddr) -> String {
+    match crate::tls::cert::hostname() {
+        Some(host) if addr.ip().is_unspecified() => format!("{scheme}://{host}:{}/", addr.port()),
+        _ => format!("{scheme}://{addr}/"),
+    }
+}

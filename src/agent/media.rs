@@ -1,0 +1,101 @@
+//! The media service's configuration: which encoder, the producer's
+//! pipeline text, and how the service checks that the desktop is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::config::ServeArgs;
+use crate::desktop::{wayland, x11};
+use crate::input::service::InputHandle;
+use crate::media::capture::Capture;
+use crate::media::encoder;
+use crate::media::ice::IceServers;
+use crate::media::peer::InputSink;
+use crate::media::producer::ProducerConfig;
+use crate::media::service::{LiveSource, MediaConfig, SourceCheck};
+
+/// The best encoder that works here (or the one asked for), logged.
+pub fn pick_encoder(args: &ServeArgs, capture: &Capture) -> Result<&'static str> {
+    let media_args = &args.media;
+    let encoder_name = encoder::pick(
+        media_args.encoder.as_deref(),
+        media_args.encoder_settings(),
+        media_args.fragments_dir().as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        capture = capture.name(),
+        encoder = encoder_name,
+        "media ready"
+    );
+    Ok(encoder_name)
+}
+
+/// Capture and encoder as pipeline text, with the playout delay.
+pub fn producer(
+    args: &ServeArgs,
+    capture: &Capture,
+    encoder_name: &str,
+    playout_delay: Option<(u32, u32)>,
+) -> Result<ProducerConfig> {
+    let media_args = &args.media;
+    let dir = media_args.fragments_dir();
+    Ok(ProducerConfig {
+        capture: match capture {
+            // Rendered per portal session by the live source.
+            Capture::Wayland => String::new(),
+            _ => capture
+                .description(media_args.framerate, dir.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        },
+        encoder: encoder::description(encoder_name, media_args.encoder_settings(), dir.as_deref())
+            .map_err(anyhow::Error::msg)?,
+        playout_delay,
+        // A lost screencast is first replaced under the running encoder.
+        swappable_capture: matches!(capture, Capture::Wayland),
+    })
+}
+
+/// Everything the media thread needs; input reaches the input thread
+/// through a sink, so media knows nothing of input.
+pub fn config(
+    args: &ServeArgs,
+    capture: &Capture,
+    producer: ProducerConfig,
+    ice: IceServers,
+    input: Option<&InputHandle>,
+    live_source: Option<Arc<dyn LiveSource>>,
+) -> MediaConfig {
+    let input_sink: Option<InputSink> = input.cloned().map(|i| {
+        let sink: InputSink = Arc::new(move |peer, bytes: &[u8]| i.data(peer, bytes));
+        sink
+    });
+    MediaConfig {
+        input: input_sink,
+        producer,
+        ice,
+        keyframe_interval: args.keyframe_interval(),
+        idle_stop: Duration::from_millis(args.idle_stop_ms),
+        start_timeout: Duration::from_secs(10),
+        source_check: source_check(capture),
+        live_source,
+    }
+}
+
+/// "Is the desktop there again?", asked before each rebuild of a lost capture.
+fn source_check(capture: &Capture) -> Option<SourceCheck> {
+    match capture {
+        Capture::X11 { display } => {
+            let display = display.clone();
+            let check: SourceCheck = Arc::new(move || x11::reachable(&display));
+            Some(check)
+        }
+        Capture::Wayland => {
+            let check: SourceCheck = Arc::new(wayland::compositor_reachable);
+            Some(check)
+        }
+        Capture::Test { .. } => None,
+    }
+}

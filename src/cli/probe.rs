@@ -1,0 +1,113 @@
+//! `oriel probe`: every capture backend and encoder, whether it works
+//! here, and which ones `serve` would pick.
+
+use anyhow::{Context, Result};
+
+use crate::config::MediaArgs;
+use crate::desktop::wayland;
+use crate::media::capture::{self, Capture, Plan};
+use crate::media::encoder;
+
+pub fn run(args: MediaArgs) -> Result<()> {
+    let dir = args.fragments_dir();
+    let dir = dir.as_deref();
+    println!("capture backends:");
+    let env = capture::SessionEnv::from_env(args.display.clone());
+    let display = env.display.clone().filter(|d| !d.trim().is_empty());
+    match &display {
+        Some(d) => match (Capture::X11 { display: d.clone() }).check(args.framerate, dir) {
+            Ok(()) => println!("  x11      available    display {d}"),
+            Err(e) => println!("  x11      unavailable  display {d}: {e}"),
+        },
+        None => println!("  x11      unavailable  no $DISPLAY (auto starts a virtual display)"),
+    }
+    match which("Xvfb") {
+        Some(path) => println!("  virtual  available    Xvfb at {path}"),
+        None => println!("  virtual  unavailable  Xvfb not installed (package xvfb)"),
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let session = match env.wayland() {
+        Some(why) => why,
+        None => {
+            "not a Wayland session ($WAYLAND_DISPLAY unset, $XDG_SESSION_TYPE not wayland)".into()
+        }
+    };
+    match runtime.block_on(wayland::check()) {
+        Ok(version) => println!(
+            "  wayland  available    ScreenCast portal version {version}{}; {session}",
+            if version >= 4 {
+                ", remembers approval"
+            } else {
+                ", asks at every start"
+            }
+        ),
+        Err(e) => println!("  wayland  unavailable  {e}; {session}"),
+    }
+    let uinput = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/uinput")
+        .is_ok();
+    match runtime.block_on(wayland::remote_desktop_version()) {
+        Ok(v) => println!(
+            "  wayland input: {}; RemoteDesktop portal version {v} ({})",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            },
+            if v >= wayland::REMOTE_PERSIST_VERSION {
+                "remembers approval: auto uses it without uinput"
+            } else {
+                "cannot remember approval: only with --input portal"
+            }
+        ),
+        Err(e) => println!(
+            "  wayland input: {}; {e}",
+            if uinput {
+                "uinput (/dev/uinput is writable)"
+            } else {
+                "/dev/uinput not writable"
+            }
+        ),
+    }
+    let test = Capture::Test {
+        width: args.virtual_display_size.0,
+        height: args.virtual_display_size.1,
+    };
+    match test.check(args.framerate, dir) {
+        Ok(()) => println!("  test     available    moving test pattern"),
+        Err(e) => println!("  test     unavailable  {e}"),
+    }
+    let chosen = match capture::plan(args.capture, &env, args.virtual_display_size) {
+        Ok((Plan::Ready(c), why)) => format!("{} ({why})", c.name()),
+        Ok((Plan::VirtualDisplay, why)) => format!("x11 on a virtual display (Xvfb) ({why})"),
+        Err(e) => format!("none: {e}"),
+    };
+    println!("serve would capture: {chosen}\n");
+
+    println!("H.264 encoders, best first:");
+    let all = encoder::probe_all(args.encoder_settings(), dir);
+    for a in &all {
+        match &a.result {
+            Ok(()) => println!("  {:<14} available", a.name),
+            Err(e) => println!("  {:<14} unavailable  {e}", a.name),
+        }
+    }
+    match encoder::pick(args.encoder.as_deref(), args.encoder_settings(), dir) {
+        Ok(name) => println!("serve would encode with: {name}"),
+        Err(e) => println!("serve would fail: {e}"),
+    }
+    Ok(())
+}
+
+/// The full path of `program` on `$PATH`.
+pub fn which(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|p| p.join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}

@@ -1,0 +1,139 @@
+//! Options shared by `serve` and `probe`: what to capture and how to encode.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::media::encoder::EncoderSettings;
+
+/// Which desktop to capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureChoice {
+    /// Wayland in a Wayland session, else `$DISPLAY` when set, else a
+    /// virtual X display started by oriel.
+    Auto,
+    /// The X11 display named by `$DISPLAY` (or `--display`).
+    X11,
+    /// Wayland through the ScreenCast portal (xdg-desktop-portal).
+    Wayland,
+    /// A moving test pattern; needs no display.
+    Test,
+}
+
+/// Options shared by `serve` and `probe`: what to capture and how to encode.
+#[derive(Debug, Clone, Args)]
+pub struct MediaArgs {
+    /// Capture backend.
+    #[arg(
+        long,
+        env = "ORIEL_CAPTURE",
+        help_heading = "Capture and encoding",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub capture: CaptureChoice,
+
+    /// Wayland: the monitor to show, numbered from 1 left to right. `auto`:
+    /// the portal's dialog offers one. A number lets the dialog select
+    /// several, and the log lists the shared ones with their numbers.
+    #[arg(long, env = "ORIEL_MONITOR", help_heading = "Capture and encoding", default_value = "auto", value_parser = parse_monitor)]
+    pub monitor: MonitorChoice,
+
+    /// X display to capture (default: `$DISPLAY`).
+    #[arg(long, env = "ORIEL_DISPLAY", help_heading = "Capture and encoding")]
+    pub display: Option<String>,
+
+    /// Size of the virtual display oriel starts when there is no `$DISPLAY`,
+    /// and of the test pattern.
+    #[arg(long, env = "ORIEL_VIRTUAL_DISPLAY_SIZE", help_heading = "Capture and encoding", default_value = "1280x720", value_parser = parse_size)]
+    pub virtual_display_size: (u32, u32),
+
+    /// Command started inside the virtual display (e.g. `xterm`), stopped with oriel.
+    #[arg(long, env = "ORIEL_SESSION_CMD", help_heading = "Capture and encoding")]
+    pub session_cmd: Option<String>,
+
+    /// Capture frame rate.
+    #[arg(long, env = "ORIEL_FRAMERATE", help_heading = "Capture and encoding", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub framerate: u32,
+
+    /// Video bitrate in kbit/s.
+    #[arg(long, env = "ORIEL_BITRATE", help_heading = "Capture and encoding", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
+    pub bitrate: u32,
+
+    /// Force one encoder (see `oriel probe`); default: the best one that works.
+    #[arg(long, env = "ORIEL_ENCODER", help_heading = "Capture and encoding")]
+    pub encoder: Option<String>,
+
+    /// Directory whose `pipelines/*.txt` override the built-in fragments.
+    #[arg(long, env = "ORIEL_CONFIG_DIR", help_heading = "Capture and encoding")]
+    pub config_dir: Option<PathBuf>,
+}
+
+impl MediaArgs {
+    /// Where `pipelines/*.txt` overrides are read from.
+    pub fn fragments_dir(&self) -> Option<PathBuf> {
+        self.config_dir
+            .clone()
+            .or_else(crate::media::fragments::default_config_dir)
+    }
+
+    pub fn encoder_settings(&self) -> EncoderSettings {
+        EncoderSettings {
+            bitrate_kbps: self.bitrate,
+            framerate: self.framerate,
+        }
+    }
+}
+
+/// Which of the shared monitors a Wayland capture shows (`--monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorChoice {
+    Auto,
+    /// 1 is the leftmost.
+    Number(u32),
+}
+
+impl MonitorChoice {
+    pub fn number(self) -> Option<u32> {
+        match self {
+            MonitorChoice::Auto => None,
+            MonitorChoice::Number(n) => Some(n),
+        }
+    }
+}
+
+pub fn parse_monitor(s: &str) -> Result<MonitorChoice, String> {
+    match s.trim() {
+        "auto" => Ok(MonitorChoice::Auto),
+        n => match n.parse::<u32>() {
+            Ok(n @ 1..=64) => Ok(MonitorChoice::Number(n)),
+            _ => Err(format!(
+                "`{s}`: expected auto or a monitor number from 1 (leftmost)"
+            )),
+        },
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad width in `{s}`"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad height in `{s}`"))?;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        return Err(format!("`{s}`: width and height must be within 16..=8192"));
+    }
+    if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
+        return Err(format!(
+            "`{s}`: width and height must be even (H.264 4:2:0)"
+        ));
+    }
+    Ok((w, h))
+}

@@ -1,0 +1,298 @@
+//! `oriel serve`: everything the agent is told at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{MediaArgs, StateArgs};
+use crate::media::ice::{IceServers, Secret, StunUrl, TurnAuth, TurnUrl};
+pub use crate::tls::mode::TlsChoice;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub media: MediaArgs,
+
+    /// Address for HTTP(S) and WebSocket. Anything but loopback is reachable
+    /// by others: there oriel serves HTTPS unless told otherwise (`--tls`).
+    #[arg(
+        long,
+        env = "ORIEL_LISTEN",
+        help_heading = "Serving",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// At most one forced keyframe per this many milliseconds; requests in
+    /// between are coalesced into the next one.
+    #[arg(
+        long,
+        env = "ORIEL_KEYFRAME_INTERVAL_MS",
+        help_heading = "Capture and encoding",
+        default_value_t = 250
+    )]
+    pub keyframe_interval_ms: u64,
+
+    /// Playout-delay RTP extension sent to browsers, minimum (ms, 0..=40950).
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MIN", help_heading = "Capture and encoding", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    pub playout_delay_min: u32,
+
+    /// Playout-delay RTP extension sent to browsers, maximum (ms, 0..=40950).
+    #[arg(long, env = "ORIEL_PLAYOUT_DELAY_MAX", help_heading = "Capture and encoding", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=40950))]
+    pub playout_delay_max: u32,
+
+    /// Do not send the playout-delay extension at all (the browser then
+    /// buffers frames for smoothness).
+    #[arg(
+        long,
+        env = "ORIEL_NO_PLAYOUT_DELAY",
+        help_heading = "Capture and encoding"
+    )]
+    pub no_playout_delay: bool,
+
+    /// Record the shared stream from the start, without re-encoding, until
+    /// oriel stops: a file ending in `.mkv` (Matroska; a killed agent
+    /// still leaves a playable file), or an existing directory for
+    /// `oriel-YYYYMMDD-HHMMSSZ.mkv` (UTC) inside. An existing file is never
+    /// overwritten: `NAME-2.mkv`, `NAME-3.mkv`, ... are used instead, also
+    /// for the next file after the capture was lost and came back.
+    /// Recording keeps the capture running with nobody watching.
+    #[arg(
+        long,
+        env = "ORIEL_RECORD",
+        help_heading = "Recording",
+        value_name = "PATH"
+    )]
+    pub record: Option<PathBuf>,
+
+    /// Maximum number of connected clients.
+    #[arg(long, env = "ORIEL_MAX_CLIENTS", help_heading = "Serving", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_clients: u32,
+
+    /// Keep capturing this long after the last client left, so a reload
+    /// does not restart the encoder (ms).
+    #[arg(
+        long,
+        env = "ORIEL_IDLE_STOP_MS",
+        help_heading = "Capture and encoding",
+        default_value_t = 2000
+    )]
+    pub idle_stop_ms: u64,
+
+    /// Extra allowed WebSocket `Origin`s (the agent's own origin is always allowed).
+    #[arg(
+        long = "allow-origin",
+        env = "ORIEL_ALLOW_ORIGINS",
+        help_heading = "Serving",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// STUN server for the agent and every browser: `stun:host:port`
+    /// (`stun://host:port` works too).
+    #[arg(long, env = "ORIEL_STUN", help_heading = "ICE servers (STUN/TURN)", value_parser = StunUrl::parse)]
+    pub stun: Option<StunUrl>,
+
+    /// TURN server for the agent and every browser:
+    /// `turn:host:port?transport=udp|tcp`, or `turns:` for TURN over TLS.
+    /// Needs --turn-secret, or --turn-username and --turn-password.
+    #[arg(long, env = "ORIEL_TURN", help_heading = "ICE servers (STUN/TURN)", value_parser = TurnUrl::parse)]
+    pub turn: Option<TurnUrl>,
+
+    /// Static TURN username (coturn `user=NAME:PASSWORD`), shared by all sessions.
+    #[arg(
+        long,
+        env = "ORIEL_TURN_USERNAME",
+        help_heading = "ICE servers (STUN/TURN)",
+        requires = "turn_password"
+    )]
+    pub turn_username: Option<String>,
+
+    /// Static TURN password; never logged.
+    #[arg(long, env = "ORIEL_TURN_PASSWORD", help_heading = "ICE servers (STUN/TURN)", requires = "turn_username", value_parser = parse_secret)]
+    pub turn_password: Option<Secret>,
+
+    /// TURN REST shared secret (coturn `use-auth-secret`,
+    /// `static-auth-secret`): each session gets its own credentials that
+    /// expire after --turn-ttl. Never logged. Excludes static credentials.
+    #[arg(
+        long,
+        env = "ORIEL_TURN_SECRET", help_heading = "ICE servers (STUN/TURN)",
+        value_parser = parse_secret,
+        conflicts_with_all = ["turn_username", "turn_password"]
+    )]
+    pub turn_secret: Option<Secret>,
+
+    /// Lifetime of minted TURN credentials (`--turn-secret`): e.g. `30m`, `12h`, `2d`.
+    #[arg(long, env = "ORIEL_TURN_TTL", help_heading = "ICE servers (STUN/TURN)", default_value = "12h", value_parser = parse_turn_ttl)]
+    pub turn_ttl: Duration,
+
+    /// Publish the shared encode into an SFU, for audiences larger than
+    /// this desktop can serve (repeatable): `janus:URL,room=N[,id=N]`
+    /// (Janus VideoRoom over its HTTP API, e.g. http://host:8088/janus) or
+    /// `whip:URL` (any WHIP endpoint). Options: `name=NAME`,
+    /// `start=auto|manual` (publish at startup, the default, or when the
+    /// controller or `oriel publish start` asks), for Janus
+    /// `public=URL` (its API as browsers reach it, for `--via-sfu` links).
+    #[arg(
+        long,
+        env = "ORIEL_PUBLISH",
+        help_heading = "Publishing (SFU)",
+        value_delimiter = ';',
+        value_parser = crate::publish::target::parse
+    )]
+    pub publish: Vec<crate::publish::target::Target>,
+
+    /// The Janus room's `secret`: lets oriel remove its own stale publisher
+    /// (left by a crash) instead of waiting up to a minute. Never logged.
+    #[arg(long, env = "ORIEL_JANUS_SECRET", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub janus_secret: Option<Secret>,
+
+    /// The Janus room's `pin`, if it has one; also given to `--via-sfu`
+    /// viewers. Never logged.
+    #[arg(long, env = "ORIEL_JANUS_PIN", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub janus_pin: Option<Secret>,
+
+    /// Bearer token for WHIP endpoints. Never logged.
+    #[arg(long, env = "ORIEL_WHIP_TOKEN", help_heading = "Publishing (SFU)", value_parser = parse_secret)]
+    pub whip_token: Option<Secret>,
+
+    /// Highest player slot: players own gamepads 2..=N.
+    #[arg(long, env = "ORIEL_MAX_PLAYERS", help_heading = "Serving", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub max_players: u8,
+
+    /// The agent's address as browsers reach it, for printed links
+    /// (default: http(s)://LISTEN/); its host joins the self-signed
+    /// certificate's names.
+    #[arg(long, env = "ORIEL_PUBLIC_URL", help_heading = "Serving")]
+    pub public_url: Option<String>,
+
+    /// How input is injected: `auto` (uinput when /dev/uinput is writable,
+    /// else XTest on the X display, or on Wayland the RemoteDesktop portal
+    /// when it can remember its approval), `uinput`, `xtest`, `portal`
+    /// (Wayland's RemoteDesktop portal, in the screencast's session),
+    /// `record:PATH` (JSON lines, for tests), or `none`.
+    #[arg(long, env = "ORIEL_INPUT", help_heading = "Serving", default_value = "auto", value_parser = parse_input)]
+    pub input: InputChoice,
+
+    /// HTTPS/WSS: `auto` (plain HTTP on a loopback address, a self-signed
+    /// certificate beyond loopback), `self-signed` (always) or `off`.
+    #[arg(
+        long,
+        env = "ORIEL_TLS",
+        help_heading = "TLS",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub tls: TlsChoice,
+
+    /// PEM certificate chain to serve (with `--tls-key`); replaces the
+    /// self-signed one.
+    #[arg(long, env = "ORIEL_TLS_CERT", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "ORIEL_TLS_KEY", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow plain HTTP on an address other machines can reach (tokens and
+    /// input then travel unencrypted).
+    #[arg(long, env = "ORIEL_INSECURE_HTTP", help_heading = "TLS")]
+    pub insecure_http: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where input goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputChoice {
+    Auto,
+    Uinput,
+    XTest,
+    /// Wayland's RemoteDesktop portal, in the screencast's session.
+    Portal,
+    Record(PathBuf),
+    None,
+}
+
+pub fn parse_input(s: &str) -> Result<InputChoice, String> {
+    match s {
+        "auto" => Ok(InputChoice::Auto),
+        "xtest" => Ok(InputChoice::XTest),
+        "uinput" => Ok(InputChoice::Uinput),
+        "none" => Ok(InputChoice::None),
+        "portal" => Ok(InputChoice::Portal),
+        _ => match s.strip_prefix("record:") {
+            Some(path) if !path.is_empty() => Ok(InputChoice::Record(PathBuf::from(path))),
+            _ => Err(format!(
+                "`{s}`: expected auto, uinput, xtest, portal, record:PATH or none"
+            )),
+        },
+    }
+}
+
+impl ServeArgs {
+    pub fn keyframe_interval(&self) -> Duration {
+        Duration::from_millis(self.keyframe_interval_ms)
+    }
+
+    /// The STUN and TURN servers, checked for consistency: a TURN server
+    /// needs credentials, credentials need a TURN server.
+    pub fn ice_servers(&self) -> Result<IceServers, String> {
+        let auth = match (&self.turn_secret, &self.turn_username, &self.turn_password) {
+            (Some(secret), _, _) => Some(TurnAuth::Rest {
+                secret: secret.clone(),
+                ttl: self.turn_ttl,
+            }),
+            (None, Some(username), Some(password)) => Some(TurnAuth::Static {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        let turn = match (&self.turn, auth) {
+            (Some(url), Some(auth)) => Some((url.clone(), auth)),
+            (Some(_), None) => return Err(
+                "--turn needs credentials: --turn-secret, or --turn-username and --turn-password"
+                    .into(),
+            ),
+            (None, Some(_)) => return Err("TURN credentials were given without --turn".into()),
+            (None, None) => None,
+        };
+        Ok(IceServers {
+            stun: self.stun.clone(),
+            turn,
+        })
+    }
+
+    /// `(min, max)` in milliseconds, or `None` when disabled.
+    pub fn playout_delay(&self) -> Result<Option<(u32, u32)>, String> {
+        if self.no_playout_delay {
+            return Ok(None);
+        }
+        if self.playout_delay_min > self.playout_delay_max {
+            return Err(format!(
+                "--playout-delay-min ({}) is larger than --playout-delay-max ({})",
+                self.playout_delay_min, self.playout_delay_max
+            ));
+        }
+        Ok(Some((self.playout_delay_min, self.playout_delay_max)))
+    }
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret::new(s))
+}
+
+fn parse_turn_ttl(s: &str) -> Result<Duration, String> {
+    match crate::session::links::parse_ttl(s)? {
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err("TURN credentials must expire: give a duration such as 12h".into()),
+    }
+}
