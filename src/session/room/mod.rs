@@ -3,6 +3,7 @@
 //! the media side must do. Inputs come from the WebSocket server and the
 //! media service; outputs go back to them.
 
+mod participants;
 mod state;
 mod types;
 
@@ -10,16 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::media::service::MediaEvent;
 use crate::media::PeerId;
-use crate::protocol::{
-    CaptureState, ClientMessage, ErrorCode, Participant, ServerMessage, PROTOCOL_VERSION,
-};
+use crate::protocol::{CaptureState, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 use crate::session::roles::Role;
 use state::{Client, Clients, Session};
 
+pub use participants::MAX_NAME_CHARS;
 pub use types::{ClientId, Credentials, Grant, IceSource, Input, Output, RoomConfig, RoomStats};
-
-/// Longest display name kept, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
 
 pub struct Room {
     config: RoomConfig,
@@ -129,31 +126,6 @@ impl Room {
         ));
         out.push(Output::Close(client));
         self.leave(client, out);
-    }
-
-    /// Everyone's view of who is here, sent to every joined client.
-    fn broadcast_participants(&self, out: &mut Vec<Output>) {
-        let participants: Vec<Participant> = self
-            .clients
-            .values()
-            .filter_map(|c| c.session.as_ref())
-            .map(|s| Participant {
-                peer_id: s.peer,
-                role: s.role.name().into(),
-                slot: s.role.gamepad_slot(),
-                name: s.name.clone(),
-            })
-            .collect();
-        for (id, c) in &self.clients {
-            if c.session.is_some() {
-                out.push(Output::Send(
-                    *id,
-                    ServerMessage::Participants {
-                        participants: participants.clone(),
-                    },
-                ));
-            }
-        }
     }
 
     fn error(&mut self, client: ClientId, code: ErrorCode, message: String, out: &mut Vec<Output>) {
@@ -338,8 +310,7 @@ impl Room {
         let peer = self.next_peer;
         self.next_peer += 1;
         self.stats.joins += 1;
-        let name =
-            clean_name(name.as_deref()).unwrap_or_else(|| format!("{} {peer}", grant.role.name()));
+        let name = participants::display_name(name.as_deref(), grant.role, peer);
         if let Some(c) = self.clients.get_mut(&client) {
             c.session = Some(Session {
                 peer,
@@ -367,7 +338,7 @@ impl Room {
         if let Some((state, reason)) = &self.capture_lost {
             out.push(Output::Send(client, capture_down(*state, reason)));
         }
-        self.broadcast_participants(out);
+        participants::broadcast(&self.clients, out);
     }
 
     /// The capture went away or came back: every joined client hears it.
@@ -406,7 +377,7 @@ impl Room {
             if let Some(session) = c.session {
                 self.by_peer.remove(&session.peer);
                 out.push(Output::RemovePeer(session.peer));
-                self.broadcast_participants(out);
+                participants::broadcast(&self.clients, out);
             }
         }
     }
@@ -466,7 +437,7 @@ impl Room {
                 out.push(Output::Close(client));
                 // Already gone on the media side; this tells input too.
                 out.push(Output::RemovePeer(peer));
-                self.broadcast_participants(out);
+                participants::broadcast(&self.clients, out);
             }
         }
     }
@@ -477,18 +448,6 @@ fn capture_down(state: CaptureState, reason: &str) -> ServerMessage {
         state,
         reason: Some(reason.into()),
     }
-}
-
-/// A display name fit to show others: printable, trimmed, at most
-/// [`MAX_NAME_CHARS`]; `None` when nothing is left.
-fn clean_name(name: Option<&str>) -> Option<String> {
-    let cleaned: String = name?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect();
-    let cleaned = cleaned.trim().to_string();
-    (!cleaned.is_empty()).then_some(cleaned)
 }
 
 /// The connection address of an ICE candidate line
@@ -506,7 +465,7 @@ fn candidate_address(candidate: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{IceServer, InputInfo, VideoInfo};
+    use crate::protocol::{IceServer, InputInfo, Participant, VideoInfo};
 
     /// Tokens in tests read `<role>:<link>`, e.g. `controller:c1`,
     /// `viewer:v1`, `player3:p3`; anything else is forged.
@@ -998,18 +957,6 @@ mod tests {
         assert!(out.contains(&Output::RemovePeer(p)));
         assert!(out.contains(&Output::Close(1)));
         assert!(r.handle(Input::Disconnected(1)).is_empty());
-    }
-
-    #[test]
-    fn names_are_cleaned() {
-        assert_eq!(clean_name(Some("  Bob ")), Some("Bob".into()));
-        assert_eq!(clean_name(Some("\u{0}\u{1b}[31m")), Some("[31m".into()));
-        assert_eq!(clean_name(Some("   ")), None);
-        assert_eq!(clean_name(None), None);
-        assert_eq!(
-            clean_name(Some(&"é".repeat(100))).map(|n| n.chars().count()),
-            Some(32)
-        );
     }
 
     #[test]
