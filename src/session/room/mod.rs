@@ -4,6 +4,7 @@
 //! media service; outputs go back to them.
 
 mod participants;
+mod seats;
 mod state;
 mod types;
 
@@ -13,6 +14,7 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::protocol::{CaptureState, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 use crate::session::roles::Role;
+use seats::Seat;
 use state::{Client, Clients, Session};
 
 pub use participants::MAX_NAME_CHARS;
@@ -267,45 +269,15 @@ impl Room {
             Ok(g) => g,
             Err(why) => return self.refuse(client, ErrorCode::Unauthorized, why, out),
         };
-        if let Role::Player { slot } = grant.role {
-            if slot > self.config.max_slot {
-                let max = self.config.max_slot;
-                return self.refuse(
-                    client,
-                    ErrorCode::Unauthorized,
-                    format!("this agent has player slots 2..={max}; the link is for slot {slot}"),
-                    out,
-                );
+        match seats::seat(&self.clients, &grant, self.config.max_slot) {
+            Seat::Free => {}
+            Seat::Reclaim(old) => {
+                self.end(old, "replaced by a new session from the same link", out)
             }
+            Seat::Refused((code, why)) => return self.refuse(client, code, why, out),
         }
-        // Single seats (controller, each player slot): the same link takes
-        // its seat back (a reconnect replaces the old session); another
-        // link is refused.
-        if grant.role != Role::Viewer {
-            let holder = self.clients.iter().find_map(|(id, c)| {
-                let s = c.session.as_ref()?;
-                (s.role == grant.role).then(|| (*id, s.link_id.clone()))
-            });
-            if let Some((old, link)) = holder {
-                if link == grant.link_id {
-                    self.end(old, "replaced by a new session from the same link", out);
-                } else {
-                    let what = match grant.role {
-                        Role::Player { slot } => format!("player slot {slot} is in use"),
-                        _ => "a controller is already connected".to_string(),
-                    };
-                    return self.refuse(client, ErrorCode::RoleTaken, what, out);
-                }
-            }
-        }
-        if self.by_peer.len() >= self.config.max_clients {
-            let max = self.config.max_clients;
-            return self.refuse(
-                client,
-                ErrorCode::Full,
-                format!("the agent already serves its maximum of {max} clients"),
-                out,
-            );
+        if let Err((code, why)) = seats::capacity(self.by_peer.len(), self.config.max_clients) {
+            return self.refuse(client, code, why, out);
         }
         let peer = self.next_peer;
         self.next_peer += 1;

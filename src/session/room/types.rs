@@ -79,3 +79,6 @@ pub struct RoomStats {
     /// `.local` (mDNS) candidates dropped; see docs/architecture.md.
     pub mdns_candidates_dropped: u64,
 }
+
+/// Why the room turned a message or a join down: the `error` it sends.
+pub(super) type Problem = (ErrorCode, String);
