@@ -2,8 +2,15 @@
 //! the order of signalling messages, and says what to send to whom and what
 //! the media side must do. Inputs come from the WebSocket server and the
 //! media service; outputs go back to them.
+//!
+//! This file holds the `Room` and its dispatch, and the steps every path
+//! shares (errors, refusals, leaving); the rules live beside it:
+//! `seats` (who may sit where), `routing` (which message goes to whom),
+//! `participants` (the who-is-here list), `types` (what callers see) and
+//! `state` (what is kept per client).
 
 mod participants;
+mod routing;
 mod seats;
 mod state;
 mod types;
@@ -14,6 +21,7 @@ use crate::media::service::MediaEvent;
 use crate::media::PeerId;
 use crate::protocol::{CaptureState, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 use crate::session::roles::Role;
+use routing::{Candidate, ForClient};
 use seats::Seat;
 use state::{Client, Clients, Session};
 
@@ -147,82 +155,22 @@ impl Room {
                 token,
                 name,
             } => self.hello(client, protocol, &token, name, out),
-            ClientMessage::Answer { sdp } => {
-                let Some(session) = self.session_mut(client) else {
-                    return self.error(
-                        client,
-                        ErrorCode::Unexpected,
-                        "`answer` before `hello`".into(),
-                        out,
-                    );
-                };
-                if !session.offered {
-                    return self.error(
-                        client,
-                        ErrorCode::Unexpected,
-                        "`answer` before the agent's offer".into(),
-                        out,
-                    );
-                }
-                if session.answered {
-                    return self.error(
-                        client,
-                        ErrorCode::Unexpected,
-                        "the offer was already answered".into(),
-                        out,
-                    );
-                }
-                session.answered = true;
-                let peer = session.peer;
-                out.push(Output::Answer(peer, sdp));
-            }
+            ClientMessage::Answer { sdp } => match routing::answer(self.session_mut(client), sdp) {
+                Ok(answer) => out.push(answer),
+                Err((code, why)) => self.error(client, code, why, out),
+            },
             ClientMessage::Ice {
                 candidate,
                 sdp_m_line_index,
                 ..
             } => {
                 let lines = self.config.media_lines;
-                let Some(session) = self.session_mut(client) else {
-                    return self.error(
-                        client,
-                        ErrorCode::Unexpected,
-                        "`ice` before `hello`".into(),
-                        out,
-                    );
-                };
-                if !session.offered {
-                    return self.error(
-                        client,
-                        ErrorCode::Unexpected,
-                        "`ice` before the agent's offer".into(),
-                        out,
-                    );
-                }
-                let peer = session.peer;
-                if candidate.is_empty() {
-                    return; // end of candidates: nothing to do
-                }
-                if sdp_m_line_index >= lines {
-                    return self.error(
-                        client,
-                        ErrorCode::Malformed,
-                        format!("sdpMLineIndex {sdp_m_line_index} does not exist (the offer has {lines})"),
-                        out,
-                    );
-                }
-                match candidate_address(&candidate) {
-                    None => self.error(
-                        client,
-                        ErrorCode::Malformed,
-                        "not an ICE candidate line".into(),
-                        out,
-                    ),
-                    // Pending mDNS lookups crash webrtcbin 1.22 at teardown;
-                    // peer-reflexive candidates connect without them.
-                    Some(addr) if addr.ends_with(".local") => {
-                        self.stats.mdns_candidates_dropped += 1
-                    }
-                    Some(_) => out.push(Output::Ice(peer, sdp_m_line_index, candidate)),
+                let session = self.clients.get(&client).and_then(|c| c.session.as_ref());
+                match routing::candidate(session, lines, candidate, sdp_m_line_index) {
+                    Ok(Candidate::Forward(ice)) => out.push(ice),
+                    Ok(Candidate::End) => {}
+                    Ok(Candidate::Mdns) => self.stats.mdns_candidates_dropped += 1,
+                    Err((code, why)) => self.error(client, code, why, out),
                 }
             }
             ClientMessage::Bye {} => {
@@ -308,31 +256,14 @@ impl Room {
         ));
         out.push(Output::AddPeer(peer, grant.role));
         if let Some((state, reason)) = &self.capture_lost {
-            out.push(Output::Send(client, capture_down(*state, reason)));
+            out.push(Output::Send(client, routing::capture_down(*state, reason)));
         }
         participants::broadcast(&self.clients, out);
     }
 
-    /// The capture went away or came back: every joined client hears it.
-    /// While it is away the media side holds no branches, so nobody has an
-    /// offer to answer; a fresh one follows when it is back.
+    /// The capture went away or came back; remembered for joiners.
     fn on_capture(&mut self, lost: Option<(CaptureState, String)>, out: &mut Vec<Output>) {
-        let msg = match &lost {
-            Some((state, reason)) => capture_down(*state, reason),
-            None => ServerMessage::Capture {
-                state: CaptureState::Ok,
-                reason: None,
-            },
-        };
-        for (id, c) in self.clients.iter_mut() {
-            if let Some(s) = c.session.as_mut() {
-                if lost.is_some() {
-                    s.offered = false;
-                    s.answered = false;
-                }
-                out.push(Output::Send(*id, msg.clone()));
-            }
-        }
+        routing::capture(&mut self.clients, lost.as_ref(), out);
         self.capture_lost = lost;
     }
 
@@ -371,34 +302,11 @@ impl Room {
         let Some(&client) = self.by_peer.get(&peer) else {
             return; // the client already left
         };
-        match event {
-            MediaEvent::Offer { sdp, .. } => {
-                if let Some(s) = self.session_mut(client) {
-                    // A new offer (after the capture came back) wants a new answer.
-                    s.offered = true;
-                    s.answered = false;
-                }
-                out.push(Output::Send(client, ServerMessage::Offer { sdp }));
-            }
-            MediaEvent::Ice {
-                mline, candidate, ..
-            } => out.push(Output::Send(
-                client,
-                ServerMessage::Ice {
-                    candidate,
-                    sdp_m_line_index: mline,
-                },
-            )),
-            MediaEvent::State { state, .. } => {
-                out.push(Output::Send(client, ServerMessage::PeerState { state }))
-            }
-            MediaEvent::Error { message, .. } => self.error(client, ErrorCode::Media, message, out),
-            // Browsers take trickled candidates.
-            MediaEvent::GatheringDone { .. } => {}
-            MediaEvent::CaptureLost { .. }
-            | MediaEvent::CaptureWaiting { .. }
-            | MediaEvent::CaptureRestored => {}
-            MediaEvent::PeerFailed { reason, .. } => {
+        match routing::for_client(event, self.session_mut(client)) {
+            ForClient::Send(msg) => out.push(Output::Send(client, msg)),
+            ForClient::Error(message) => self.error(client, ErrorCode::Media, message, out),
+            ForClient::Nothing => {}
+            ForClient::Failed(reason) => {
                 // The media side already dropped the branch.
                 self.by_peer.remove(&peer);
                 if let Some(c) = self.clients.get_mut(&client) {
@@ -413,25 +321,6 @@ impl Room {
             }
         }
     }
-}
-
-fn capture_down(state: CaptureState, reason: &str) -> ServerMessage {
-    ServerMessage::Capture {
-        state,
-        reason: Some(reason.into()),
-    }
-}
-
-/// The connection address of an ICE candidate line
-/// (`candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...`).
-fn candidate_address(candidate: &str) -> Option<&str> {
-    let line = candidate.strip_prefix("a=").unwrap_or(candidate);
-    let rest = line.strip_prefix("candidate:")?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    if fields.len() < 8 || fields[6] != "typ" {
-        return None;
-    }
-    Some(fields[4])
 }
 
 #[cfg(test)]
@@ -929,20 +818,6 @@ mod tests {
         assert!(out.contains(&Output::RemovePeer(p)));
         assert!(out.contains(&Output::Close(1)));
         assert!(r.handle(Input::Disconnected(1)).is_empty());
-    }
-
-    #[test]
-    fn candidate_address_parsing() {
-        assert_eq!(
-            candidate_address("candidate:842163049 1 udp 1677729535 192.0.2.1 46154 typ srflx raddr 0.0.0.0 rport 0"),
-            Some("192.0.2.1")
-        );
-        assert_eq!(
-            candidate_address("a=candidate:1 1 udp 1 ::1 5 typ host"),
-            Some("::1")
-        );
-        assert_eq!(candidate_address("candidate:1 1 udp"), None);
-        assert_eq!(candidate_address("hello"), None);
     }
 
     /// Random sequences of everything a client and the media side can do:
