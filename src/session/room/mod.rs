@@ -184,16 +184,7 @@ impl Room {
                     Err((code, why)) => self.error(client, code, why, out),
                 }
             }
-            ClientMessage::Bye {} => {
-                out.push(Output::Send(
-                    client,
-                    ServerMessage::Bye {
-                        reason: "goodbye".into(),
-                    },
-                ));
-                out.push(Output::Close(client));
-                self.leave(client, out);
-            }
+            ClientMessage::Bye {} => self.end(client, "goodbye", out),
         }
     }
 
