@@ -419,7 +419,7 @@ export function render(res, jsonRel) {
     L.push('');
   }
   L.push(`For n ≥ 1 viewers, one is a real Chromium page (the web client, decoding) and n-1 are \`bench_receiver\` viewers ` +
-    `(\`examples/bench_receiver.rs\`: one process, one GStreamer webrtcbin per viewer on its own WebSocket, RTP into a fakesink, no decoding; ` +
+    `(\`examples/bench_receiver/\`: one process, one GStreamer webrtcbin per viewer on its own WebSocket, RTP into a fakesink, no decoding; ` +
     `a frame counts when its last packet (RTP marker bit) arrives with no sequence gap since the previous frame, i.e. only whole frames). Agent process only: CPU = utime+stime from \`/proc/PID/stat\` over a ${res.config.windowMs / 1000} s window ` +
     `after ${res.config.settleMs / 1000} s of settling, in % of one core; RSS, threads and open fds sampled every second (medians). ` +
     `"frames" = frames each viewer received in the window (Chromium: \`framesReceived\` from getStats; its \`framesDecoded\` is shown too), against the agent's \`oriel_frames_encoded_total\` over the same window; ` +

@@ -88,7 +88,7 @@ fn plugin_error(v: &Value) -> Option<(i64, String)> {
 
 /// POSTs one request of Janus's HTTP API, with a fresh transaction unless
 /// it has one; Janus's own errors become `Err`. Also used by the
-/// benchmarks' Janus subscribers (examples/bench_receiver.rs).
+/// benchmarks' Janus subscribers (examples/bench_receiver/).
 pub async fn post(http: &reqwest::Client, url: &str, mut body: Value) -> Result<Value> {
     if body.get("transaction").is_none() {
         body["transaction"] = json!(transaction());

@@ -1,6 +1,6 @@
 //! Many lightweight consumers of a webrtcsink producer in one process, for
 //! the side-by-side benchmark (bench/peer.mjs). The same stdin/stdout
-//! interface as oriel's `examples/bench_receiver.rs`, except that it takes
+//! interface as oriel's `examples/bench_receiver/`, except that it takes
 //! `--signalling ws://HOST:PORT` (webrtcsink's signalling server) instead of
 //! an oriel link, and finds the producer itself.
 //!
