@@ -102,8 +102,12 @@ impl Publisher {
                     tokio::select! {
                         c = control.recv() => match c {
                             Some(Control::Start(by, done)) => {
+                                // The state the reply reports is set first.
+                                self.set(|s| {
+                                    s.state = State::Connecting;
+                                    s.by = by.clone();
+                                });
                                 tracing::info!(target = %self.target, by, "publishing started");
-                                self.set(|s| s.by = by);
                                 let _ = done.send(());
                                 break;
                             }
@@ -122,26 +126,27 @@ impl Publisher {
             self.media.remove_peer(self.peer);
             match ended {
                 Ended::Stopped(by, done) => {
-                    tracing::info!(target = %self.target, by, "publishing stopped");
                     self.set(|s| {
-                        s.by = by;
+                        s.state = State::Stopped;
+                        s.by = by.clone();
                         s.error = None;
                     });
+                    tracing::info!(target = %self.target, by, "publishing stopped");
                     let _ = done.send(());
                     want = false;
                 }
                 Ended::Failed(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(
-                        target = %self.target,
-                        retry_ms = delay.as_millis() as u64,
-                        "publishing failed: {e:#}"
-                    );
                     self.set(|s| {
                         s.state = State::Retrying;
                         s.error = Some(format!("{e:#}"));
                         s.failures += 1;
                     });
+                    tracing::warn!(
+                        target = %self.target,
+                        retry_ms = delay.as_millis() as u64,
+                        "publishing failed: {e:#}"
+                    );
                     let sleep = tokio::time::sleep(delay);
                     tokio::pin!(sleep);
                     loop {
@@ -149,8 +154,11 @@ impl Publisher {
                             _ = &mut sleep => break,
                             c = control.recv() => match c {
                                 Some(Control::Stop(by, done)) => {
+                                    self.set(|s| {
+                                        s.state = State::Stopped;
+                                        s.by = by.clone();
+                                    });
                                     tracing::info!(target = %self.target, by, "publishing stopped");
-                                    self.set(|s| s.by = by);
                                     let _ = done.send(());
                                     want = false;
                                     break;
@@ -211,12 +219,12 @@ impl Publisher {
                             MediaEvent::State { state, .. } if state == "connected" && !up => {
                                 up = true;
                                 backoff.reset();
-                                tracing::info!(target = %self.target, "publishing: the SFU receives the stream");
                                 self.set(|s| {
                                     s.state = State::Live;
                                     s.error = None;
                                     s.sessions += 1;
                                 });
+                                tracing::info!(target = %self.target, "publishing: the SFU receives the stream");
                             }
                             MediaEvent::State { state, .. } if state == "failed" || state == "closed" => {
                                 bail!("the WebRTC connection to the SFU {state}")
