@@ -2,23 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+/// Which desktop to capture: the capture logic owns the choice.
+pub use crate::media::capture::CaptureChoice;
 use crate::media::encoder::EncoderSettings;
-
-/// Which desktop to capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CaptureChoice {
-    /// Wayland in a Wayland session, else `$DISPLAY` when set, else a
-    /// virtual X display started by oriel.
-    Auto,
-    /// The X11 display named by `$DISPLAY` (or `--display`).
-    X11,
-    /// Wayland through the ScreenCast portal (xdg-desktop-portal).
-    Wayland,
-    /// A moving test pattern; needs no display.
-    Test,
-}
 
 /// Options shared by `serve` and `probe`: what to capture and how to encode.
 #[derive(Debug, Clone, Args)]

@@ -4,8 +4,23 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::CaptureChoice;
 use crate::media::{fragments, trial};
+
+/// Which desktop to capture, as asked for (`--capture`); [`plan`] resolves
+/// it. Parsed by clap straight from the flag: the variants' docs are its
+/// help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureChoice {
+    /// Wayland in a Wayland session, else `$DISPLAY` when set, else a
+    /// virtual X display started by oriel.
+    Auto,
+    /// The X11 display named by `$DISPLAY` (or `--display`).
+    X11,
+    /// Wayland through the ScreenCast portal (xdg-desktop-portal).
+    Wayland,
+    /// A moving test pattern; needs no display.
+    Test,
+}
 
 /// A resolved capture source.
 #[derive(Debug, Clone, PartialEq, Eq)]

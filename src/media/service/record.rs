@@ -12,44 +12,13 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Command, Service};
+use super::handle::{Command, ReplyTx};
+use super::state::{Finishing, Service, Wanted};
 use crate::media::recording::{self, RecordingBranch, RecordingSummary};
-
-/// Where a reply goes: `Err` carries a message for a person.
-pub type ReplyTx<T> = tokio::sync::oneshot::Sender<Result<T, String>>;
-/// How callers hear back: `.await` it, or `blocking_recv()` off the runtime.
-pub type Reply<T> = tokio::sync::oneshot::Receiver<Result<T, String>>;
 
 /// How long a file may take to finish (EOS through the muxer) before it is
 /// cut off like after a crash. It takes milliseconds normally.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The recording asked for, and a stopped file still finishing.
-#[derive(Default)]
-pub(super) struct Recorder {
-    wanted: Option<Wanted>,
-    finishing: Option<Finishing>,
-}
-
-struct Wanted {
-    /// The path as given: a `.mkv` file or a directory.
-    requested: PathBuf,
-    started_by: String,
-    /// Writing, while a producer runs.
-    branch: Option<RecordingBranch>,
-    /// Answered once the first file is being written.
-    reply: Option<ReplyTx<PathBuf>>,
-    /// Files so far (a new one after each capture loss).
-    files: u32,
-}
-
-struct Finishing {
-    branch: RecordingBranch,
-    done: mpsc::Receiver<()>,
-    deadline: Instant,
-    reply: Option<ReplyTx<RecordingSummary>>,
-}
-
 impl Service {
     /// A recording keeps the producer running.
     pub(super) fn recording_wanted(&self) -> bool {

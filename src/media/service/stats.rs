@@ -1,0 +1,26 @@
+//! The counters the media service shares with `/metrics` and `/healthz`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// Counters shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    pub peers: AtomicU64,
+    pub pipeline_running: AtomicBool,
+    /// The capture is lost and being retried (peers wait for it).
+    pub recovering: AtomicBool,
+    pub pipeline_starts: AtomicU64,
+    pub pipeline_failures: AtomicU64,
+    /// Rebuilds after a failure that delivered frames again.
+    pub pipeline_restarts: AtomicU64,
+    pub keyframes_requested: AtomicU64,
+    pub keyframes_forced: AtomicU64,
+    pub keyframes_coalesced: AtomicU64,
+    /// Frames through the encoder.
+    pub frames: Arc<crate::media::traffic::FrameCounters>,
+    /// Each live branch's packet and byte counters.
+    pub traffic: crate::media::traffic::PeerTrafficMap,
+    /// Whether and where a recording is written, and what it got.
+    pub recording: Arc<crate::media::recording::RecordingStats>,
+}
