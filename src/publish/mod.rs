@@ -212,6 +212,37 @@ impl Publishing {
 mod tests {
     use super::*;
 
+    /// State before news: what a start or stop request answers is the
+    /// state it caused, not the one before (a start once answered
+    /// `stopped`, a stop `connecting`, until the task looped).
+    #[test]
+    fn start_and_stop_answer_the_new_state() {
+        gst::init().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let media =
+            crate::media::service::spawn(crate::media::service::test_pattern(), |_| {}).unwrap();
+        // Nothing listens on port 9: every attempt fails and is retried.
+        let target = target::parse("whip:http://127.0.0.1:9/whip,start=manual").unwrap();
+        rt.block_on(async {
+            let p = Publishing::start(vec![target], Secrets::default(), media.clone()).unwrap();
+            let name = p.statuses()[0].name.clone();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert_eq!(p.statuses()[0].state, State::Stopped);
+            let started = p.set(Some(&name), true, "test").await.unwrap();
+            assert!(
+                matches!(started.state, State::Connecting | State::Retrying),
+                "after start: {:?}",
+                started.state
+            );
+            assert_eq!(started.by, "test");
+            let stopped = p.set(Some(&name), false, "test-stop").await.unwrap();
+            assert_eq!(stopped.state, State::Stopped);
+            assert_eq!(stopped.by, "test-stop");
+            p.shutdown().await;
+        });
+        media.shutdown(std::time::Duration::from_secs(2));
+    }
+
     #[test]
     fn peer_ids_name_their_target_across_attempts() {
         assert_eq!(target_of(1), None);

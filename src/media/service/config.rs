@@ -24,3 +24,30 @@ pub struct MediaConfig {
     /// `producer.capture`.
     pub live_source: Option<Arc<dyn LiveSource>>,
 }
+
+/// A moving test pattern at 320x240 through x264: what unit tests run the
+/// media thread with (no display needed).
+#[cfg(test)]
+pub fn test_pattern() -> MediaConfig {
+    use crate::media::producer::ProducerConfig;
+    use std::time::Duration;
+    MediaConfig {
+        producer: ProducerConfig {
+            capture: "videotestsrc is-live=true pattern=ball \
+                      ! video/x-raw,width=320,height=240,framerate=30/1"
+                .into(),
+            encoder: "video/x-raw,format=I420 ! x264enc speed-preset=ultrafast \
+                      tune=zerolatency key-int-max=100000 bframes=0"
+                .into(),
+            playout_delay: None,
+            swappable_capture: false,
+        },
+        ice: Default::default(),
+        keyframe_interval: Duration::from_millis(250),
+        idle_stop: Duration::from_millis(300),
+        start_timeout: Duration::from_secs(10),
+        input: None,
+        source_check: None,
+        live_source: None,
+    }
+}

@@ -36,6 +36,8 @@ mod source;
 mod state;
 mod stats;
 
+#[cfg(test)]
+pub use config::test_pattern;
 pub use config::MediaConfig;
 pub use events::MediaEvent;
 pub use handle::{MediaHandle, Reply};

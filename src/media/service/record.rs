@@ -300,29 +300,10 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::media::producer::ProducerConfig;
     use crate::media::service::{spawn, MediaConfig};
 
     fn config() -> MediaConfig {
-        MediaConfig {
-            producer: ProducerConfig {
-                capture: "videotestsrc is-live=true pattern=ball \
-                          ! video/x-raw,width=320,height=240,framerate=30/1"
-                    .into(),
-                encoder: "video/x-raw,format=I420 ! x264enc speed-preset=ultrafast \
-                          tune=zerolatency key-int-max=100000 bframes=0"
-                    .into(),
-                playout_delay: None,
-                swappable_capture: false,
-            },
-            ice: Default::default(),
-            keyframe_interval: Duration::from_millis(250),
-            idle_stop: Duration::from_millis(300),
-            start_timeout: Duration::from_secs(10),
-            input: None,
-            source_check: None,
-            live_source: None,
-        }
+        crate::media::service::test_pattern()
     }
 
     /// The whole lifecycle through the handle, with nobody watching: the
