@@ -92,7 +92,7 @@ impl Metrics {
                 })
                 .unwrap_or_else(|| "unknown".into())
         };
-        let families: [(&str, &str, TrafficValue); 3] = [
+        let families: [(&str, &str, TrafficValue); 7] = [
             (
                 "oriel_client_sent_bytes_total",
                 "RTP bytes handed to each client's webrtcbin (before SRTP).",
@@ -108,9 +108,30 @@ impl Metrics {
                 "RTP packets dropped by a client's queue because it fell behind.",
                 |t| t.dropped(),
             ),
+            (
+                "oriel_client_retransmitted_packets_total",
+                "Retransmissions (RTX) sent to each client after its NACKs.",
+                |t| t.retransmitted.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_nack_requests_total",
+                "Packets each client asked to have resent (NACK).",
+                |t| t.nack_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_estimate_bps",
+                "Congestion estimate of each client's link from its TWCC feedback, bit/s (0 before the first).",
+                |t| t.estimate_bps.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_loss_permille",
+                "Packet loss each client's feedback reports, smoothed, in thousandths.",
+                |t| t.loss_permille.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in families {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (peer, t) in &traffic {
                 let _ = writeln!(
                     s,
@@ -307,6 +328,12 @@ impl Metrics {
             "counter",
             "Keyframes forced on the shared encoder.",
             m.keyframes_forced.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_encoder_bitrate_kbps",
+            "gauge",
+            "The shared encoder's target bitrate (follows the controller's and players' links), kbit/s.",
+            m.encoder_bitrate_kbps.load(Ordering::Relaxed),
         );
         metric(
             "oriel_keyframes_coalesced_total",

@@ -207,6 +207,16 @@ function onMessage(s, msg) {
     case 'peerState':
       s.agentState = msg.state;
       break;
+    case 'link':
+      // The agent's view of this link (congestion estimate, encoder).
+      s.link = {
+        estimateKbps: msg.estimateKbps ?? null,
+        encoderKbps: msg.encoderKbps,
+        lossPermille: msg.lossPermille,
+        retransmitted: msg.retransmitted,
+        rung: msg.rung,
+      };
+      break;
     case 'pong':
       break;
     case 'error':
@@ -422,6 +432,7 @@ function renderStats() {
     firstFrameMs: s?.firstFrameSinceConnectMs ?? null,
     pcState: s?.peer?.state ?? null,
     peerId: s?.peerId ?? null,
+    link: s?.link ?? null,
   });
 }
 setInterval(renderStats, 1000);
@@ -522,6 +533,14 @@ window.oriel = {
       height: video.videoHeight,
       keyFramesDecoded: st.keyFramesDecoded,
       framesDropped: st.framesDropped,
+      packetsLost: st.packetsLost,
+      nackCount: st.nackCount,
+      pliCount: st.pliCount,
+      retransmittedPacketsReceived: st.retransmittedPacketsReceived,
+      fecPacketsReceived: st.fecPacketsReceived,
+      freezeCount: st.freezeCount,
+      totalFreezesDuration: st.totalFreezesDuration,
+      bytesReceived: st.bytesReceived,
       firstFrameSinceLoadMs: page.firstFrameSinceLoadMs,
       firstFrameSinceConnectMs: s?.firstFrameSinceConnectMs ?? null,
       connects: page.connects,
@@ -540,6 +559,7 @@ window.oriel = {
       peerConnections: page.peerConnections,
       control: control.root.hidden ? null : control.last,
       banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
+      link: s?.link ? { ...s.link } : null,
     };
   },
   disconnect,

@@ -19,6 +19,13 @@ function emptySnapshot() {
     packetsLost: 0,
     nackCount: 0,
     pliCount: 0,
+    // Loss recovery, as the browser saw it: retransmissions (RTX) and FEC
+    // that arrived, and freezes (Chromium: frames later than ~3x the
+    // average frame interval).
+    retransmittedPacketsReceived: 0,
+    fecPacketsReceived: 0,
+    freezeCount: 0,
+    totalFreezesDuration: 0,
     // Candidate types of the selected pair (host, srflx, prflx, relay):
     // `relay` means the media goes through a TURN server.
     localCandidateType: null,
@@ -44,6 +51,10 @@ export function parseReport(report) {
       snap.packetsLost = s.packetsLost ?? 0;
       snap.nackCount = s.nackCount ?? 0;
       snap.pliCount = s.pliCount ?? 0;
+      snap.retransmittedPacketsReceived = s.retransmittedPacketsReceived ?? 0;
+      snap.fecPacketsReceived = s.fecPacketsReceived ?? 0;
+      snap.freezeCount = s.freezeCount ?? 0;
+      snap.totalFreezesDuration = s.totalFreezesDuration ?? 0;
       if (s.jitterBufferEmittedCount > 0) {
         snap.jitterBufferMs = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
       }
@@ -132,6 +143,10 @@ export class StatsPoller {
       `decoded      ${s.framesDecoded}`,
       `dropped      ${s.framesDropped}`,
       `lost pkts    ${s.packetsLost}  nack ${s.nackCount}  pli ${s.pliCount}`,
+      `recovered    rtx ${s.retransmittedPacketsReceived}  fec ${s.fecPacketsReceived}`,
+      `freezes      ${s.freezeCount}  (${fmt(s.totalFreezesDuration, 1, ' s')})`,
+      `link         est ${fmt(extra.link?.estimateKbps, 0, ' kbit/s')}  encoder ${fmt(extra.link?.encoderKbps, 0, ' kbit/s')}`,
+      `agent sees   loss ${fmt(extra.link ? extra.link.lossPermille / 10 : null, 1, ' %')}  rtx ${extra.link?.retransmitted ?? '–'}  rung ${extra.link?.rung ?? '–'}`,
       `first frame  ${fmt(extra.firstFrameMs, 0, ' ms')}`,
       `connection   ${extra.pcState ?? '–'}  peer ${extra.peerId ?? '–'}`,
       `path         ${s.localCandidateType ?? '–'} → ${s.remoteCandidateType ?? '–'}`,

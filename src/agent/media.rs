@@ -77,6 +77,10 @@ pub fn config(
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),
+        bitrate: (
+            args.media.min_bitrate.min(args.media.bitrate),
+            args.media.bitrate,
+        ),
         idle_stop: Duration::from_millis(args.idle_stop_ms),
         start_timeout: Duration::from_secs(10),
         source_check: source_check(capture),

@@ -20,6 +20,13 @@ pub struct Checked {
 
 pub fn check(args: &ServeArgs) -> Result<Checked> {
     let playout_delay = args.playout_delay().map_err(anyhow::Error::msg)?;
+    if args.media.min_bitrate > args.media.bitrate {
+        anyhow::bail!(
+            "--min-bitrate ({}) is larger than --bitrate ({})",
+            args.media.min_bitrate,
+            args.media.bitrate
+        );
+    }
     let ice_servers = args.ice_servers().map_err(anyhow::Error::msg)?;
     log_ice_servers(&ice_servers);
     crate::publish::target::check_unique(&args.publish).map_err(anyhow::Error::msg)?;

@@ -48,6 +48,12 @@ pub struct MediaArgs {
     #[arg(long, env = "ORIEL_BITRATE", help_heading = "Capture and encoding", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
     pub bitrate: u32,
 
+    /// Lowest video bitrate in kbit/s: on a congested link the controller's
+    /// (and seated players') congestion estimate moves the shared encoder
+    /// between this and --bitrate. Viewers never pull it down.
+    #[arg(long, env = "ORIEL_MIN_BITRATE", help_heading = "Capture and encoding", default_value_t = 300, value_parser = clap::value_parser!(u32).range(100..=200_000))]
+    pub min_bitrate: u32,
+
     /// Force one encoder (see `oriel probe`); default: the best one that works.
     #[arg(long, env = "ORIEL_ENCODER", help_heading = "Capture and encoding")]
     pub encoder: Option<String>,

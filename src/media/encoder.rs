@@ -54,6 +54,33 @@ pub fn description(
     fragment.render(&settings.vars())
 }
 
+/// Changes a running encoder's target bitrate, where its element allows
+/// that while playing (all of ours do). Units differ: openh264enc takes
+/// bit/s, the others kbit/s. Returns whether it was set.
+pub fn set_bitrate(encoder: &gst::Element, kbps: u32) -> bool {
+    use gst::prelude::*;
+    let Some(factory) = encoder.factory() else {
+        return false;
+    };
+    let value = match factory.name().as_str() {
+        "openh264enc" => kbps.saturating_mul(1000),
+        name if ENCODERS.contains(&name) => kbps,
+        _ => return false,
+    };
+    let Some(pspec) = encoder.find_property("bitrate") else {
+        return false;
+    };
+    // A property of another type would panic in set_property.
+    if pspec.value_type() == u32::static_type() {
+        encoder.set_property("bitrate", value);
+    } else if pspec.value_type() == i32::static_type() {
+        encoder.set_property("bitrate", i32::try_from(value).unwrap_or(i32::MAX));
+    } else {
+        return false;
+    }
+    true
+}
+
 /// Whether one encoder works here.
 #[derive(Debug, Clone)]
 pub struct Availability {

@@ -13,6 +13,7 @@ use gst::prelude::*;
 
 use crate::media::ice::AgentIce;
 use crate::media::producer::Producer;
+use crate::media::link::Link;
 use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
@@ -53,6 +54,8 @@ pub struct PeerBranch {
     rtcp: Arc<RtcpSeen>,
     /// Packets and bytes this client was sent or lost to its queue.
     pub traffic: Arc<PeerTraffic>,
+    /// Its link: congestion estimate and retransmissions.
+    pub link: Arc<Link>,
     _channels: Vec<gst_webrtc::WebRTCDataChannel>,
 }
 
@@ -70,6 +73,7 @@ impl PeerBranch {
         ice: &AgentIce,
         events: EventSink,
         input: Option<InputSink>,
+        bitrate: (u32, u32),
     ) -> Result<Self> {
         let bin = gst::Bin::with_name(&bin_name(id));
         let queue = gst::ElementFactory::make("queue")
@@ -115,12 +119,24 @@ impl PeerBranch {
         if let Some(caps) = producer.tee_sink()?.current_caps() {
             transceiver.set_property("codec-preferences", codec_preferences(&caps));
         }
+        // Loss recovery in this client's own webrtcbin: NACK with RTX
+        // (RFC 4588) resends what this client lost from its own buffer, at
+        // the cost of its own bandwidth only; a keyframe would cost every
+        // client's. The payloaded stream from the tee stays shared.
+        transceiver.set_property("do-nack", true);
         let queue_sink = queue
             .static_pad("sink")
             .ok_or_else(|| anyhow!("queue has no sink pad"))?;
         let ghost = gst::GhostPad::with_target(&queue_sink)?;
         bin.add_pad(&ghost)?;
 
+        let link = Link::new(bitrate.0, bitrate.1, traffic.clone());
+        let fed = link.clone();
+        webrtcbin.connect("request-aux-sender", false, move |_| {
+            let fed = fed.clone();
+            let sender = crate::media::twcc::aux_sender(move |fates| fed.on_feedback(&fates)).ok()?;
+            Some(sender.to_value())
+        });
         let connected = Arc::new(AtomicBool::new(false));
         connect_signals(&webrtcbin, id, events.clone(), connected.clone());
         let rtcp = RtcpSeen::watch(&webrtcbin);
@@ -196,6 +212,7 @@ impl PeerBranch {
             connected,
             rtcp,
             traffic,
+            link,
             _channels: channels,
         })
     }
@@ -206,6 +223,11 @@ impl PeerBranch {
     /// watch) stops sending it.
     pub fn rtcp_silence(&self) -> Duration {
         self.rtcp.silence()
+    }
+
+    /// Refreshes the retransmission counters (the media thread's timer).
+    pub fn read_link(&self) {
+        self.link.read_retransmissions(&self.webrtcbin);
     }
 
     pub fn is_connected(&self) -> bool {

@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! capture ─ videoconvert ─ encoder ─ h264parse ─ rtph264pay ─ capsfilter ─ tee ─┬─ peer 1
-//!                                                 (playout-delay ext)            └─ peer 2
+//!                                                 (header extensions)          └─ peer 2
 //! ```
 
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
-use crate::media::playout_delay;
+use crate::media::header_ext;
 use crate::media::traffic::FrameCounters;
 
 /// The RTP payload type of the video stream.
@@ -39,6 +39,8 @@ pub struct Producer {
     tee: gst::Element,
     /// The encoder fragment's output pad, where keyframe requests go in.
     encoder_src: gst::Pad,
+    /// The encoder element itself, whose bitrate follows the drivers' links.
+    encoder: Option<gst::Element>,
     /// The capture bin, when built swappable.
     capture: Option<gst::Bin>,
 }
@@ -99,20 +101,20 @@ impl Producer {
             .field("encoding-name", "H264")
             .field("payload", VIDEO_PT as i32)
             .field("clock-rate", 90000i32);
+        // Caps fields `extmap-N` end up as `a=extmap:N URI` in the offer.
+        rtp_caps = rtp_caps.field(format!("extmap-{}", header_ext::TWCC_ID), header_ext::TWCC_URI);
         if config.playout_delay.is_some() {
-            // Caps fields `extmap-N` end up as `a=extmap:N URI` in the offer.
             rtp_caps = rtp_caps.field(
-                format!("extmap-{}", playout_delay::EXT_ID),
-                playout_delay::URI,
+                format!("extmap-{}", header_ext::PLAYOUT_DELAY_ID),
+                header_ext::PLAYOUT_DELAY_URI,
             );
         }
         rtp_filter.set_property("caps", rtp_caps.build());
-
         if let Some((min, max)) = config.playout_delay {
             let src = rtp_filter
                 .static_pad("src")
                 .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
-            playout_delay::install(&src, min, max);
+            header_ext::install(&src, min, max);
         }
         if config.swappable_capture {
             // A swapped capture may come back at another size: x264 starts
@@ -155,13 +157,23 @@ impl Producer {
                     gst::PadProbeReturn::Ok
                 },
             );
+        let encoder = encoder_element(&encoder_src);
         Ok(Producer {
             buffers,
             pipeline,
             tee,
             encoder_src,
+            encoder,
             capture,
         })
+    }
+
+    /// Sets the shared encoder's target bitrate (kbit/s); false when this
+    /// encoder cannot change it while running.
+    pub fn set_bitrate(&self, kbps: u32) -> bool {
+        self.encoder
+            .as_ref()
+            .is_some_and(|e| crate::media::encoder::set_bitrate(e, kbps))
     }
 
     /// Swaps the capture for a new one (e.g. a new screencast session after
@@ -293,4 +305,18 @@ impl Drop for Producer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The encoder behind the fragment's output: the first element upstream of
+/// `pad` that is not a capsfilter or a queue.
+fn encoder_element(pad: &gst::Pad) -> Option<gst::Element> {
+    let mut element = pad.parent_element()?;
+    for _ in 0..8 {
+        let factory = element.factory()?;
+        if !matches!(factory.name().as_str(), "capsfilter" | "queue") {
+            return Some(element);
+        }
+        element = element.static_pad("sink")?.peer()?.parent_element()?;
+    }
+    None
 }

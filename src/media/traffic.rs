@@ -145,6 +145,15 @@ pub struct PeerTraffic {
     pub packets_in: AtomicU64,
     pub packets_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// The congestion estimate of this client's link, bit/s (0 until the
+    /// first TWCC feedback; `media::link`).
+    pub estimate_bps: AtomicU64,
+    /// Smoothed loss the feedback reports, in thousandths.
+    pub loss_permille: AtomicU64,
+    /// Retransmissions (RTX) webrtcbin sent this client, and the packets
+    /// its NACKs asked for.
+    pub retransmitted: AtomicU64,
+    pub nack_requests: AtomicU64,
     queue: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
 }
 

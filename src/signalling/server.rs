@@ -224,7 +224,12 @@ fn apply(
         Output::AddPeer(p, role) => {
             // The role reaches input before any data channel can open.
             input.iter().for_each(|i| i.join(p, role));
-            media.iter().for_each(|m| m.add_peer(p));
+            // The controller's and players' links set the encoder's bitrate.
+            let drives = !matches!(role, crate::session::roles::Role::Viewer);
+            media.iter().for_each(|m| {
+                m.add_peer(p);
+                m.set_driving(p, drives);
+            });
         }
         Output::RemovePeer(p) => {
             media.iter().for_each(|m| m.remove_peer(p));

@@ -10,6 +10,7 @@
 
 import dgram from 'node:dgram';
 
+
 /** A seeded PRNG (xorshift32): the same seed loses the same packets. */
 function prng(seed) {
   let x = seed >>> 0 || 1;

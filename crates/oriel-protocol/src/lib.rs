@@ -120,6 +120,20 @@ pub enum ServerMessage {
     },
     /// The agent-side WebRTC connection state changed.
     PeerState { state: String },
+    /// How the agent sees this client's link, about once a second while
+    /// media flows: its congestion estimate (kbit/s, absent before the
+    /// first feedback), the shared encoder's current bitrate, the loss its
+    /// feedback reports (thousandths), retransmissions sent to it, and the
+    /// rung (encode) it receives.
+    #[serde(rename_all = "camelCase")]
+    Link {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate_kbps: Option<u64>,
+        encoder_kbps: u64,
+        loss_permille: u64,
+        retransmitted: u64,
+        rung: String,
+    },
     /// Reply to `ping`.
     Pong,
     /// Something the client sent was refused; the connection stays up.

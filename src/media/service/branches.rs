@@ -83,7 +83,14 @@ impl Service {
         } else {
             self.config.input.clone()
         };
-        match PeerBranch::attach(producer, peer, &ice, self.event_sink(), input) {
+        match PeerBranch::attach(
+            producer,
+            peer,
+            &ice,
+            self.event_sink(),
+            input,
+            self.config.bitrate,
+        ) {
             Ok(branch) => {
                 tracing::debug!(peer, "peer branch attached");
                 self.peers.insert(peer, branch);
@@ -118,6 +125,7 @@ impl Service {
 
     pub(super) fn remove_peer(&mut self, peer: PeerId) {
         self.without_input.remove(&peer);
+        self.driving.remove(&peer);
         self.waiting.retain(|p| *p != peer);
         self.awaiting_offer.remove(&peer);
         if let Some(branch) = self.peers.remove(&peer) {

@@ -13,6 +13,9 @@ pub struct MediaConfig {
     /// STUN/TURN servers; each peer's webrtcbin gets its own credentials.
     pub ice: IceServers,
     pub keyframe_interval: Duration,
+    /// The shared encoder's bitrate range, kbit/s: it starts at the upper
+    /// end and follows the drivers' links down to the lower one.
+    pub bitrate: (u32, u32),
     pub idle_stop: Duration,
     /// How long the producer may take to deliver its first encoded frame.
     pub start_timeout: Duration,
@@ -44,6 +47,7 @@ pub fn test_pattern() -> MediaConfig {
         },
         ice: Default::default(),
         keyframe_interval: Duration::from_millis(250),
+        bitrate: (300, 2000),
         idle_stop: Duration::from_millis(300),
         start_timeout: Duration::from_secs(10),
         input: None,

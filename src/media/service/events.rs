@@ -45,6 +45,16 @@ pub enum MediaEvent {
     },
     /// The capture works again; waiting peers get new offers.
     CaptureRestored,
+    /// How a peer's link looks (about once a second): congestion estimate,
+    /// the encoder's bitrate, loss, retransmissions, which rung it gets.
+    Link {
+        peer: PeerId,
+        estimate_kbps: Option<u64>,
+        encoder_kbps: u64,
+        loss_permille: u64,
+        retransmitted: u64,
+        rung: &'static str,
+    },
 }
 
 impl MediaEvent {
@@ -57,7 +67,8 @@ impl MediaEvent {
             | MediaEvent::State { peer, .. }
             | MediaEvent::Error { peer, .. }
             | MediaEvent::GatheringDone { peer }
-            | MediaEvent::PeerFailed { peer, .. } => Some(*peer),
+            | MediaEvent::PeerFailed { peer, .. }
+            | MediaEvent::Link { peer, .. } => Some(*peer),
             MediaEvent::CaptureLost { .. }
             | MediaEvent::CaptureWaiting { .. }
             | MediaEvent::CaptureRestored => None,

@@ -24,6 +24,8 @@ pub(super) enum Command {
     /// connection carries no data channels.
     AddPeer(PeerId, bool),
     RemovePeer(PeerId),
+    /// Whether a peer drives the desktop (its link sets the bitrate).
+    Driving(PeerId, bool),
     Answer(PeerId, String),
     Ice(PeerId, u32, String),
     Branch(PeerId, BranchEvent),
@@ -60,6 +62,11 @@ impl MediaHandle {
     /// channels in its offer. Otherwise like any peer: it keeps the
     /// producer running, its keyframe requests are coalesced with the
     /// browsers', and it is re-offered after a capture loss.
+    /// Marks a peer as driving the desktop (controller, seated player) or
+    /// not: the shared encoder's bitrate follows the slowest driver's link.
+    pub fn set_driving(&self, peer: PeerId, driving: bool) {
+        let _ = self.tx.send(Command::Driving(peer, driving));
+    }
     pub fn add_receiver(&self, peer: PeerId) {
         let _ = self.tx.send(Command::AddPeer(peer, false));
     }

@@ -106,6 +106,7 @@ impl Service {
         self.stats.pipeline_starts.fetch_add(1, Ordering::Relaxed);
         self.stats.pipeline_running.store(true, Ordering::Relaxed);
         self.producer = Some(producer);
+        self.reset_bitrate();
         self.keep = keep;
         self.ready = false;
         self.started_at = Some(Instant::now());

@@ -30,6 +30,7 @@ mod events;
 mod handle;
 mod lifecycle;
 mod record;
+mod rate;
 mod recovery;
 mod run;
 mod source;

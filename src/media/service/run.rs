@@ -44,6 +44,7 @@ impl Service {
         let retry = self.recovery.as_ref().and_then(|r| r.next_try);
         let swap = self.swapping.as_ref().map(|(_, t)| *t);
         let recording = self.recording_deadline();
+        let rate = self.rate_deadline();
         [
             self.gate.deadline(),
             idle,
@@ -53,6 +54,7 @@ impl Service {
             retry,
             swap,
             recording,
+            rate,
         ]
         .into_iter()
         .flatten()
@@ -67,6 +69,7 @@ impl Service {
         }
         self.fail_silent_receivers();
         self.poll_recording(now);
+        self.adjust_bitrate(now);
         // Either one tears the producer down: nothing below applies then.
         if self.fail_if_swap_late(now) || self.fail_if_stalled(now) {
             return;
@@ -80,6 +83,8 @@ impl Service {
         match cmd {
             Command::AddPeer(peer, input) => self.add_peer(peer, input),
             Command::RemovePeer(peer) => self.remove_peer(peer),
+            Command::Driving(peer, true) => drop(self.driving.insert(peer)),
+            Command::Driving(peer, false) => drop(self.driving.remove(&peer)),
             Command::Answer(peer, sdp) => self.on_answer(peer, sdp),
             Command::Ice(peer, mline, candidate) => self.on_remote_ice(peer, mline, candidate),
             Command::Branch(peer, event) => self.on_branch_event(peer, event),

@@ -63,6 +63,12 @@ pub(super) struct Service {
     pub(super) recovery: Option<Recovery>,
     pub(super) backoff: Backoff,
     pub(super) recorder: Recorder,
+    /// Peers who drive the desktop: their links set the encoder's bitrate.
+    pub(super) driving: HashSet<PeerId>,
+    /// The encoder's current target, kbit/s, and when to look again.
+    pub(super) bitrate_kbps: u32,
+    pub(super) next_rate_check: Instant,
+    pub(super) next_link_report: Instant,
 }
 
 pub(super) struct Recovery {
@@ -105,6 +111,7 @@ impl Service {
         events: Box<dyn Fn(MediaEvent) + Send>,
         stats: Arc<MediaStats>,
     ) -> Self {
+        let config_bitrate_max = config.bitrate.1;
         Service {
             gate: KeyframeGate::new(config.keyframe_interval),
             config,
@@ -131,6 +138,10 @@ impl Service {
             recovery: None,
             backoff: Backoff::default(),
             recorder: Default::default(),
+            driving: HashSet::new(),
+            bitrate_kbps: config_bitrate_max,
+            next_rate_check: Instant::now(),
+            next_link_report: Instant::now(),
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct MediaStats {
     pub keyframes_requested: AtomicU64,
     pub keyframes_forced: AtomicU64,
     pub keyframes_coalesced: AtomicU64,
+    /// The shared encoder's current target bitrate, kbit/s.
+    pub encoder_bitrate_kbps: AtomicU64,
     /// Frames through the encoder.
     pub frames: Arc<crate::media::traffic::FrameCounters>,
     /// Each live branch's packet and byte counters.

@@ -116,6 +116,20 @@ pub(super) fn for_client(event: MediaEvent, session: Option<&mut Session>) -> Fo
         | MediaEvent::CaptureWaiting { .. }
         | MediaEvent::CaptureRestored => ForClient::Nothing,
         MediaEvent::PeerFailed { reason, .. } => ForClient::Failed(reason),
+        MediaEvent::Link {
+            estimate_kbps,
+            encoder_kbps,
+            loss_permille,
+            retransmitted,
+            rung,
+            ..
+        } => ForClient::Send(ServerMessage::Link {
+            estimate_kbps,
+            encoder_kbps,
+            loss_permille,
+            retransmitted,
+            rung: rung.into(),
+        }),
     }
 }
 

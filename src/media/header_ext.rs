@@ -1,15 +1,28 @@
-//! The RTP playout-delay header extension
-//! (`http://www.webrtc.org/experiments/rtp-hdrext/playout-delay`). Without
-//! it Chromium holds each frame ~25-30 ms for smoothness; with min/max 0 it
-//! renders a frame as soon as it is decoded. Three bytes: 12-bit minimum
-//! and 12-bit maximum, in units of 10 ms.
+//! The RTP header extensions written into the shared stream, one probe on
+//! the payloader's output:
+//!
+//! - playout-delay (`http://www.webrtc.org/experiments/rtp-hdrext/playout-delay`):
+//!   without it Chromium holds each frame ~25-30 ms for smoothness; with
+//!   min/max 0 it renders a frame as soon as it is decoded. Three bytes:
+//!   12-bit minimum and 12-bit maximum, in units of 10 ms.
+//! - transport-wide congestion control (TWCC) is not written here: its
+//!   `extmap` in the payloader's caps makes rtph264pay add the extension
+//!   itself (`auto-header-extension`), and each client's rtpsession then
+//!   writes its own sequence number into it, on its own copy of the packet
+//!   (the tee shares buffers), and reads the browser's feedback against it:
+//!   the congestion estimate of that client's link (`media::twcc`). A second
+//!   TWCC extension of ours was seen here to hide the real one: Chromium
+//!   read the later, always 0.
 
 use gst::prelude::*;
 
-pub const URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
-/// The one-byte-header extension id we announce in the offer.
-pub const EXT_ID: u8 = 6;
+/// The one-byte-header extension ids we announce in the offer.
+pub const PLAYOUT_DELAY_ID: u8 = 6;
+pub const TWCC_ID: u8 = 3;
 
 /// The 3-byte payload for `min_ms`/`max_ms` (clamped to 12 bits of 10 ms).
 pub fn payload(min_ms: u32, max_ms: u32) -> [u8; 3] {
@@ -22,7 +35,7 @@ pub fn payload(min_ms: u32, max_ms: u32) -> [u8; 3] {
     ]
 }
 
-/// Writes the extension into every RTP packet leaving `pad`.
+/// Writes the playout-delay extension into every RTP packet leaving `pad`.
 pub fn install(pad: &gst::Pad, min_ms: u32, max_ms: u32) {
     let data = payload(min_ms, max_ms);
     pad.add_probe(
@@ -46,7 +59,7 @@ pub fn install(pad: &gst::Pad, min_ms: u32, max_ms: u32) {
 fn add(buffer: &mut gst::BufferRef, data: &[u8; 3]) {
     if let Ok(mut rtp) = gst_rtp::RTPBuffer::from_buffer_writable(buffer) {
         // Fails only if the packet already has a two-byte header: leave it.
-        let _ = rtp.add_extension_onebyte_header(EXT_ID, data);
+        let _ = rtp.add_extension_onebyte_header(PLAYOUT_DELAY_ID, data);
     }
 }
 

@@ -1,0 +1,76 @@
+//! One client's link as the agent sees it: the congestion estimate, fed by
+//! the browser's transport-wide feedback (`twcc`), and the retransmissions
+//! its webrtcbin sent. Written on GStreamer's RTCP thread, read by the
+//! media thread (bitrate) and by `/metrics`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::media::congestion::{Estimator, PacketResult, SeqUnwrapper};
+use crate::media::traffic::PeerTraffic;
+use crate::media::twcc::Fate;
+
+pub struct Link {
+    estimator: Mutex<(Estimator, SeqUnwrapper)>,
+    traffic: Arc<PeerTraffic>,
+}
+
+impl Link {
+    /// Starts at `max_kbps` (the first seconds of a session are a keyframe
+    /// and little else) and never estimates below `min_kbps`.
+    pub fn new(min_kbps: u32, max_kbps: u32, traffic: Arc<PeerTraffic>) -> Arc<Self> {
+        let (min, max) = (u64::from(min_kbps) * 1000, u64::from(max_kbps) * 1000);
+        Arc::new(Link {
+            estimator: Mutex::new((Estimator::new(max, min, max), SeqUnwrapper::default())),
+            traffic,
+        })
+    }
+
+    /// One feedback report from rtpsession.
+    pub fn on_feedback(&self, fates: &[Fate]) {
+        let Ok(mut guard) = self.estimator.lock() else {
+            return;
+        };
+        let (estimator, seqs) = &mut *guard;
+        let packets: Vec<PacketResult> = fates
+            .iter()
+            .map(|f| PacketResult {
+                seq: seqs.unwrap(f.seq),
+                sent: f.sent,
+                received: f.received,
+                size: f.size,
+            })
+            .collect();
+        // rtpsession stamps packets with the system clock; so do we.
+        let now = Duration::from_nanos(gst::SystemClock::obtain().time().nseconds());
+        estimator.on_feedback(now, &packets);
+        self.traffic
+            .estimate_bps
+            .store(estimator.estimate_bps(), Ordering::Relaxed);
+        let loss = (estimator.loss_fraction() * 1000.0).round().clamp(0.0, 1000.0) as u64;
+        self.traffic.loss_permille.store(loss, Ordering::Relaxed);
+    }
+
+    /// The estimate, once feedback came in.
+    pub fn estimate_bps(&self) -> Option<u64> {
+        Some(self.traffic.estimate_bps.load(Ordering::Relaxed)).filter(|b| *b > 0)
+    }
+
+    /// Copies webrtcbin's RTX counters into the traffic record.
+    pub fn read_retransmissions(&self, webrtcbin: &gst::Element) {
+        let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
+            return;
+        };
+        let mut sent = 0u64;
+        let mut asked = 0u64;
+        for rtx in bin.iterate_all_by_element_factory_name("rtprtxsend").into_iter().flatten() {
+            sent += u64::from(rtx.property::<u32>("num-rtx-packets"));
+            asked += u64::from(rtx.property::<u32>("num-rtx-requests"));
+        }
+        self.traffic.retransmitted.store(sent, Ordering::Relaxed);
+        self.traffic.nack_requests.store(asked, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,82 @@
+//! TWCC feedback out of one client's webrtcbin. rtpsession (GStreamer
+//! >= 1.20) parses the browser's transport-wide feedback and sends it
+//! upstream as a custom event `RTPTWCCPackets` towards the element that
+//! feeds it: webrtcbin lets us put one there per DTLS transport
+//! (`request-aux-sender`). Ours is a pass-through bin (an `identity`) whose
+//! src pad reads those events and hands each packet's fate to a callback.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use gst::prelude::*;
+
+/// One sent packet as the feedback reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fate {
+    pub seq: u16,
+    /// When rtpsession sent it (pipeline running time).
+    pub sent: Duration,
+    /// When the browser received it (its clock), `None` when lost.
+    pub received: Option<Duration>,
+    pub size: usize,
+}
+
+/// The packets of one `RTPTWCCPackets` event; other events give `None`.
+pub fn parse(event: &gst::EventRef) -> Option<Vec<Fate>> {
+    let s = event.structure()?;
+    if s.name() != "RTPTWCCPackets" {
+        return None;
+    }
+    // rtpsession 1.22 sends a GValueArray of RTPTWCCPacket structures.
+    let packets: Vec<gst::Structure> = match s.get::<gst::glib::ValueArray>("packets") {
+        Ok(array) => array.iter().filter_map(|v| v.get::<gst::Structure>().ok()).collect(),
+        Err(_) => s
+            .get::<gst::List>("packets")
+            .ok()?
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(packets.len());
+    for p in packets {
+        let ns = |field: &str| -> Option<Duration> {
+            p.get::<u64>(field)
+                .ok()
+                .filter(|t| *t != u64::MAX)
+                .map(Duration::from_nanos)
+        };
+        let (Ok(seq), Some(sent)) = (p.get::<u32>("seqnum"), ns("local-ts")) else {
+            continue;
+        };
+        let lost = p.get::<bool>("lost").unwrap_or(false);
+        out.push(Fate {
+            seq: seq as u16,
+            sent,
+            received: if lost { None } else { ns("remote-ts") },
+            size: p.get::<u32>("size").unwrap_or(0) as usize,
+        });
+    }
+    Some(out)
+}
+
+/// The aux sender for one transport: passes RTP through unchanged and
+/// calls `on_feedback` (on a GStreamer thread) for every feedback event.
+pub fn aux_sender(on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static) -> Result<gst::Element> {
+    let bin = gst::Bin::new();
+    let identity = gst::ElementFactory::make("identity").build()?;
+    bin.add(&identity)?;
+    let sink = identity.static_pad("sink").ok_or_else(|| anyhow!("identity has no sink pad"))?;
+    let src = identity.static_pad("src").ok_or_else(|| anyhow!("identity has no src pad"))?;
+    // webrtcbin takes an aux sender by these pad names.
+    bin.add_pad(&gst::GhostPad::builder_with_target(&sink)?.name("sink").build())?;
+    bin.add_pad(&gst::GhostPad::builder_with_target(&src)?.name("src").build())?;
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(e)) = &info.data {
+            if let Some(fates) = parse(e) {
+                on_feedback(fates);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(bin.upcast())
+}
