@@ -169,3 +169,8 @@ impl Estimator {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
