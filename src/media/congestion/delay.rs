@@ -16,6 +16,9 @@ pub enum Usage {
 /// Packets sent within this of a group's first are one group (a frame's
 /// burst): their spacing says more about the pacer than about the path.
 const BURST_MS: f64 = 5.0;
+/// Packets let go together for longer than this are a queue draining, not
+/// one burst.
+const MAX_BURST_MS: f64 = 100.0;
 /// A group-to-group delay change this large is a clock jump or a long
 /// pause, not a queue: start the trend again.
 const MAX_VARIATION_MS: f64 = 1000.0;
@@ -144,7 +147,7 @@ impl Group {
         let arrival_delta = arrival - self.last_arrival;
         let released_together = (0.0..=BURST_MS).contains(&arrival_delta)
             && arrival_delta < sent - self.last_sent
-            && arrival - self.first_arrival < 100.0;
+            && arrival - self.first_arrival < MAX_BURST_MS;
         sent - self.first_sent <= BURST_MS || released_together
     }
 }

@@ -34,7 +34,7 @@ pub struct SeqUnwrapper {
 impl SeqUnwrapper {
     /// The nearest count to the newest so far that ends in `seq`: half the
     /// range either way, so late reports land before it, not a lap ahead.
-    pub fn unwrap(&mut self, seq: u16) -> u64 {
+    pub fn extend(&mut self, seq: u16) -> u64 {
         let value = match self.newest {
             // One lap up, so a late packet from before the first still fits.
             None => (1 << 16) + u64::from(seq),

@@ -180,7 +180,7 @@ impl Sim {
         self.in_flight
             .drain(..=last)
             .map(|p| PacketResult {
-                seq: self.unwrapper.unwrap(p.seq),
+                seq: self.unwrapper.extend(p.seq),
                 sent: Duration::from_micros(p.sent),
                 received: p
                     .arrival

@@ -363,24 +363,24 @@ fn a_restarted_sequence_is_not_taken_for_duplicates() {
 #[test]
 fn sequence_numbers_unwrap_across_zero() {
     let mut u = SeqUnwrapper::default();
-    let first = u.unwrap(65_534);
+    let first = u.extend(65_534);
     let got: Vec<u64> = [65_535, 0, 1, 65_535, 2]
         .iter()
-        .map(|s| u.unwrap(*s) - first)
+        .map(|s| u.extend(*s) - first)
         .collect();
     // The second 65535 is a late report of the first one, not a lap ahead.
     assert_eq!(got, [1, 2, 3, 1, 4]);
     // A packet from before the very first still fits below it.
     let mut u = SeqUnwrapper::default();
-    let (a, b) = (u.unwrap(3), u.unwrap(65_533));
+    let (a, b) = (u.extend(3), u.extend(65_533));
     assert_eq!(a - b, 6);
     // Half a lap ahead is ahead; many laps add up.
     let mut u = SeqUnwrapper::default();
-    let start = u.unwrap(0);
+    let start = u.extend(0);
     let mut last = start;
     for lap in 0..10u64 {
         for s in [16_000u16, 32_000, 48_000, 0] {
-            last = u.unwrap(s);
+            last = u.extend(s);
         }
         assert_eq!(last - start, (lap + 1) << 16);
     }
