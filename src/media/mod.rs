@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod capture;
+pub mod congestion;
 pub mod encoder;
 pub mod fragments;
 pub mod ice;
