@@ -130,7 +130,11 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in families {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (peer, t) in &traffic {
                 let _ = writeln!(

@@ -38,7 +38,7 @@ impl Link {
         let packets: Vec<PacketResult> = fates
             .iter()
             .map(|f| PacketResult {
-                seq: seqs.unwrap(f.seq),
+                seq: seqs.extend(f.seq),
                 sent: f.sent,
                 received: f.received,
                 size: f.size,
@@ -50,7 +50,9 @@ impl Link {
         self.traffic
             .estimate_bps
             .store(estimator.estimate_bps(), Ordering::Relaxed);
-        let loss = (estimator.loss_fraction() * 1000.0).round().clamp(0.0, 1000.0) as u64;
+        let loss = (estimator.loss_fraction() * 1000.0)
+            .round()
+            .clamp(0.0, 1000.0) as u64;
         self.traffic.loss_permille.store(loss, Ordering::Relaxed);
     }
 
@@ -66,7 +68,11 @@ impl Link {
         };
         let mut sent = 0u64;
         let mut asked = 0u64;
-        for rtx in bin.iterate_all_by_element_factory_name("rtprtxsend").into_iter().flatten() {
+        for rtx in bin
+            .iterate_all_by_element_factory_name("rtprtxsend")
+            .into_iter()
+            .flatten()
+        {
             sent += u64::from(rtx.property::<u32>("num-rtx-packets"));
             asked += u64::from(rtx.property::<u32>("num-rtx-requests"));
         }

@@ -7,17 +7,17 @@ pub mod capture;
 pub mod congestion;
 pub mod encoder;
 pub mod fragments;
+pub mod header_ext;
 pub mod ice;
 pub mod keyframes;
-pub mod peer;
-pub mod header_ext;
 pub mod link;
-pub mod twcc;
+pub mod peer;
 pub mod producer;
 pub mod recording;
 pub mod service;
 pub mod traffic;
 pub mod trial;
+pub mod twcc;
 
 /// Identifies one client's media branch.
 pub type PeerId = u64;

@@ -12,8 +12,8 @@ use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
 use crate::media::ice::AgentIce;
-use crate::media::producer::Producer;
 use crate::media::link::Link;
+use crate::media::producer::Producer;
 use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
@@ -134,7 +134,8 @@ impl PeerBranch {
         let fed = link.clone();
         webrtcbin.connect("request-aux-sender", false, move |_| {
             let fed = fed.clone();
-            let sender = crate::media::twcc::aux_sender(move |fates| fed.on_feedback(&fates)).ok()?;
+            let sender =
+                crate::media::twcc::aux_sender(move |fates| fed.on_feedback(&fates)).ok()?;
             Some(sender.to_value())
         });
         let connected = Arc::new(AtomicBool::new(false));

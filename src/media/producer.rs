@@ -102,7 +102,10 @@ impl Producer {
             .field("payload", VIDEO_PT as i32)
             .field("clock-rate", 90000i32);
         // Caps fields `extmap-N` end up as `a=extmap:N URI` in the offer.
-        rtp_caps = rtp_caps.field(format!("extmap-{}", header_ext::TWCC_ID), header_ext::TWCC_URI);
+        rtp_caps = rtp_caps.field(
+            format!("extmap-{}", header_ext::TWCC_ID),
+            header_ext::TWCC_URI,
+        );
         if config.playout_delay.is_some() {
             rtp_caps = rtp_caps.field(
                 format!("extmap-{}", header_ext::PLAYOUT_DELAY_ID),

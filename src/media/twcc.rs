@@ -29,7 +29,10 @@ pub fn parse(event: &gst::EventRef) -> Option<Vec<Fate>> {
     }
     // rtpsession 1.22 sends a GValueArray of RTPTWCCPacket structures.
     let packets: Vec<gst::Structure> = match s.get::<gst::glib::ValueArray>("packets") {
-        Ok(array) => array.iter().filter_map(|v| v.get::<gst::Structure>().ok()).collect(),
+        Ok(array) => array
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .collect(),
         Err(_) => s
             .get::<gst::List>("packets")
             .ok()?
@@ -65,11 +68,23 @@ pub fn aux_sender(on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static) -> Re
     let bin = gst::Bin::new();
     let identity = gst::ElementFactory::make("identity").build()?;
     bin.add(&identity)?;
-    let sink = identity.static_pad("sink").ok_or_else(|| anyhow!("identity has no sink pad"))?;
-    let src = identity.static_pad("src").ok_or_else(|| anyhow!("identity has no src pad"))?;
+    let sink = identity
+        .static_pad("sink")
+        .ok_or_else(|| anyhow!("identity has no sink pad"))?;
+    let src = identity
+        .static_pad("src")
+        .ok_or_else(|| anyhow!("identity has no src pad"))?;
     // webrtcbin takes an aux sender by these pad names.
-    bin.add_pad(&gst::GhostPad::builder_with_target(&sink)?.name("sink").build())?;
-    bin.add_pad(&gst::GhostPad::builder_with_target(&src)?.name("src").build())?;
+    bin.add_pad(
+        &gst::GhostPad::builder_with_target(&sink)?
+            .name("sink")
+            .build(),
+    )?;
+    bin.add_pad(
+        &gst::GhostPad::builder_with_target(&src)?
+            .name("src")
+            .build(),
+    )?;
     src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         if let Some(gst::PadProbeData::Event(e)) = &info.data {
             if let Some(fates) = parse(e) {

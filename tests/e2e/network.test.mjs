@@ -1,10 +1,14 @@
 // Real networks: the page's media goes through an impairment relay
 // (impair.mjs: loss, delay, capacity from the agent to the page) and the
 // page must keep playing the way a user expects on Wi-Fi or a mobile link.
-// One Xvfb (moving content) + agent + Chromium for the whole file.
+// One agent (a noise test pattern that fills --bitrate) + Chromium for
+// the whole file.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Harness, status, sleep, waitDecoding } from './harness.mjs';
 import { ImpairedLink } from './impair.mjs';
 
@@ -16,11 +20,21 @@ const BITRATE = 2000;
 const MIN_BITRATE = 200;
 
 before(async () => {
-  const { display } = await h.startDisplay();
+  // Content that fills --bitrate, so a narrow link is really congested:
+  // noise (videotestsrc `snow`) through an overridden test-capture fragment.
+  const config = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-net-'));
+  h.tmpDirs.push(config);
+  fs.mkdirSync(path.join(config, 'pipelines'));
+  fs.writeFileSync(
+    path.join(config, 'pipelines', 'capture-test.txt'),
+    'videotestsrc is-live=true pattern=snow ! video/x-raw,width={width},height={height},framerate={framerate}/1\n',
+  );
   agent = await h.startAgent({
-    display,
-    capture: 'x11',
-    args: ['--input', 'none', '--bitrate', String(BITRATE), '--min-bitrate', String(MIN_BITRATE)],
+    capture: 'test',
+    args: [
+      '--input', 'none', '--config-dir', config, '--virtual-display-size', '640x360',
+      '--bitrate', String(BITRATE), '--min-bitrate', String(MIN_BITRATE),
+    ],
   });
   browser = await h.launchBrowser();
 });
