@@ -135,7 +135,10 @@ pub async fn oriel_session(
                         emit(json!({"event": "error", "id": id, "message": format!("agent error {}: {message}", code.as_str()), "fatal": false}));
                     }
                     ServerMessage::Bye { reason } => bail!("the agent said bye: {reason}"),
-                    ServerMessage::Participants { .. } | ServerMessage::Pong | ServerMessage::PeerState { .. } => {}
+                    ServerMessage::Participants { .. }
+                    | ServerMessage::Pong
+                    | ServerMessage::PeerState { .. }
+                    | ServerMessage::Link { .. } => {}
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! TWCC feedback out of one client's webrtcbin. rtpsession (GStreamer
-//! >= 1.20) parses the browser's transport-wide feedback and sends it
+//! 1.20 and later) parses the browser's transport-wide feedback and sends it
 //! upstream as a custom event `RTPTWCCPackets` towards the element that
 //! feeds it: webrtcbin lets us put one there per DTLS transport
 //! (`request-aux-sender`). Ours is a pass-through bin (an `identity`) whose
