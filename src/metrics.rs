@@ -340,6 +340,24 @@ impl Metrics {
             m.encoder_bitrate_kbps.load(Ordering::Relaxed),
         );
         metric(
+            "oriel_video_encoders",
+            "gauge",
+            "Video encoders in the producer's pipeline (the shared one, plus the cheaper rung while slow viewers read it).",
+            m.encoders.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_rungs",
+            "gauge",
+            "Extra encodes running for viewers on slow links (at most 1).",
+            m.rungs.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_rung_bitrate_kbps",
+            "gauge",
+            "The cheaper rung's bitrate (follows its slowest viewer), kbit/s; 0 without one.",
+            m.rung_bitrate_kbps.load(Ordering::Relaxed),
+        );
+        metric(
             "oriel_keyframes_coalesced_total",
             "counter",
             "Keyframe requests merged into another.",

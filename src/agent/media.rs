@@ -52,6 +52,19 @@ pub fn producer(
         },
         encoder: encoder::description(encoder_name, media_args.encoder_settings(), dir.as_deref())
             .map_err(anyhow::Error::msg)?,
+        // The cheaper rung for slow viewers: the same encoder, started at
+        // half the bitrate (it follows its viewers' links from there).
+        rung_encoder: Some(
+            encoder::description(
+                encoder_name,
+                encoder::EncoderSettings {
+                    bitrate_kbps: (media_args.bitrate / 2).max(media_args.min_bitrate),
+                    ..media_args.encoder_settings()
+                },
+                dir.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
         playout_delay,
         // A lost screencast is first replaced under the running encoder.
         swappable_capture: matches!(capture, Capture::Wayland),

@@ -16,6 +16,7 @@ use crate::media::twcc::Fate;
 pub struct Link {
     estimator: Mutex<(Estimator, SeqUnwrapper)>,
     traffic: Arc<PeerTraffic>,
+    range: (u64, u64),
 }
 
 impl Link {
@@ -26,7 +27,22 @@ impl Link {
         Arc::new(Link {
             estimator: Mutex::new((Estimator::new(max, min, max), SeqUnwrapper::default())),
             traffic,
+            range: (min, max),
         })
+    }
+
+    /// A driver's link sets the encoder's bitrate: it starts at a quarter
+    /// of the range's top and ramps up from there, rather than flooding a
+    /// narrow link with the full rate first (whose queue and losses then
+    /// cost seconds of frozen picture). Only before any feedback.
+    pub fn start_low(&self) {
+        if self.estimate_bps().is_some() {
+            return;
+        }
+        let (min, max) = self.range;
+        if let Ok(mut guard) = self.estimator.lock() {
+            guard.0 = Estimator::new((max / 4).max(min), min, max);
+        }
     }
 
     /// One feedback report from rtpsession.

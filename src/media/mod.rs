@@ -14,6 +14,8 @@ pub mod link;
 pub mod peer;
 pub mod producer;
 pub mod recording;
+pub mod renumber;
+pub mod rung;
 pub mod service;
 pub mod traffic;
 pub mod trial;

@@ -14,6 +14,7 @@ use gst::prelude::*;
 use crate::media::ice::AgentIce;
 use crate::media::link::Link;
 use crate::media::producer::Producer;
+use crate::media::renumber::Renumber;
 use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
@@ -56,6 +57,9 @@ pub struct PeerBranch {
     pub traffic: Arc<PeerTraffic>,
     /// Its link: congestion estimate and retransmissions.
     pub link: Arc<Link>,
+    /// Sequence numbers across moves between rungs.
+    renumber: Renumber,
+    events: EventSink,
     _channels: Vec<gst_webrtc::WebRTCDataChannel>,
 }
 
@@ -198,7 +202,9 @@ impl PeerBranch {
             return Err(anyhow!("tee gave no src pad"));
         };
         gate_until_connected(&tee_pad, connected.clone());
-        intercept_keyframe_requests(&tee_pad, id, events);
+        intercept_keyframe_requests(&tee_pad, id, events.clone());
+        let renumber = Renumber::default();
+        renumber.install(&tee_pad);
         if let Err(e) = tee_pad.link(&ghost) {
             producer.tee().release_request_pad(&tee_pad);
             let _ = bin.set_state(gst::State::Null);
@@ -214,6 +220,8 @@ impl PeerBranch {
             rtcp,
             traffic,
             link,
+            renumber,
+            events,
             _channels: channels,
         })
     }
@@ -224,6 +232,37 @@ impl PeerBranch {
     /// watch) stops sending it.
     pub fn rtcp_silence(&self) -> Duration {
         self.rtcp.silence()
+    }
+
+    /// Moves the branch to another rung's tee (`tee`): it starts at that
+    /// rung's next keyframe, with its sequence numbers continued, on the
+    /// same connection. The old tee pad goes once it is idle.
+    pub fn move_to(&mut self, tee: &gst::Element) -> Result<()> {
+        let ghost = self
+            .bin
+            .static_pad("sink")
+            .ok_or_else(|| anyhow!("branch has no sink pad"))?;
+        let new_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| anyhow!("the rung's tee gave no src pad"))?;
+        crate::media::renumber::wait_for_keyframe(&new_pad);
+        intercept_keyframe_requests(&new_pad, self.id, self.events.clone());
+        self.renumber.install(&new_pad);
+        let old = std::mem::replace(&mut self.tee_pad, new_pad.clone());
+        let renumber = self.renumber.clone();
+        old.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+            let _ = pad.unlink(&ghost);
+            renumber.moved();
+            if let Err(e) = new_pad.link(&ghost) {
+                tracing::warn!("moving a branch between rungs: {e}");
+            }
+            if let Some(tee) = pad.parent_element() {
+                let pad = pad.clone();
+                tee.call_async(move |tee| tee.release_request_pad(&pad));
+            }
+            gst::PadProbeReturn::Remove
+        });
+        Ok(())
     }
 
     /// Refreshes the retransmission counters (the media thread's timer).
@@ -287,7 +326,11 @@ impl PeerBranch {
     pub fn detach(self, producer: &Producer) -> mpsc::Receiver<()> {
         let (done_tx, done_rx) = mpsc::sync_channel::<()>(1);
         let pipeline = producer.pipeline().clone();
-        let tee = producer.tee().clone();
+        // The tee it reads now: the main one, or a rung's.
+        let tee = self
+            .tee_pad
+            .parent_element()
+            .unwrap_or_else(|| producer.tee().clone());
         let bin = self.bin;
         self.tee_pad
             .add_probe(gst::PadProbeType::IDLE, move |pad, _| {

@@ -24,6 +24,9 @@ pub struct ProducerConfig {
     pub capture: String,
     /// Rendered encoder fragment.
     pub encoder: String,
+    /// The same encoder for the cheaper rung (`media::rung`), or `None`
+    /// for no rung.
+    pub rung_encoder: Option<String>,
     /// Playout-delay extension `(min_ms, max_ms)`, or `None` to not send it.
     pub playout_delay: Option<(u32, u32)>,
     /// Build the capture as a bin of its own, so that
@@ -43,6 +46,32 @@ pub struct Producer {
     encoder: Option<gst::Element>,
     /// The capture bin, when built swappable.
     capture: Option<gst::Bin>,
+    pay: PayInfo,
+    rtp_caps: gst::Caps,
+    playout_delay: Option<(u32, u32)>,
+}
+
+/// What a second payloader needs to continue the main one's stream.
+#[derive(Debug, Clone, Copy)]
+pub struct PayInfo {
+    pub pt: u32,
+    pub ssrc: u32,
+    pub timestamp_offset: u32,
+}
+
+impl PayInfo {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // Random enough for an SSRC (RFC 3550 wants it unpredictable).
+        let bits = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        PayInfo {
+            pt: VIDEO_PT,
+            ssrc: (bits >> 32) as u32 | 1,
+            timestamp_offset: bits as u32,
+        }
+    }
 }
 
 impl Producer {
@@ -52,12 +81,20 @@ impl Producer {
         // rtph264pay keeps its default aggregate mode: with
         // `aggregate-mode=zero-latency` Chromium 156 dropped a frame at
         // every keyframe and answered with a PLI, a keyframe loop.
+        // The raw tee feeds the main encoder in its own thread (no queue:
+        // no added latency) and, while slow viewers need it, the cheaper
+        // rung (`media::rung`) through a leaky queue. Our own SSRC and
+        // timestamp offset, so the rung can use the same ones.
+        let pay = PayInfo::new();
         let rest = format!(
-            "videoconvert name=convert ! {encoder} \
+            "videoconvert name=convert ! tee name=raw allow-not-linked=true ! {encoder} \
              ! h264parse name=parse \
-             ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 \
+             ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 ssrc={ssrc} \
+             timestamp-offset={ts} \
              ! capsfilter name=rtpcaps ! tee name=fanout allow-not-linked=true",
             encoder = config.encoder,
+            ssrc = pay.ssrc,
+            ts = pay.timestamp_offset,
         );
         let description = if config.swappable_capture {
             rest
@@ -94,61 +131,12 @@ impl Producer {
             .and_then(|p| p.peer())
             .ok_or_else(|| anyhow!("the encoder fragment is not linked to h264parse"))?;
         let tee = by_name("fanout")?;
-        // SPS/PPS go with every IDR (config-interval=-1), so any keyframe
-        // is a starting point; the tee keeps flowing with no branch linked.
-        let mut rtp_caps = gst::Caps::builder("application/x-rtp")
-            .field("media", "video")
-            .field("encoding-name", "H264")
-            .field("payload", VIDEO_PT as i32)
-            .field("clock-rate", 90000i32);
-        // Caps fields `extmap-N` end up as `a=extmap:N URI` in the offer.
-        rtp_caps = rtp_caps.field(
-            format!("extmap-{}", header_ext::TWCC_ID),
-            header_ext::TWCC_URI,
-        );
-        if config.playout_delay.is_some() {
-            rtp_caps = rtp_caps.field(
-                format!("extmap-{}", header_ext::PLAYOUT_DELAY_ID),
-                header_ext::PLAYOUT_DELAY_URI,
-            );
-        }
-        rtp_filter.set_property("caps", rtp_caps.build());
-        if let Some((min, max)) = config.playout_delay {
-            let src = rtp_filter
-                .static_pad("src")
-                .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
-            header_ext::install(&src, min, max);
-        }
-        if config.swappable_capture {
-            // A swapped capture may come back at another size: x264 starts
-            // over with new SPS/PPS, and rtph264pay would put them into its
-            // caps (sprop-parameter-sets), a caps change that negotiated
-            // webrtcbins refuse (not-negotiated). Browsers take SPS/PPS
-            // in-band (config-interval=-1 sends them with every IDR), so
-            // the caps go without them and stay the same across sizes.
-            let src = rtp_filter
-                .static_pad("src")
-                .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
-            src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-                let Some(gst::PadProbeData::Event(event)) = &info.data else {
-                    return gst::PadProbeReturn::Ok;
-                };
-                let gst::EventView::Caps(c) = event.view() else {
-                    return gst::PadProbeReturn::Ok;
-                };
-                let mut caps = c.caps().to_owned();
-                let changed = caps
-                    .make_mut()
-                    .structure_mut(0)
-                    .filter(|st| st.has_field("sprop-parameter-sets"))
-                    .map(|st| st.remove_field("sprop-parameter-sets"))
-                    .is_some();
-                if changed {
-                    info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
+        let rtp_caps = rtp_caps(config.playout_delay.is_some());
+        rtp_filter.set_property("caps", &rtp_caps);
+        let rtp_src = rtp_filter
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("capsfilter has no src pad"))?;
+        decorate_rtp(&rtp_src, config.playout_delay);
         let buffers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = buffers.clone();
         tee.static_pad("sink")
@@ -168,6 +156,9 @@ impl Producer {
             encoder_src,
             encoder,
             capture,
+            pay,
+            rtp_caps,
+            playout_delay: config.playout_delay,
         })
     }
 
@@ -215,10 +206,11 @@ impl Producer {
 
     /// Counts frames into and out of the encoder fragment.
     pub fn count_frames(&self, counters: &std::sync::Arc<FrameCounters>) {
+        // The raw tee's first pad feeds the main encoder.
         let encoder_sink = self
             .pipeline
-            .by_name("convert")
-            .and_then(|c| c.static_pad("src"))
+            .by_name("raw")
+            .and_then(|t| t.src_pads().into_iter().next())
             .and_then(|p| p.peer());
         if let Some(sink) = encoder_sink {
             counters.watch(&sink, &self.encoder_src);
@@ -231,6 +223,41 @@ impl Producer {
 
     pub fn tee(&self) -> &gst::Element {
         &self.tee
+    }
+
+    /// Video encoders in the pipeline now (the main one and any rung's),
+    /// counted from its elements.
+    pub fn encoders_running(&self) -> u64 {
+        self.pipeline
+            .iterate_recurse()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e.factory()
+                    .is_some_and(|f| crate::media::encoder::ENCODERS.contains(&f.name().as_str()))
+            })
+            .count() as u64
+    }
+
+    /// The tee of raw frames after videoconvert, which rungs read.
+    pub fn raw_tee(&self) -> Result<gst::Element> {
+        self.pipeline
+            .by_name("raw")
+            .ok_or_else(|| anyhow!("producer element `raw` missing"))
+    }
+
+    pub fn payloader(&self) -> Result<PayInfo> {
+        Ok(self.pay)
+    }
+
+    /// The RTP caps every branch negotiates.
+    pub fn rtp_caps(&self) -> &gst::Caps {
+        &self.rtp_caps
+    }
+
+    /// What every RTP stream of ours gets on its way to the tee.
+    pub fn decorate_rtp(&self, pad: &gst::Pad) {
+        decorate_rtp(pad, self.playout_delay);
     }
 
     /// The pad the tee receives the encoded stream on; its caps tell when
@@ -312,7 +339,7 @@ impl Drop for Producer {
 
 /// The encoder behind the fragment's output: the first element upstream of
 /// `pad` that is not a capsfilter or a queue.
-fn encoder_element(pad: &gst::Pad) -> Option<gst::Element> {
+pub(crate) fn encoder_element(pad: &gst::Pad) -> Option<gst::Element> {
     let mut element = pad.parent_element()?;
     for _ in 0..8 {
         let factory = element.factory()?;
@@ -322,4 +349,57 @@ fn encoder_element(pad: &gst::Pad) -> Option<gst::Element> {
         element = element.static_pad("sink")?.peer()?.parent_element()?;
     }
     None
+}
+
+/// The RTP caps of our video: H.264 with the header extensions we use.
+/// Caps fields `extmap-N` end up as `a=extmap:N URI` in the offer.
+fn rtp_caps(playout_delay: bool) -> gst::Caps {
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("encoding-name", "H264")
+        .field("payload", VIDEO_PT as i32)
+        .field("clock-rate", 90000i32)
+        .field(
+            format!("extmap-{}", header_ext::TWCC_ID),
+            header_ext::TWCC_URI,
+        );
+    if playout_delay {
+        caps = caps.field(
+            format!("extmap-{}", header_ext::PLAYOUT_DELAY_ID),
+            header_ext::PLAYOUT_DELAY_URI,
+        );
+    }
+    caps.build()
+}
+
+/// The playout-delay extension on every packet, and caps that never carry
+/// SPS/PPS. A swapped capture may come back at another size, and a branch
+/// may move between rungs: rtph264pay would put each encoder's SPS/PPS
+/// into its caps (sprop-parameter-sets), a caps change that negotiated
+/// webrtcbins refuse (not-negotiated). Browsers take SPS/PPS in-band
+/// (config-interval=-1 sends them with every IDR), so the caps go without
+/// them and stay the same.
+fn decorate_rtp(pad: &gst::Pad, playout_delay: Option<(u32, u32)>) {
+    if let Some((min, max)) = playout_delay {
+        header_ext::install(pad, min, max);
+    }
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let gst::EventView::Caps(c) = event.view() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut caps = c.caps().to_owned();
+        let changed = caps
+            .make_mut()
+            .structure_mut(0)
+            .filter(|st| st.has_field("sprop-parameter-sets"))
+            .map(|st| st.remove_field("sprop-parameter-sets"))
+            .is_some();
+        if changed {
+            info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
+        }
+        gst::PadProbeReturn::Ok
+    });
 }

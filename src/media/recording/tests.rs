@@ -61,6 +61,7 @@ fn producer() -> Producer {
                   tune=zerolatency key-int-max=100000 bframes=0 \
                   ! video/x-h264,profile=constrained-baseline"
             .into(),
+        rung_encoder: None,
         playout_delay: None,
         swappable_capture: false,
     })

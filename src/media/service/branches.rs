@@ -93,6 +93,9 @@ impl Service {
         ) {
             Ok(branch) => {
                 tracing::debug!(peer, "peer branch attached");
+                if self.driving.contains(&peer) {
+                    branch.link.start_low();
+                }
                 self.peers.insert(peer, branch);
                 self.awaiting_offer
                     .insert(peer, Instant::now() + OFFER_TIMEOUT);
@@ -126,6 +129,8 @@ impl Service {
     pub(super) fn remove_peer(&mut self, peer: PeerId) {
         self.without_input.remove(&peer);
         self.driving.remove(&peer);
+        self.rungs.readers.remove(&peer);
+        self.rungs.since.remove(&peer);
         self.waiting.retain(|p| *p != peer);
         self.awaiting_offer.remove(&peer);
         if let Some(branch) = self.peers.remove(&peer) {
@@ -187,7 +192,7 @@ impl Service {
                 candidate,
             }),
             BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
-            BranchEvent::KeyframeRequest => self.request_keyframe(),
+            BranchEvent::KeyframeRequest => self.request_keyframe_for(peer),
             BranchEvent::GatheringDone => (self.events)(MediaEvent::GatheringDone { peer }),
             BranchEvent::State(state) => {
                 if state == "failed" {

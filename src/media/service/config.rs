@@ -42,6 +42,7 @@ pub fn test_pattern() -> MediaConfig {
             encoder: "video/x-raw,format=I420 ! x264enc speed-preset=ultrafast \
                       tune=zerolatency key-int-max=100000 bframes=0"
                 .into(),
+            rung_encoder: None,
             playout_delay: None,
             swappable_capture: false,
         },

@@ -117,6 +117,7 @@ impl Service {
         for (_, branch) in self.peers.drain() {
             drop(branch);
         }
+        self.forget_rung();
         // Removals still under way finish first (each takes a few ms; a
         // streaming thread stuck on a dead display may never let its pad go
         // idle, hence the bound).

@@ -33,6 +33,7 @@ mod rate;
 mod record;
 mod recovery;
 mod run;
+mod rungs;
 mod source;
 mod state;
 mod stats;

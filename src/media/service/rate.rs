@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::state::Service;
+use crate::media::PeerId;
 
 /// How often estimates are read and the encoder adjusted.
 pub(super) const RATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -18,6 +19,13 @@ const LINK_REPORT: Duration = Duration::from_secs(1);
 const MIN_CHANGE: f64 = 0.05;
 
 impl Service {
+    pub(super) fn set_driving(&mut self, peer: PeerId) {
+        self.driving.insert(peer);
+        if let Some(branch) = self.peers.get(&peer) {
+            branch.link.start_low();
+        }
+    }
+
     pub(super) fn rate_deadline(&self) -> Option<Instant> {
         (!self.peers.is_empty()).then_some(self.next_rate_check)
     }
@@ -47,9 +55,16 @@ impl Service {
             self.next_link_report = now + LINK_REPORT;
             self.report_links();
         }
+        if self.producer.is_none() {
+            return;
+        }
+        self.place_viewers(now);
         let Some(producer) = self.producer.as_ref() else {
             return;
         };
+        self.stats
+            .encoders
+            .store(producer.encoders_running(), Ordering::Relaxed);
         let target = self.target_bitrate();
         let current = self.bitrate_kbps;
         let change = (f64::from(target) - f64::from(current)).abs() / f64::from(current.max(1));
@@ -77,7 +92,7 @@ impl Service {
                 encoder_kbps: u64::from(self.bitrate_kbps),
                 loss_permille: t.loss_permille.load(Ordering::Relaxed),
                 retransmitted: t.retransmitted.load(Ordering::Relaxed),
-                rung: "main",
+                rung: self.rung_name(*peer),
             });
         }
     }

@@ -70,6 +70,7 @@ impl Service {
         self.fail_silent_receivers();
         self.poll_recording(now);
         self.adjust_bitrate(now);
+        self.poll_rung_keyframes(now);
         // Either one tears the producer down: nothing below applies then.
         if self.fail_if_swap_late(now) || self.fail_if_stalled(now) {
             return;
@@ -83,7 +84,7 @@ impl Service {
         match cmd {
             Command::AddPeer(peer, input) => self.add_peer(peer, input),
             Command::RemovePeer(peer) => self.remove_peer(peer),
-            Command::Driving(peer, true) => drop(self.driving.insert(peer)),
+            Command::Driving(peer, true) => self.set_driving(peer),
             Command::Driving(peer, false) => drop(self.driving.remove(&peer)),
             Command::Answer(peer, sdp) => self.on_answer(peer, sdp),
             Command::Ice(peer, mline, candidate) => self.on_remote_ice(peer, mline, candidate),

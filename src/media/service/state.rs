@@ -69,6 +69,8 @@ pub(super) struct Service {
     pub(super) bitrate_kbps: u32,
     pub(super) next_rate_check: Instant,
     pub(super) next_link_report: Instant,
+    /// The cheaper rung and its readers (`rungs.rs`).
+    pub(super) rungs: super::rungs::Rungs,
 }
 
 pub(super) struct Recovery {
@@ -112,6 +114,7 @@ impl Service {
         stats: Arc<MediaStats>,
     ) -> Self {
         let config_bitrate_max = config.bitrate.1;
+        let config_keyframe_interval = config.keyframe_interval;
         Service {
             gate: KeyframeGate::new(config.keyframe_interval),
             config,
@@ -142,6 +145,7 @@ impl Service {
             bitrate_kbps: config_bitrate_max,
             next_rate_check: Instant::now(),
             next_link_report: Instant::now(),
+            rungs: super::rungs::Rungs::new(config_keyframe_interval),
         }
     }
 }

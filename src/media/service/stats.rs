@@ -19,6 +19,11 @@ pub struct MediaStats {
     pub keyframes_coalesced: AtomicU64,
     /// The shared encoder's current target bitrate, kbit/s.
     pub encoder_bitrate_kbps: AtomicU64,
+    /// Extra encodes running for slow viewers (0 or 1), and its bitrate.
+    pub rungs: AtomicU64,
+    pub rung_bitrate_kbps: AtomicU64,
+    /// Video encoders in the producer's pipeline, counted from it.
+    pub encoders: AtomicU64,
     /// Frames through the encoder.
     pub frames: Arc<crate::media::traffic::FrameCounters>,
     /// Each live branch's packet and byte counters.
