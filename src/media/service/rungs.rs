@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use super::state::Service;
-use crate::media::keyframes::KeyframeGate;
 use crate::media::rung::Rung;
 use crate::media::PeerId;
 
@@ -26,29 +25,6 @@ const RUNG_IDLE_STOP: Duration = Duration::from_secs(5);
 /// The rung's bitrate range, as shares of the main bitrate's maximum.
 const RUNG_MAX: f64 = 0.8;
 const RUNG_HEADROOM: f64 = 0.85;
-
-/// The rung and who reads it.
-pub(in crate::media::service) struct Rungs {
-    pub(super) rung: Option<Rung>,
-    pub(super) readers: std::collections::HashSet<PeerId>,
-    /// Since when a viewer has looked too slow (on main) or fast enough (on
-    /// the rung).
-    pub(super) since: std::collections::HashMap<PeerId, Instant>,
-    pub(super) idle_since: Option<Instant>,
-    pub(super) gate: KeyframeGate,
-}
-
-impl Rungs {
-    pub(super) fn new(keyframe_interval: Duration) -> Self {
-        Rungs {
-            rung: None,
-            readers: Default::default(),
-            since: Default::default(),
-            idle_since: None,
-            gate: KeyframeGate::new(keyframe_interval),
-        }
-    }
-}
 
 impl Service {
     /// Whether `peer` reads the cheaper rung.

@@ -16,6 +16,7 @@ use crate::media::keyframes::KeyframeGate;
 use crate::media::peer::PeerBranch;
 use crate::media::producer::Producer;
 use crate::media::recording::{RecordingBranch, RecordingSummary};
+use crate::media::rung::Rung;
 use crate::media::PeerId;
 
 pub(super) struct Service {
@@ -70,7 +71,7 @@ pub(super) struct Service {
     pub(super) next_rate_check: Instant,
     pub(super) next_link_report: Instant,
     /// The cheaper rung and its readers (`rungs.rs`).
-    pub(super) rungs: super::rungs::Rungs,
+    pub(super) rungs: Rungs,
 }
 
 pub(super) struct Recovery {
@@ -145,7 +146,30 @@ impl Service {
             bitrate_kbps: config_bitrate_max,
             next_rate_check: Instant::now(),
             next_link_report: Instant::now(),
-            rungs: super::rungs::Rungs::new(config_keyframe_interval),
+            rungs: Rungs::new(config_keyframe_interval),
+        }
+    }
+}
+
+/// The cheaper rung and who reads it (`rungs.rs`).
+pub(super) struct Rungs {
+    pub(super) rung: Option<Rung>,
+    pub(super) readers: HashSet<PeerId>,
+    /// Since when a viewer has looked too slow (on main) or fast enough (on
+    /// the rung).
+    pub(super) since: HashMap<PeerId, Instant>,
+    pub(super) idle_since: Option<Instant>,
+    pub(super) gate: KeyframeGate,
+}
+
+impl Rungs {
+    pub(super) fn new(keyframe_interval: std::time::Duration) -> Self {
+        Rungs {
+            rung: None,
+            readers: Default::default(),
+            since: Default::default(),
+            idle_since: None,
+            gate: KeyframeGate::new(keyframe_interval),
         }
     }
 }
