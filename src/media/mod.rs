@@ -7,6 +7,7 @@ pub mod capture;
 pub mod congestion;
 pub mod encoder;
 pub mod fragments;
+pub mod frame_drop;
 pub mod header_ext;
 pub mod ice;
 pub mod keyframes;

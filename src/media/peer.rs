@@ -89,6 +89,8 @@ impl PeerBranch {
             .property_from_str("leaky", "downstream")
             .build()?;
         let traffic = PeerTraffic::watch(&queue);
+        let ev = events.clone();
+        crate::media::frame_drop::install(&queue, move || ev(id, BranchEvent::KeyframeRequest));
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
             .build()?;
