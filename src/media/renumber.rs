@@ -100,3 +100,56 @@ pub fn wait_for_keyframe(pad: &gst::Pad) {
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gst_rtp::prelude::*;
+
+    fn packet(seq: u16) -> gst::Buffer {
+        let mut b = gst::Buffer::new_rtp_with_sizes(10, 0, 0).unwrap();
+        {
+            let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(b.get_mut().unwrap()).unwrap();
+            rtp.set_seq(seq);
+        }
+        b
+    }
+
+    fn seq(b: &gst::Buffer) -> u16 {
+        gst_rtp::RTPBuffer::from_buffer_readable(b).unwrap().seq()
+    }
+
+    #[test]
+    fn numbers_continue_across_moves_and_wrap() {
+        gst::init().unwrap();
+        let r = Renumber::default();
+        // Before any move: untouched.
+        for s in [100u16, 101, 102] {
+            let mut b = packet(s);
+            r.renumber(&mut b);
+            assert_eq!(seq(&b), s);
+        }
+        // Moved to a rung whose payloader counts elsewhere.
+        r.moved();
+        let out: Vec<u16> = [40_000u16, 40_001, 40_002]
+            .into_iter()
+            .map(|s| {
+                let mut b = packet(s);
+                r.renumber(&mut b);
+                seq(&b)
+            })
+            .collect();
+        assert_eq!(out, [103, 104, 105]);
+        // And back, across the 16-bit wrap.
+        r.moved();
+        let out: Vec<u16> = [65_534u16, 65_535, 0, 1]
+            .into_iter()
+            .map(|s| {
+                let mut b = packet(s);
+                r.renumber(&mut b);
+                seq(&b)
+            })
+            .collect();
+        assert_eq!(out, [106, 107, 108, 109]);
+    }
+}
