@@ -130,6 +130,9 @@ impl PeerBranch {
         // the cost of its own bandwidth only; a keyframe would cost every
         // client's. The payloaded stream from the tee stays shared.
         transceiver.set_property("do-nack", true);
+        // No FEC: webrtcbin's ULPFEC/RED (fec-type ulp-red, 20 %) was tried
+        // at 5 % loss and the page decoded 10.8 fps with 0 FEC packets
+        // counted, against 30 fps with NACK alone (docs/architecture.md).
         let queue_sink = queue
             .static_pad("sink")
             .ok_or_else(|| anyhow!("queue has no sink pad"))?;

@@ -90,7 +90,7 @@ h.test('2 % loss and 20 ms each way: the page keeps >= 25 fps with under 1 s of 
     const before = { ...link.stats };
     const seen = await watch(page, 20);
     const lost = link.stats.lost - before.lost;
-    h.logBrowser(`2 % loss: ${JSON.stringify(seen)}, relay dropped ${lost} of ${link.stats.toPage - before.toPage + lost}`);
+    console.log(`2 % loss: ${JSON.stringify(seen)}, relay dropped ${lost} of ${link.stats.toPage - before.toPage + lost}`);
     assert.ok(lost > 20, `the relay dropped packets (${lost})`);
     assert.ok(seen.nacks > 0, `the page asked for retransmissions (${seen.nacks} NACKs)`);
     assert.ok(seen.retransmitted > 0, `retransmissions arrived (${seen.retransmitted})`);
