@@ -92,7 +92,7 @@ impl Metrics {
                 })
                 .unwrap_or_else(|| "unknown".into())
         };
-        let families: [(&str, &str, TrafficValue); 7] = [
+        let families: [(&str, &str, TrafficValue); 8] = [
             (
                 "oriel_client_sent_bytes_total",
                 "RTP bytes handed to each client's webrtcbin (before SRTP).",
@@ -112,6 +112,11 @@ impl Metrics {
                 "oriel_client_retransmitted_packets_total",
                 "Retransmissions (RTX) sent to each client after its NACKs.",
                 |t| t.retransmitted.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_retransmissions_dropped_total",
+                "Retransmissions not sent because they exceeded 20 % of the client's link estimate.",
+                |t| t.rtx_dropped.load(Ordering::Relaxed),
             ),
             (
                 "oriel_client_nack_requests_total",

@@ -17,7 +17,23 @@ pub struct Link {
     estimator: Mutex<(Estimator, SeqUnwrapper)>,
     traffic: Arc<PeerTraffic>,
     range: (u64, u64),
+    /// Retransmissions may use this share of the estimate: on a full link
+    /// every resend would be lost again and asked for again, a storm
+    /// (measured: 4 resends per media packet after a capacity drop).
+    rtx_budget: Mutex<Bucket>,
 }
+
+/// Bytes that may be resent now, refilled with time.
+#[derive(Debug)]
+struct Bucket {
+    bytes: f64,
+    at: std::time::Instant,
+}
+
+/// The estimate's share retransmissions may take, and how much may go at
+/// once (seconds of that share).
+const RTX_SHARE: f64 = 0.2;
+const RTX_BURST_S: f64 = 0.2;
 
 impl Link {
     /// Starts at `max_kbps` (the first seconds of a session are a keyframe
@@ -28,7 +44,34 @@ impl Link {
             estimator: Mutex::new((Estimator::new(max, min, max), SeqUnwrapper::default())),
             traffic,
             range: (min, max),
+            rtx_budget: Mutex::new(Bucket {
+                bytes: 0.0,
+                at: std::time::Instant::now(),
+            }),
         })
+    }
+
+    /// Whether a retransmission of `size` bytes fits the link's budget;
+    /// one that does not is dropped and counted.
+    pub fn allow_retransmission(&self, size: usize) -> bool {
+        let estimate = self.estimate_bps().unwrap_or(self.range.1) as f64;
+        let rate = estimate / 8.0 * RTX_SHARE; // bytes per second
+        let allowed = self.rtx_budget.lock().is_ok_and(|mut b| {
+            let now = std::time::Instant::now();
+            let dt = now.duration_since(b.at).as_secs_f64();
+            b.at = now;
+            b.bytes = (b.bytes + rate * dt).min(rate * RTX_BURST_S);
+            if b.bytes >= size as f64 {
+                b.bytes -= size as f64;
+                true
+            } else {
+                false
+            }
+        });
+        if !allowed {
+            self.traffic.rtx_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
     }
 
     /// A driver's link sets the encoder's bitrate: it starts at a quarter

@@ -142,9 +142,12 @@ impl PeerBranch {
         let link = Link::new(bitrate.0, bitrate.1, traffic.clone());
         let fed = link.clone();
         webrtcbin.connect("request-aux-sender", false, move |_| {
-            let fed = fed.clone();
-            let sender =
-                crate::media::twcc::aux_sender(move |fates| fed.on_feedback(&fates)).ok()?;
+            let (fed, budget) = (fed.clone(), fed.clone());
+            let sender = crate::media::twcc::aux_sender(
+                move |fates| fed.on_feedback(&fates),
+                move |size| budget.allow_retransmission(size),
+            )
+            .ok()?;
             Some(sender.to_value())
         });
         let connected = Arc::new(AtomicBool::new(false));

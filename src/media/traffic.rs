@@ -154,6 +154,8 @@ pub struct PeerTraffic {
     /// its NACKs asked for.
     pub retransmitted: AtomicU64,
     pub nack_requests: AtomicU64,
+    /// Retransmissions not sent: over the link's budget (`media::link`).
+    pub rtx_dropped: AtomicU64,
     queue: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
 }
 

@@ -62,9 +62,14 @@ pub fn parse(event: &gst::EventRef) -> Option<Vec<Fate>> {
     Some(out)
 }
 
-/// The aux sender for one transport: passes RTP through unchanged and
-/// calls `on_feedback` (on a GStreamer thread) for every feedback event.
-pub fn aux_sender(on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static) -> Result<gst::Element> {
+/// The aux sender for one transport: passes RTP through, calls
+/// `on_feedback` (on a GStreamer thread) for every feedback event, and asks
+/// `allow_retransmission` (with its size) about every packet that is not
+/// the video itself (RTX from webrtcbin's rtprtxsend, which sits before it).
+pub fn aux_sender(
+    on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static,
+    allow_retransmission: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> Result<gst::Element> {
     let bin = gst::Bin::new();
     let identity = gst::ElementFactory::make("identity").build()?;
     bin.add(&identity)?;
@@ -85,6 +90,18 @@ pub fn aux_sender(on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static) -> Re
             .name("src")
             .build(),
     )?;
+    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(b)) = info.data.as_ref() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let rtx = gst_rtp::RTPBuffer::from_buffer_readable(b)
+            .is_ok_and(|rtp| u32::from(rtp.payload_type()) != crate::media::producer::VIDEO_PT);
+        if rtx && !allow_retransmission(b.size()) {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
     src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         if let Some(gst::PadProbeData::Event(e)) = &info.data {
             if let Some(fates) = parse(e) {
