@@ -398,12 +398,16 @@ async function cpuPhase(ctx, agent) {
       pagePlis: pages.map((_, i) => (f0[i] && f1[i] ? f1[i].pliCount - f0[i].pliCount : null)),
       agentRetransmitted: Object.entries(m1).filter(([k]) => k.startsWith('oriel_client_retransmitted_packets_total{')).reduce((a, [k, v]) => a + v - (m0[k] ?? 0), 0),
       keyframesForced: (m1.oriel_keyframes_forced_total ?? 0) - (m0.oriel_keyframes_forced_total ?? 0),
+      // A cheaper shared encode for viewers on slow links, where the agent has one (null: no such metric).
+      videoEncoders: m1.oriel_video_encoders ?? null,
+      rungs: m1.oriel_rungs ?? null,
+      rungBitrateKbps: m1.oriel_rung_bitrate_kbps ?? null,
       receiverFps: rx ? rx.alive.map((id) => round1(((rx1.viewers.get(id)?.frames ?? 0) - (rx0.viewers.get(id)?.frames ?? 0)) / cpu.sec)) : [],
       narrowBacklogMs: links.filter((l) => l.settings.kbps > 0).map((l) => Math.round(backlogMs(l))),
     };
     log(`cpu ${label}: ${w.viewers} viewer(s), agent ${fmt(cpu.agentPct)} % of a core, encoded ${fmt(w.encodedFps)} fps at ${w.encoderKbps} kbit/s; ` +
       `pages fps [${w.pageFps.map((x) => fmt(x)).join(', ')}] kbit/s [${w.pageKbps.join(', ')}] nack/pli [${w.pageNacks.map((x, i) => `${x}/${w.pagePlis[i]}`).join(', ')}], ` +
-      `agent rtx ${w.agentRetransmitted}, keyframes forced ${w.keyframesForced}, receivers fps [${w.receiverFps.map((x) => fmt(x)).join(', ')}]; ` +
+      `agent rtx ${w.agentRetransmitted}, keyframes forced ${w.keyframesForced}, encoders ${w.videoEncoders} rungs ${w.rungs} at ${w.rungBitrateKbps} kbit/s, receivers fps [${w.receiverFps.map((x) => fmt(x)).join(', ')}]; ` +
       `chromium ${fmt(cpu.chromiumPct)} %, receivers ${fmt(cpu.receiverPct)} %, relay (node) ${fmt(cpu.benchNodePct)} %, machine ${fmt(cpu.machineBusyPct)} %, other ${fmt(cpu.otherLoadPct)} %`);
     out.windows.push(w);
     return w;
@@ -492,7 +496,9 @@ function whatTheNumbersSay(res) {
     const all = c.windows[c.windows.length - 1];
     out.push(`CPU: ${fmt(c.agentPct)} % of one core for ${res.config.cpuPerfect + res.config.cpuNarrow} viewers; ` +
       `the ${res.config.cpuNarrow} Chromium viewers on ${mbit(res.config.cpuNarrowKbps)} links add ${fmt(c.perNarrowViewerPct)} % each over the ${res.config.cpuPerfect} loopback ${c.perfectKind === 'receiver' ? 'bench_receiver viewers' : 'Chromium viewers'} alone (${fmt(c.basePct)} %). ` +
-      `Those viewers decoded ${all.pageFps.map((x) => fmt(x)).join(', ')} fps: without a driver the encoder stays at --bitrate (${all.encoderKbps} kbit/s), so a viewer on a narrower link gets only what fits, and the agent answers its NACKs (${all.agentRetransmitted} retransmissions in the window).`);
+      `Those viewers decoded ${all.pageFps.map((x) => fmt(x)).join(', ')} fps; without a driver the shared encoder stays at --bitrate (${all.encoderKbps} kbit/s)` +
+      (all.rungs ? ` and they read the cheaper rung at ${all.rungBitrateKbps} kbit/s, whose encode is part of their cost` : ', more than their links carry') +
+      `; the agent answered their NACKs with ${all.agentRetransmitted} retransmissions in the window.`);
   }
   return out.map((x) => `- ${x}`).join('\n');
 }
@@ -565,7 +571,8 @@ export function render(res, jsonRel) {
     `with the ${cfg.cpuPerfect} loopback viewers alone ${fmt(c.basePct)} % (${cfg.cpuBaseWindowMs / 1000} s), so **${fmt(c.perNarrowViewerPct)} %** per narrow-link viewer.`);
   const all = c.windows[c.windows.length - 1];
   L.push('');
-  L.push(`In that window: encoded ${fmt(all.encodedFps)} fps at ${all.encoderKbps} kbit/s (${all.keyframesForced} keyframes forced); the narrow pages decoded ${all.pageFps.map((x) => fmt(x)).join(', ')} fps, ` +
+  L.push(`In that window: encoded ${fmt(all.encodedFps)} fps at ${all.encoderKbps} kbit/s (${all.keyframesForced} keyframes forced)` +
+    (all.rungs ? `, plus ${all.rungs} cheaper rung at ${all.rungBitrateKbps} kbit/s for the slow viewers (${all.videoEncoders} encoders in all)` : all.rungs === 0 ? ', no extra rung' : '') + `; the narrow pages decoded ${all.pageFps.map((x) => fmt(x)).join(', ')} fps, ` +
     `received ${all.pageKbps.join(', ')} kbit/s and sent ${all.pageNacks.join(', ')} NACKs and ${all.pagePlis.join(', ')} PLIs; the agent retransmitted ${all.agentRetransmitted} packets; the loopback viewers got ${all.receiverFps.map((x) => fmt(x, 0)).join(', ')} whole frames/s; ` +
     `Chromium ${fmt(all.cpu.chromiumPct)} %, receivers ${fmt(all.cpu.receiverPct)} %, the relays (node) ${fmt(all.cpu.benchNodePct)} %, machine ${fmt(all.cpu.machineBusyPct)} % of ${res.machine.cores * 100} %, other load ${fmt(all.cpu.otherLoadPct)} %.`);
   L.push('');
@@ -588,7 +595,11 @@ export function headline(res) {
     out.push(`8 → 0.5 Mbit/s: ${a.low.fpsDipped ? `>= 20 fps again after ${a.low.fpsBackMs === null ? 'more than the window' : `${fmt(a.low.fpsBackMs / 1000)} s`}` : 'never below 20 fps'}, backlog < 100 ms from ${a.low.backlogStaysMs === null ? 'never' : `${fmt(a.low.backlogStaysMs / 1000)} s`}; ` +
       `back to 8 Mbit/s: encoder >= 1800 kbit/s after ${a.up.encoderBackMs === null ? 'more than the timeout' : `${fmt(a.up.encoderBackMs / 1000)} s`} (part \`network\`).`);
   }
-  if (res.cpu) out.push(`8 viewers, 4 of them on 0.5 Mbit/s links: the agent uses ${fmt(res.cpu.agentPct)} % of a core, ${fmt(res.cpu.perNarrowViewerPct)} % per narrow-link viewer (part \`network\`).`);
+  if (res.cpu) {
+    const all = res.cpu.windows[res.cpu.windows.length - 1];
+    out.push(`8 viewers, 4 of them on 0.5 Mbit/s links: the agent uses ${fmt(res.cpu.agentPct)} % of a core, ${fmt(res.cpu.perNarrowViewerPct)} % per narrow-link viewer; ` +
+      `those decode ${all.pageFps.map((x) => fmt(x, 0)).join(', ')} fps (part \`network\`).`);
+  }
   return out;
 }
 
