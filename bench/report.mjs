@@ -20,6 +20,7 @@ export const PARTS = [
   ['churn', 'churn.mjs', 'join/leave churn'],
   ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
   ['sfu', 'sfu.mjs', 'Janus per subscriber against oriel per direct viewer'],
+  ['network', 'network.mjs', 'loss, capacity and adaptation through an impairment relay'],
 ];
 
 function newestResult(part) {

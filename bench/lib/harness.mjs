@@ -463,20 +463,32 @@ export class Agent {
   }
 }
 
-export async function startAgent(display) {
+/**
+ * The agent on `display` (null for none), `--capture x11` unless `capture`
+ * says otherwise; `args` go before BENCH_AGENT_ARGS. `controllerUrl` is the
+ * controller link `serve` prints, `viewerUrl` a viewer link made for the run.
+ */
+export async function startAgent(display, { capture = 'x11', args = [] } = {}) {
   if (!fs.existsSync(CFG.bin)) throw new Error(`agent binary missing: ${CFG.bin} (build it, or set ORIEL_BIN)`);
   const port = await freePort();
   // Its own link secret and list; every bench client watches through one
   // shared viewer link (viewers may share links).
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-bench-state-'));
   tmpDirs.push(stateDir);
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', 'x11', '--state-dir', stateDir,
-    '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps), ...CFG.agentExtraArgs];
-  const rec = start('oriel', CFG.bin, args, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG }));
+  const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir,
+    '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps), ...args, ...CFG.agentExtraArgs];
+  const rec = start('oriel', CFG.bin, argv, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG }));
   await waitForLine(rec, /oriel: serving http:\/\//, 30000, 'the agent to serve');
   const agent = new Agent(rec, port);
   agent.stateDir = stateDir;
   agent.viewerUrl = createLink(agent, 'viewer');
+  // serve prints its controller link right after the address (under
+  // systemd, i.e. with JOURNAL_STREAM set, the path of a file holding it).
+  const prefix = 'oriel: controller link ';
+  await waitFor(() => rec.log.some((l) => l.startsWith(prefix)), 5000, 'the controller link on stdout');
+  const said = rec.log.find((l) => l.startsWith(prefix)).slice(prefix.length).trim();
+  const inFile = said.match(/^in (.*) \(kept out of the log\)$/);
+  agent.controllerUrl = inFile ? fs.readFileSync(inFile[1], 'utf8').trim() : said;
   return agent;
 }
 
@@ -527,6 +539,8 @@ export async function launchBrowser() {
             bytesReceived: x.bytesReceived ?? 0, packetsReceived: x.packetsReceived ?? 0, packetsLost: x.packetsLost ?? 0,
             nackCount: x.nackCount ?? 0, pliCount: x.pliCount ?? 0, firCount: x.firCount ?? 0,
             framesReceived: x.framesReceived ?? null, framesDecoded: x.framesDecoded ?? 0, keyFramesDecoded: x.keyFramesDecoded ?? 0, framesDropped: x.framesDropped ?? 0,
+            retransmittedPacketsReceived: x.retransmittedPacketsReceived ?? 0, freezeCount: x.freezeCount ?? 0, totalFreezesDuration: x.totalFreezesDuration ?? 0,
+            timestamp: x.timestamp,
           };
         }
       }
