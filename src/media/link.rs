@@ -54,7 +54,13 @@ impl Link {
     /// Whether a retransmission of `size` bytes fits the link's budget;
     /// one that does not is dropped and counted.
     pub fn allow_retransmission(&self, size: usize) -> bool {
-        let estimate = self.estimate_bps().unwrap_or(self.range.1) as f64;
+        // What the link carried lately bounds it too: right after a
+        // capacity drop the estimate still says the old rate.
+        let delivered = Some(self.traffic.delivered_bps.load(Ordering::Relaxed)).filter(|d| *d > 0);
+        let estimate = self
+            .estimate_bps()
+            .unwrap_or(self.range.1)
+            .min(delivered.unwrap_or(u64::MAX)) as f64;
         let rate = estimate / 8.0 * RTX_SHARE; // bytes per second
         let allowed = self.rtx_budget.lock().is_ok_and(|mut b| {
             let now = std::time::Instant::now();
@@ -113,6 +119,11 @@ impl Link {
             .round()
             .clamp(0.0, 1000.0) as u64;
         self.traffic.loss_permille.store(loss, Ordering::Relaxed);
+        if let Some(delivered) = estimator.delivered_bps() {
+            self.traffic
+                .delivered_bps
+                .store(delivered, Ordering::Relaxed);
+        }
     }
 
     /// The estimate, once feedback came in.

@@ -148,6 +148,8 @@ pub struct PeerTraffic {
     /// The congestion estimate of this client's link, bit/s (0 until the
     /// first TWCC feedback; `media::link`).
     pub estimate_bps: AtomicU64,
+    /// What the client acknowledged receiving lately, bit/s (0 until known).
+    pub delivered_bps: AtomicU64,
     /// Smoothed loss the feedback reports, in thousandths.
     pub loss_permille: AtomicU64,
     /// Retransmissions (RTX) webrtcbin sent this client, and the packets

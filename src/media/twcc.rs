@@ -62,10 +62,13 @@ pub fn parse(event: &gst::EventRef) -> Option<Vec<Fate>> {
     Some(out)
 }
 
+/// What a retransmission costs the budget: a full video packet.
+const RTX_PACKET_BYTES: usize = 1200;
+
 /// The aux sender for one transport: passes RTP through, calls
 /// `on_feedback` (on a GStreamer thread) for every feedback event, and asks
-/// `allow_retransmission` (with its size) about every packet that is not
-/// the video itself (RTX from webrtcbin's rtprtxsend, which sits before it).
+/// `allow_retransmission` (with a packet's size) about every retransmission
+/// request rtpsession sends up to webrtcbin's rtprtxsend (before this).
 pub fn aux_sender(
     on_feedback: impl Fn(Vec<Fate>) + Send + Sync + 'static,
     allow_retransmission: impl Fn(usize) -> bool + Send + Sync + 'static,
@@ -90,25 +93,38 @@ pub fn aux_sender(
             .name("src")
             .build(),
     )?;
-    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(gst::PadProbeData::Buffer(b)) = info.data.as_ref() else {
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(e)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
-        let rtx = gst_rtp::RTPBuffer::from_buffer_readable(b)
-            .is_ok_and(|rtp| u32::from(rtp.payload_type()) != crate::media::producer::VIDEO_PT);
-        if rtx && !allow_retransmission(b.size()) {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+        if let Some(fates) = parse(e) {
+            on_feedback(fates);
+            return gst::PadProbeReturn::Ok;
         }
-    });
-    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(e)) = &info.data {
-            if let Some(fates) = parse(e) {
-                on_feedback(fates);
-            }
+        // A NACKed packet on its way to rtprtxsend: over the budget, the
+        // request is turned into one for a packet rtprtxsend does not hold
+        // (half the sequence space away), which it consumes and ignores.
+        // Dropping the request here instead made GStreamer 1.22 log a
+        // CRITICAL (an unref of NULL) for each one.
+        let Some(skipped) = e.structure().and_then(unanswerable) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if !allow_retransmission(RTX_PACKET_BYTES) {
+            info.data = Some(gst::PadProbeData::Event(skipped));
         }
         gst::PadProbeReturn::Ok
     });
     Ok(bin.upcast())
+}
+
+/// For a retransmission request, the same request for a packet half the
+/// sequence space away: never in rtprtxsend's history (500 packets).
+fn unanswerable(request: &gst::StructureRef) -> Option<gst::Event> {
+    if request.name() != "GstRTPRetransmissionRequest" {
+        return None;
+    }
+    let mut s = request.to_owned();
+    let seqnum = request.get::<u32>("seqnum").ok()?;
+    s.set("seqnum", (seqnum + 32768) & 0xffff);
+    Some(gst::event::CustomUpstream::new(s))
 }
