@@ -190,13 +190,14 @@ impl Service {
                 rung.detach();
             }
             self.rungs.idle_since = None;
-            self.stats
-                .rungs
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            self.stats
-                .rung_bitrate_kbps
-                .store(0, std::sync::atomic::Ordering::Relaxed);
+            self.clear_rung_stats();
         }
+    }
+
+    fn clear_rung_stats(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.rungs.store(0, Relaxed);
+        self.stats.rung_bitrate_kbps.store(0, Relaxed);
     }
 
     /// A keyframe request from a branch: its own rung's encoder.
@@ -227,12 +228,7 @@ impl Service {
         self.rungs.readers.clear();
         self.rungs.since.clear();
         self.rungs.idle_since = None;
-        self.stats
-            .rungs
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        self.stats
-            .rung_bitrate_kbps
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.clear_rung_stats();
         self.stats
             .encoders
             .store(0, std::sync::atomic::Ordering::Relaxed);
