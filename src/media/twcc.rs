@@ -128,3 +128,27 @@ fn unanswerable(request: &gst::StructureRef) -> Option<gst::Event> {
     s.set("seqnum", (seqnum + 32768) & 0xffff);
     Some(gst::event::CustomUpstream::new(s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only feedback is feedback; an over-budget retransmission request
+    /// becomes one for a packet half the sequence space away (wrapping).
+    #[test]
+    fn other_events_are_not_feedback_and_requests_are_rewritten() {
+        gst::init().unwrap();
+        let other = gst::event::CustomUpstream::new(gst::Structure::new_empty("Other"));
+        assert!(parse(&other).is_none());
+        let request = |seqnum: u32| {
+            gst::Structure::builder("GstRTPRetransmissionRequest")
+                .field("seqnum", seqnum)
+                .field("ssrc", 1u32)
+                .build()
+        };
+        let seq_of = |e: gst::Event| e.structure().and_then(|s| s.get::<u32>("seqnum").ok());
+        assert_eq!(unanswerable(&request(100)).and_then(seq_of), Some(32868));
+        assert_eq!(unanswerable(&request(40000)).and_then(seq_of), Some(7232));
+        assert!(unanswerable(&gst::Structure::new_empty("Other")).is_none());
+    }
+}
