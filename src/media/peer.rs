@@ -45,6 +45,10 @@ pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
 /// gamepad axes unordered without retransmits (the latest value wins).
 const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
 
+/// At most one keyframe request this often for packets a client lost and
+/// will not get again.
+const UNREPAIRED_KEYFRAME: Duration = Duration::from_millis(500);
+
 pub struct PeerBranch {
     pub id: PeerId,
     bin: gst::Bin,
@@ -141,11 +145,30 @@ impl PeerBranch {
 
         let link = Link::new(bitrate.0, bitrate.1, traffic.clone());
         let fed = link.clone();
+        let ev = events.clone();
         webrtcbin.connect("request-aux-sender", false, move |_| {
             let (fed, budget) = (fed.clone(), fed.clone());
+            let ev = ev.clone();
+            // A packet that will not be resent leaves the client's picture
+            // broken until a keyframe: ask for one at once (coalesced with
+            // everyone's) instead of waiting for the browser to give up on
+            // its NACKs, which took seconds (docs/architecture.md).
+            let asked = std::sync::Mutex::new(None::<Instant>);
             let sender = crate::media::twcc::aux_sender(
                 move |fates| fed.on_feedback(&fates),
-                move |size| budget.allow_retransmission(size),
+                move |size| {
+                    let allowed = budget.allow_retransmission(size);
+                    if !allowed {
+                        let now = Instant::now();
+                        if let Ok(mut last) = asked.lock() {
+                            if last.is_none_or(|t| now.duration_since(t) >= UNREPAIRED_KEYFRAME) {
+                                *last = Some(now);
+                                ev(id, BranchEvent::KeyframeRequest);
+                            }
+                        }
+                    }
+                    allowed
+                },
             )
             .ok()?;
             Some(sender.to_value())
