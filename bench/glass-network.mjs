@@ -92,8 +92,11 @@ function halves(csv) {
   const rows = csv.split('\n').slice(1).map((l) => l.split(',').map(Number)).filter((r) => Number.isFinite(r[1]));
   if (rows.length < 20) return null;
   const mid = rows[rows.length - 1][0] / 2;
-  const p50 = (rs) => round1(quantile(rs.map((r) => r[1]), 0.5));
-  return { firstP50: p50(rows.filter((r) => r[0] < mid)), secondP50: p50(rows.filter((r) => r[0] >= mid)) };
+  // A half with few frames (a freeze) says nothing: null.
+  const p50 = (rs) => (rs.length >= 10 ? round1(quantile(rs.map((r) => r[1]), 0.5)) : null);
+  const first = rows.filter((r) => r[0] < mid);
+  const second = rows.filter((r) => r[0] >= mid);
+  return { firstP50: p50(first), secondP50: p50(second), firstFrames: first.length, secondFrames: second.length };
 }
 
 // ---------------------------------------------------------- one window
@@ -331,7 +334,9 @@ function oddities(res, agentLog) {
     if (w.latency.rejectedFuture) notes.push(`${w.label}: ${w.latency.rejectedFuture} frame(s) showed a time after their own presentation (rejected)`);
     if (w.page.callbacks < 0.9 * w.page.presentedFrames) notes.push(`${w.label}: frame callbacks ran for ${w.page.callbacks} of ${w.page.presentedFrames} presented frames`);
     if (Math.abs(w.page.skewEndMs) > 2) notes.push(`${w.label}: the page's Date.now() and timeOrigin + performance.now() differ by ${fmt(w.page.skewEndMs)} ms`);
-    if (w.halves && Math.abs(w.halves.secondP50 - w.halves.firstP50) > 20) {
+    if (w.halves && (w.halves.firstP50 === null || w.halves.secondP50 === null)) {
+      notes.push(`${w.label}: ${w.halves.firstFrames} frame(s) presented in the window's first half by painted time, ${w.halves.secondFrames} in its second`);
+    } else if (w.halves && Math.abs(w.halves.secondP50 - w.halves.firstP50) > 20) {
       notes.push(`${w.label}: the p50 moved from ${fmt(w.halves.firstP50)} ms in the window's first half to ${fmt(w.halves.secondP50)} ms in its second: the link had not settled in ${res.config.settleMs / 1000} s`);
     }
     if (w.cpu.otherLoadPct > 30) busy.push(`${w.label} ${fmt(w.cpu.otherLoadPct, 0)} %`);

@@ -297,6 +297,8 @@ async function inboundStats() {
         'totalDecodeTime', 'framesDecoded', 'totalProcessingDelay', 'totalAssemblyTime', 'framesAssembledFromMultiplePackets',
         'framesReceived', 'framesDropped', 'freezeCount', 'totalFreezesDuration', 'packetsLost', 'packetsReceived',
         'nackCount', 'pliCount', 'bytesReceived', 'keyFramesDecoded', 'totalInterFrameDelay', 'retransmittedPacketsReceived']) out[k] = x[k] ?? null;
+      // Absent until the first retransmission arrives.
+      out.retransmittedPacketsReceived ??= 0;
       out.decoderImplementation = x.decoderImplementation ?? null;
     }
     if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') out.rttMs = x.currentRoundTripTime !== undefined ? x.currentRoundTripTime * 1000 : null;
