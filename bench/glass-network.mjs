@@ -99,6 +99,26 @@ function halves(csv) {
   return { firstP50: p50(first), secondP50: p50(second), firstFrames: first.length, secondFrames: second.length };
 }
 
+/**
+ * The age of the picture on screen over time (glass.mjs's per-frame CSV): a
+ * frame presented at T_i stays until the next callback's frame at T_i+1, its
+ * age rising from T_i - P_i to T_i+1 - P_i; sampled every millisecond. Unlike
+ * the per-frame figures this counts a stall behind a lost packet for as long
+ * as it lasts, and not the frames replaced before they were ever shown.
+ */
+export function screenAge(csv) {
+  const rows = csv.split('\n').slice(1).map((l) => l.split(',').map(Number)).filter((r) => Number.isFinite(r[1]));
+  const f = rows.map((r) => ({ painted: r[0], presented: r[0] + r[1] })).sort((a, b) => a.presented - b.presented);
+  if (f.length < 20) return null;
+  const ages = [];
+  let longestMs = 0;
+  for (let i = 0; i + 1 < f.length; i++) {
+    longestMs = Math.max(longestMs, f[i + 1].presented - f[i].presented);
+    for (let t = f[i].presented; t < f[i + 1].presented; t += 1) ages.push(t - f[i].painted);
+  }
+  return { p50: round1(quantile(ages, 0.5)), p95: round1(quantile(ages, 0.95)), p99: round1(quantile(ages, 0.99)), max: round1(Math.max(...ages)), longestOnScreenMs: round1(longestMs) };
+}
+
 // ---------------------------------------------------------- one window
 
 /** One window on `page` with `link` set to `setting.link` (link null: the page is on loopback, no relay). */
@@ -150,6 +170,7 @@ async function measure(agent, page, probe, link, conf, setting) {
     // The relay's delay is the wire it simulates: the same figures without it.
     glassLessRelayDelay: minus(w.latency.glass, oneWay),
     halves: halves(w.samplesCsv),
+    screenAge: screenAge(w.samplesCsv),
     relay: link ? { forwarded, lost, queueDrops, dropFraction: forwarded + lost + queueDrops ? Math.round(((lost + queueDrops) / (forwarded + lost + queueDrops)) * 10000) / 10000 : null } : null,
     backlogMs: link && link.settings.kbps > 0 && backlog.length ? { p50: round1(quantile(backlog, 0.5)), p99: round1(quantile(backlog, 0.99)), max: round1(Math.max(...backlog)), samples: backlog.length } : null,
     encoderKbps: spread(secs.map((x) => x.encoderKbps)),
@@ -160,7 +181,7 @@ async function measure(agent, page, probe, link, conf, setting) {
     reconnected: s1.connects !== s0.connects || s1.peerId !== s0.peerId,
   };
   log(`${setting.label}: less the relay's ${oneWay} ms: p50 ${fmt(out.glassLessRelayDelay.p50)} p95 ${fmt(out.glassLessRelayDelay.p95)} p99 ${fmt(out.glassLessRelayDelay.p99)}; ` +
-    `halves p50 ${fmt(out.halves?.firstP50)} / ${fmt(out.halves?.secondP50)}; ${link ? `relay lost ${lost} queue-dropped ${queueDrops} of ${forwarded + lost + queueDrops}` : 'no relay'}` +
+    `halves p50 ${fmt(out.halves?.firstP50)} / ${fmt(out.halves?.secondP50)}; age on screen p50 ${fmt(out.screenAge?.p50)} p99 ${fmt(out.screenAge?.p99)} max ${fmt(out.screenAge?.max)}; ${link ? `relay lost ${lost} queue-dropped ${queueDrops} of ${forwarded + lost + queueDrops}` : 'no relay'}` +
     (out.backlogMs ? `, backlog p50 ${fmt(out.backlogMs.p50, 0)} p99 ${fmt(out.backlogMs.p99, 0)} ms` : '') +
     `; encoder ${out.encoderKbps.median} (${out.encoderKbps.min}-${out.encoderKbps.max}) kbit/s, estimate ${out.estimateKbps.median}; ` +
     `nack ${out.browser?.nacks} rtx ${out.browser?.retransmissionsReceived} (agent ${out.agentRetransmitted}), frozen ${fmt(out.browser?.frozenSec, 2)} s; other load ${fmt(out.cpu.otherLoadPct)} %`);
@@ -213,6 +234,14 @@ function whatTheNumbersSay(res) {
   const g = goal(res);
   out.push(goalSentence(g));
   const p = perfectOf(res);
+  const l2 = lossOf(res, res.config.goalLossPct);
+  if (g && p?.screenAge && l2?.screenAge) {
+    const d = (k) => round1(l2.screenAge[k] - p.screenAge[k]);
+    out.push(`Judged by the age of the picture on screen instead (time-weighted, so the stalls behind retransmissions count for as long as they last, and frames never shown do not): ` +
+      `at ${g.lossPct} % loss p50 ${fmt(l2.screenAge.p50)} against ${fmt(p.screenAge.p50)} ms (${signed(d('p50'))}), p99 ${fmt(l2.screenAge.p99)} against ${fmt(p.screenAge.p99)} ms (${signed(d('p99'))}), ` +
+      `longest a picture stayed ${fmt(l2.screenAge.longestOnScreenMs)} against ${fmt(p.screenAge.longestOnScreenMs)} ms. ` +
+      `The page's frame callbacks saw ${l2.page.callbacks} of ${l2.page.presentedFrames} presented frames at ${g.lossPct} % (${p.page.callbacks} of ${p.page.presentedFrames} on the perfect link): the others were, most likely, replaced by a newer frame before the page's next rendering step, as a burst released behind a retransmission is.`);
+  }
   const lb = res.windows.find((w) => w.kind === 'loopback' && w.latency?.accepted);
   const ok = res.windows.filter((w) => w.latency?.accepted);
   if (p) {
@@ -258,14 +287,15 @@ export function render(res, jsonRel) {
     `whose media crosses the impairment relay of \`network\` (\`tests/e2e/impair.mjs\`: loss, shaping and queue from the agent to the page, the delay both ways). ` +
     `First one window on loopback (a page of its own, no relay); then a new page through the relay, one session, each setting applied to it in the order below; ${cfg.settleMs / 1000} s of settling and a ${cfg.windowSec} s window each. ` +
     `"less relay" subtracts the relay's one-way delay (${cfg.lossDelayMs} ms on the loss rows, ${cfg.capacityDelayMs} ms on the capacity rows), the wire it simulates; the capacity rows' queue backlog (\`busyUntil - now\` every 100 ms) is not subtracted. ` +
-    `"vs perfect" is the "less relay" figure minus the perfect link's (on the loss rows the same as the raw difference; on the loopback row the relay's own cost beyond its delay). Percentiles are nearest-rank over presented frames: a frame that never arrives whole is not among them (see frozen s).`);
+    `"vs perfect" is the "less relay" figure minus the perfect link's (on the loss rows the same as the raw difference; on the loopback row the relay's own cost beyond its delay). Percentiles are nearest-rank over the frames the page's frame callbacks saw: a frame that never arrives whole is not among them (see frozen s), nor one the callbacks skipped (replaced by a newer frame before the page's next rendering step, as in a burst released behind a retransmission). ` +
+    `"age on screen" is time-weighted instead: from each seen frame's presentation to the next one's, how old the picture on screen is (now minus its painted time), every millisecond; a stall counts for as long as it lasts.`);
   L.push('');
-  L.push('| link | samples | decoded fps | **p50 ms** | p95 ms | p99 ms | max ms | less relay p50 / p95 / p99 ms | vs perfect p50 / p95 / p99 ms | painted → received p50 / p99 ms | received → presented p50 / p99 ms | jitter buffer mean ms | NACKs / retransmissions | frozen s | encoder kbit/s | backlog p50 / p99 ms | relay dropped | agent CPU % | other load % |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---|---:|---|---|---:|---:|---:|');
+  L.push('| link | samples | decoded fps | **p50 ms** | p95 ms | p99 ms | max ms | less relay p50 / p95 / p99 ms | vs perfect p50 / p95 / p99 ms | age on screen p50 / p99 / max ms | painted → received p50 / p99 ms | received → presented p50 / p99 ms | jitter buffer mean ms | NACKs / retransmissions | frozen s | encoder kbit/s | backlog p50 / p99 ms | relay dropped | agent CPU % | other load % |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---|---:|---|---|---:|---:|---:|');
   const p = perfectOf(res);
   for (const w of res.windows) {
     if (w.error) {
-      L.push(`| ${w.label} | **failed**: ${w.error.replace(/\|/g, '/').slice(0, 120)} |${' |'.repeat(17)}`);
+      L.push(`| ${w.label} | **failed**: ${w.error.replace(/\|/g, '/').slice(0, 120)} |${' |'.repeat(18)}`);
       continue;
     }
     const g = w.latency.glass;
@@ -273,7 +303,7 @@ export function render(res, jsonRel) {
     const pn = p?.glassLessRelayDelay;
     const vs = p && p !== w ? `${signed(round1(n.p50 - pn.p50))} / ${signed(round1(n.p95 - pn.p95))} / ${signed(round1(n.p99 - pn.p99))}` : '—';
     L.push(`| ${w.kind === 'loopback' ? w.label : w.label === 'perfect' ? `perfect (${w.relayOneWayMs} ms each way)` : w.kind === 'loss' ? `${w.label} (${w.relayOneWayMs} ms each way)` : `${w.label} (${cfg.capacityQueueMs} ms queue, ${w.relayOneWayMs} ms each way)`} | ` +
-      `${w.latency.accepted} | ${fmt(w.browser?.decodedFps)} | **${fmt(g.p50)}** | ${fmt(g.p95)} | ${fmt(g.p99)} | ${fmt(g.max)} | ${fmt(n.p50)} / ${fmt(n.p95)} / ${fmt(n.p99)} | ${vs} | ` +
+      `${w.latency.accepted} | ${fmt(w.browser?.decodedFps)} | **${fmt(g.p50)}** | ${fmt(g.p95)} | ${fmt(g.p99)} | ${fmt(g.max)} | ${fmt(n.p50)} / ${fmt(n.p95)} / ${fmt(n.p99)} | ${vs} | ${fmt(w.screenAge?.p50)} / ${fmt(w.screenAge?.p99)} / ${fmt(w.screenAge?.max)} | ` +
       `${fmt(w.latency.paintedToReceived.p50)} / ${fmt(w.latency.paintedToReceived.p99)} | ${fmt(w.latency.receivedToPresented.p50)} / ${fmt(w.latency.receivedToPresented.p99)} | ${fmt(w.browser?.jitterBufferMs)} | ` +
       `${w.browser?.nacks ?? '?'} / ${w.browser?.retransmissionsReceived ?? '?'} | ${fmt(w.browser?.frozenSec, 2)} | ${w.encoderKbps.median} (${w.encoderKbps.min}-${w.encoderKbps.max}) | ` +
       `${w.backlogMs ? `${fmt(w.backlogMs.p50, 0)} / ${fmt(w.backlogMs.p99, 0)}` : '—'} | ${w.relay ? `${w.relay.lost + w.relay.queueDrops} (${fmt(w.relay.dropFraction * 100, 2)} %)` : '—'} | ${fmt(w.cpu.agentPct)} | ${fmt(w.cpu.otherLoadPct)} |${w.reconnected ? ' **reconnected**' : ''}`);
