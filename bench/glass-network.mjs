@@ -219,6 +219,14 @@ function goal(res) {
 }
 
 const mbit = (kbps) => `${kbps / 1000} Mbit/s`;
+/** Frames the reader could not read (margin, markers, CRC, ...) over all it looked at. */
+const rejectedShare = (w) => {
+  const all = w.latency.decoded + Object.values(w.page.rejects).reduce((a, b) => a + b, 0);
+  return all ? w.rejected / all : 0;
+};
+/** The age on screen assumes the last readable frame stays up until the next: with many unreadable frames between, it says nothing. */
+const ageCell = (w) => (!w.screenAge ? 'n/a' : rejectedShare(w) > 0.05 ? `n/a (${fmt(rejectedShare(w) * 100, 0)} % unreadable)` :
+  `${fmt(w.screenAge.p50)} / ${fmt(w.screenAge.p99)} / ${fmt(w.screenAge.max)}`);
 const signed = (x) => (x === null || x === undefined ? 'n/a' : `${x >= 0 ? '+' : ''}${fmt(x)}`);
 
 function goalSentence(g) {
@@ -303,7 +311,7 @@ export function render(res, jsonRel) {
     const pn = p?.glassLessRelayDelay;
     const vs = p && p !== w ? `${signed(round1(n.p50 - pn.p50))} / ${signed(round1(n.p95 - pn.p95))} / ${signed(round1(n.p99 - pn.p99))}` : '—';
     L.push(`| ${w.kind === 'loopback' ? w.label : w.label === 'perfect' ? `perfect (${w.relayOneWayMs} ms each way)` : w.kind === 'loss' ? `${w.label} (${w.relayOneWayMs} ms each way)` : `${w.label} (${cfg.capacityQueueMs} ms queue, ${w.relayOneWayMs} ms each way)`} | ` +
-      `${w.latency.accepted} | ${fmt(w.browser?.decodedFps)} | **${fmt(g.p50)}** | ${fmt(g.p95)} | ${fmt(g.p99)} | ${fmt(g.max)} | ${fmt(n.p50)} / ${fmt(n.p95)} / ${fmt(n.p99)} | ${vs} | ${fmt(w.screenAge?.p50)} / ${fmt(w.screenAge?.p99)} / ${fmt(w.screenAge?.max)} | ` +
+      `${w.latency.accepted} | ${fmt(w.browser?.decodedFps)} | **${fmt(g.p50)}** | ${fmt(g.p95)} | ${fmt(g.p99)} | ${fmt(g.max)} | ${fmt(n.p50)} / ${fmt(n.p95)} / ${fmt(n.p99)} | ${vs} | ${ageCell(w)} | ` +
       `${fmt(w.latency.paintedToReceived.p50)} / ${fmt(w.latency.paintedToReceived.p99)} | ${fmt(w.latency.receivedToPresented.p50)} / ${fmt(w.latency.receivedToPresented.p99)} | ${fmt(w.browser?.jitterBufferMs)} | ` +
       `${w.browser?.nacks ?? '?'} / ${w.browser?.retransmissionsReceived ?? '?'} | ${fmt(w.browser?.frozenSec, 2)} | ${w.encoderKbps.median} (${w.encoderKbps.min}-${w.encoderKbps.max}) | ` +
       `${w.backlogMs ? `${fmt(w.backlogMs.p50, 0)} / ${fmt(w.backlogMs.p99, 0)}` : '—'} | ${w.relay ? `${w.relay.lost + w.relay.queueDrops} (${fmt(w.relay.dropFraction * 100, 2)} %)` : '—'} | ${fmt(w.cpu.agentPct)} | ${fmt(w.cpu.otherLoadPct)} |${w.reconnected ? ' **reconnected**' : ''}`);
@@ -360,7 +368,7 @@ function oddities(res, agentLog) {
     }
     if (w.reconnected) notes.push(`${w.label}: the page reconnected during the window`);
     const all = w.latency.decoded + Object.values(w.page.rejects).reduce((a, b) => a + b, 0);
-    if (all && w.rejected / all > 0.05) notes.push(`${w.label}: ${w.rejected} of ${all} frames rejected (${JSON.stringify(w.page.rejects)}, future ${w.latency.rejectedFuture}, other frame ${w.latency.rejectedMismatch})`);
+    if (all && w.rejected / all > 0.05) notes.push(`${w.label}: ${w.rejected} of ${all} frames the page saw could not be read (the clock band garbled: most likely frames shown with decoding damage), so the percentiles are of the readable ones and the age on screen is not given; rejected (${JSON.stringify(w.page.rejects)}, future ${w.latency.rejectedFuture}, other frame ${w.latency.rejectedMismatch})`);
     if (w.latency.rejectedFuture) notes.push(`${w.label}: ${w.latency.rejectedFuture} frame(s) showed a time after their own presentation (rejected)`);
     if (w.page.callbacks < 0.9 * w.page.presentedFrames) notes.push(`${w.label}: frame callbacks ran for ${w.page.callbacks} of ${w.page.presentedFrames} presented frames`);
     if (Math.abs(w.page.skewEndMs) > 2) notes.push(`${w.label}: the page's Date.now() and timeOrigin + performance.now() differ by ${fmt(w.page.skewEndMs)} ms`);
