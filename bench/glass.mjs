@@ -61,7 +61,7 @@ import {
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 
-const ALL_CONFIGS = {
+export const ALL_CONFIGS = {
   '720p30': { width: 1280, height: 720, framerate: 30 },
   '720p60': { width: 1280, height: 720, framerate: 60 },
   '1080p30': { width: 1920, height: 1080, framerate: 30 },
@@ -71,7 +71,7 @@ const ALL_MODES = {
   off: { args: ['--no-playout-delay'], label: 'off' },
 };
 
-const GLASS = {
+export const GLASS = {
   seconds: envNum('BENCH_GLASS_SECONDS', 30),
   block: envNum('BENCH_GLASS_BLOCK', 32),
   configs: (process.env.BENCH_GLASS_CONFIGS || '720p30,720p60,1080p30').split(',').filter((c) => ALL_CONFIGS[c]),
@@ -296,7 +296,9 @@ async function inboundStats() {
       for (const k of ['jitterBufferDelay', 'jitterBufferTargetDelay', 'jitterBufferMinimumDelay', 'jitterBufferEmittedCount',
         'totalDecodeTime', 'framesDecoded', 'totalProcessingDelay', 'totalAssemblyTime', 'framesAssembledFromMultiplePackets',
         'framesReceived', 'framesDropped', 'freezeCount', 'totalFreezesDuration', 'packetsLost', 'packetsReceived',
-        'nackCount', 'pliCount', 'bytesReceived', 'keyFramesDecoded', 'totalInterFrameDelay']) out[k] = x[k] ?? null;
+        'nackCount', 'pliCount', 'bytesReceived', 'keyFramesDecoded', 'totalInterFrameDelay', 'retransmittedPacketsReceived']) out[k] = x[k] ?? null;
+      // Absent until the first retransmission arrives.
+      out.retransmittedPacketsReceived ??= 0;
       out.decoderImplementation = x.decoderImplementation ?? null;
     }
     if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') out.rttMs = x.currentRoundTripTime !== undefined ? x.currentRoundTripTime * 1000 : null;
@@ -407,6 +409,8 @@ function statsDelta(a, b) {
     packetsLost: dd('packetsLost'),
     nacks: dd('nackCount'),
     plis: dd('pliCount'),
+    retransmissionsReceived: dd('retransmittedPacketsReceived'),
+    frozenSec: dd('totalFreezesDuration') !== null ? Math.round(dd('totalFreezesDuration') * 1000) / 1000 : null,
     keyFrames: dd('keyFramesDecoded'),
     kbps: dd('bytesReceived') !== null ? Math.round((dd('bytesReceived') * 8) / sec / 1000) : null,
     rttMs: b.rttMs ?? null,
@@ -433,13 +437,13 @@ function agentLatency(m0, m1) {
 
 // ------------------------------------------------------------ measuring
 
-async function stopRec(rec) {
+export async function stopRec(rec) {
   await stopChild(rec);
   const i = children.indexOf(rec);
   if (i >= 0) children.splice(i, 1);
 }
 
-async function startProbe(display) {
+export async function startProbe(display) {
   if (!fs.existsSync(GLASS.probe)) {
     throw new Error(`clock probe missing: ${GLASS.probe} (cargo build --release --examples, or set CLOCK_PROBE)`);
   }
@@ -451,6 +455,98 @@ async function startProbe(display) {
 
 function probeRates(rec, fromLine) {
   return rec.log.slice(fromLine).map((l) => (l.match(/^clock_probe: paints=\d+ seconds=[\d.]+ rate=(\d+)/) || [])[1]).filter(Boolean).map(Number);
+}
+
+/**
+ * Installs the frame recorder in `page` (showing a stream of `conf`'s
+ * screen size), once per page load.
+ */
+export async function installGlassRecorder(page, conf) {
+  await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block, useVideoFrame: GLASS.videoFrame });
+}
+
+/**
+ * One measurement window on a page that is playing and has the recorder
+ * installed: `seconds` of frames, getStats() before and after, the agent's
+ * capture → encoded, CPU of everything involved and of the machine. Returns
+ * the window's fields (glass.mjs's per-setting record, less the setting).
+ */
+export async function glassWindow(page, agent, probe, conf, seconds, label) {
+  const out = {};
+  const chrPids = chromiumPids();
+  const s0 = await page.evaluate(inboundStats);
+  const m0 = await agent.metrics();
+  const cpu0 = { agent: procCpuSec(agent.pid), chromium: pidsCpuSec(chrPids), probe: pidsCpuSec([probe.child.pid]),
+    xvfb: pidsCpuSec(children.filter((r) => r.name === 'Xvfb' || r.name === 'mover').map((r) => r.child.pid)), node: process.cpuUsage(), sys: sysCpu() };
+  const probeLine = probe.log.length;
+  const t0 = performance.now();
+  await page.evaluate(() => window.__glass.start());
+  await sleep(seconds * 1000);
+  const raw = await page.evaluate(() => window.__glass.stop());
+  const dt = (performance.now() - t0) / 1000;
+  const s1 = await page.evaluate(inboundStats);
+  const m1 = await agent.metrics();
+  const cpu1 = { agent: procCpuSec(agent.pid), chromium: pidsCpuSec(chrPids), probe: pidsCpuSec([probe.child.pid]),
+    xvfb: pidsCpuSec(children.filter((r) => r.name === 'Xvfb' || r.name === 'mover').map((r) => r.child.pid)), node: process.cpuUsage(), sys: sysCpu() };
+  if (!agent.alive) throw new Error('the agent died');
+
+  out.windowSec = round1(dt);
+  out.page = {
+    callbacks: raw.callbacks, presentedFrames: raw.presentedFrames, rejects: raw.rejects, rejectExamples: raw.examples,
+    readVia: raw.via, videoFrameErrors: raw.videoFrameErrors, videoFrameError: raw.videoFrameError,
+    decodeMsPerCallback: round1(raw.decodeMsPerCallback), skewStartMs: round1(raw.skewStartMs), skewEndMs: round1(raw.skewEndMs),
+    videoWidth: raw.videoWidth, videoHeight: raw.videoHeight,
+  };
+  out.latency = analyse(raw, conf.framerate);
+  out.rejected = Object.values(raw.rejects).reduce((a, b) => a + b, 0) + out.latency.rejectedFuture + out.latency.rejectedMismatch;
+  out.decodedRate = raw.presentedFrames ? round1((out.latency.accepted / raw.presentedFrames) * 100) : null;
+  out.browser = statsDelta(s0, s1);
+  out.agentCaptureToEncoded = agentLatency(m0, m1);
+  out.cpu = {
+    agentPct: round1(((cpu1.agent - cpu0.agent) / dt) * 100),
+    chromiumPct: round1(((cpu1.chromium - cpu0.chromium) / dt) * 100),
+    probePct: round1(((cpu1.probe - cpu0.probe) / dt) * 100),
+    xvfbAndMoverPct: round1(((cpu1.xvfb - cpu0.xvfb) / dt) * 100),
+    machineBusyPct: round1(((cpu1.sys.busy - cpu0.sys.busy) / (cpu1.sys.total - cpu0.sys.total)) * os.cpus().length * 100),
+    // This node process (the bench; with glass-network also the relay).
+    benchNodePct: round1(((cpu1.node.user - cpu0.node.user + cpu1.node.system - cpu0.node.system) / 1e6 / dt) * 100),
+  };
+  // Whatever else ran meanwhile (clamped: the /proc reads are not simultaneous).
+  out.cpu.otherLoadPct = round1(Math.max(0, out.cpu.machineBusyPct - out.cpu.agentPct - out.cpu.chromiumPct - out.cpu.probePct - out.cpu.xvfbAndMoverPct - out.cpu.benchNodePct));
+  out.loadAvgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  out.probeRate = median(probeRates(probe, probeLine));
+  out.keyframesForced = (m1.oriel_keyframes_forced_total ?? 0) - (m0.oriel_keyframes_forced_total ?? 0);
+  // Every decoded frame, compact (one CSV string, ms, 0.1 ms resolution).
+  const p0 = raw.samples.length ? raw.samples[0][0] : 0;
+  const rel = (x, from) => (x === null ? '' : (Math.round((x - from) * 10) / 10).toString());
+  out.samplesCsv = ['painted (ms since the first), presented, received (ms after painted)',
+    ...raw.samples.map((s) => [rel(s[0], p0), rel(s[1], s[0]), rel(s[3], s[0])].join(','))].join('\n');
+  out.samplesFirstPaintedMs = p0;
+  const L = out.latency;
+  log(`${label}: ${L.accepted} samples (${out.decodedRate} % of ${raw.presentedFrames} presented), rejected ${JSON.stringify(raw.rejects)} future ${L.rejectedFuture} mismatch ${L.rejectedMismatch}; ` +
+    `glass p50 ${fmt(L.glass.p50)} p95 ${fmt(L.glass.p95)} p99 ${fmt(L.glass.p99)} max ${fmt(L.glass.max)} ms; at expected display p50 ${fmt(L.atExpectedDisplay.p50)}; ` +
+    `painted→received p50 ${fmt(L.paintedToReceived.p50)} received→presented p50 ${fmt(L.receivedToPresented.p50)}; agent capture→encoded p50 ${fmt(out.agentCaptureToEncoded?.p50Ms)} p99 ${fmt(out.agentCaptureToEncoded?.p99Ms)}; ` +
+    `jitter buffer ${fmt(out.browser?.jitterBufferMs)} decode ${fmt(out.browser?.decodeMs)} ms; probe ${out.probeRate} paints/s; agent cpu ${fmt(out.cpu.agentPct)}% machine ${fmt(out.cpu.machineBusyPct)}%`);
+  return out;
+}
+
+/** The harness's browser, with the handle on the page's RTCPeerConnection that inboundStats reads. */
+export async function launchGlassBrowser() {
+  const ctx = await launchBrowser();
+  // Our own handle on the page's RTCPeerConnection, for inbound-rtp fields
+  // the harness hook does not return.
+  await ctx.addInitScript(() => {
+    const Orig = window.RTCPeerConnection;
+    if (!Orig || window.__glassPcs) return;
+    window.__glassPcs = [];
+    window.RTCPeerConnection = class extends Orig {
+      constructor(...args) {
+        super(...args);
+        window.__glassPcs.push(this);
+      }
+    };
+  });
+  return ctx;
 }
 
 async function measureSetting(page, display, configName, modeName, probe) {
@@ -471,58 +567,8 @@ async function measureSetting(page, display, configName, modeName, probe) {
     await waitPresented(page);
     await waitClients(agent, 1);
     await sleep(CFG.settleMs);
-    await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block, useVideoFrame: GLASS.videoFrame });
-
-    const chrPids = chromiumPids();
-    const s0 = await page.evaluate(inboundStats);
-    const m0 = await agent.metrics();
-    const cpu0 = { agent: procCpuSec(agent.pid), chromium: pidsCpuSec(chrPids), probe: pidsCpuSec([probe.child.pid]),
-      xvfb: pidsCpuSec(children.filter((r) => r.name === 'Xvfb' || r.name === 'mover').map((r) => r.child.pid)), sys: sysCpu() };
-    const probeLine = probe.log.length;
-    const t0 = performance.now();
-    await page.evaluate(() => window.__glass.start());
-    await sleep(GLASS.seconds * 1000);
-    const raw = await page.evaluate(() => window.__glass.stop());
-    const dt = (performance.now() - t0) / 1000;
-    const s1 = await page.evaluate(inboundStats);
-    const m1 = await agent.metrics();
-    const cpu1 = { agent: procCpuSec(agent.pid), chromium: pidsCpuSec(chrPids), probe: pidsCpuSec([probe.child.pid]),
-      xvfb: pidsCpuSec(children.filter((r) => r.name === 'Xvfb' || r.name === 'mover').map((r) => r.child.pid)), sys: sysCpu() };
-    if (!agent.alive) throw new Error('the agent died');
-
-    out.windowSec = round1(dt);
-    out.page = {
-      callbacks: raw.callbacks, presentedFrames: raw.presentedFrames, rejects: raw.rejects, rejectExamples: raw.examples,
-      readVia: raw.via, videoFrameErrors: raw.videoFrameErrors, videoFrameError: raw.videoFrameError,
-      decodeMsPerCallback: round1(raw.decodeMsPerCallback), skewStartMs: round1(raw.skewStartMs), skewEndMs: round1(raw.skewEndMs),
-      videoWidth: raw.videoWidth, videoHeight: raw.videoHeight,
-    };
-    out.latency = analyse(raw, conf.framerate);
-    out.rejected = Object.values(raw.rejects).reduce((a, b) => a + b, 0) + out.latency.rejectedFuture + out.latency.rejectedMismatch;
-    out.decodedRate = raw.presentedFrames ? round1((out.latency.accepted / raw.presentedFrames) * 100) : null;
-    out.browser = statsDelta(s0, s1);
-    out.agentCaptureToEncoded = agentLatency(m0, m1);
-    out.cpu = {
-      agentPct: round1(((cpu1.agent - cpu0.agent) / dt) * 100),
-      chromiumPct: round1(((cpu1.chromium - cpu0.chromium) / dt) * 100),
-      probePct: round1(((cpu1.probe - cpu0.probe) / dt) * 100),
-      xvfbAndMoverPct: round1(((cpu1.xvfb - cpu0.xvfb) / dt) * 100),
-      machineBusyPct: round1(((cpu1.sys.busy - cpu0.sys.busy) / (cpu1.sys.total - cpu0.sys.total)) * os.cpus().length * 100),
-    };
-    out.loadAvgAfter = os.loadavg().map((x) => Math.round(x * 100) / 100);
-    out.probeRate = median(probeRates(probe, probeLine));
-    out.keyframesForced = (m1.oriel_keyframes_forced_total ?? 0) - (m0.oriel_keyframes_forced_total ?? 0);
-    // Every decoded frame, compact (one CSV string, ms, 0.1 ms resolution).
-    const p0 = raw.samples.length ? raw.samples[0][0] : 0;
-    const rel = (x, from) => (x === null ? '' : (Math.round((x - from) * 10) / 10).toString());
-    out.samplesCsv = ['painted (ms since the first), presented, received (ms after painted)',
-      ...raw.samples.map((s) => [rel(s[0], p0), rel(s[1], s[0]), rel(s[3], s[0])].join(','))].join('\n');
-    out.samplesFirstPaintedMs = p0;
-    const L = out.latency;
-    log(`${configName} playout ${modeName}: ${L.accepted} samples (${out.decodedRate} % of ${raw.presentedFrames} presented), rejected ${JSON.stringify(raw.rejects)} future ${L.rejectedFuture} mismatch ${L.rejectedMismatch}; ` +
-      `glass p50 ${fmt(L.glass.p50)} p95 ${fmt(L.glass.p95)} p99 ${fmt(L.glass.p99)} max ${fmt(L.glass.max)} ms; at expected display p50 ${fmt(L.atExpectedDisplay.p50)}; ` +
-      `painted→received p50 ${fmt(L.paintedToReceived.p50)} received→presented p50 ${fmt(L.receivedToPresented.p50)}; agent capture→encoded p50 ${fmt(out.agentCaptureToEncoded?.p50Ms)} p99 ${fmt(out.agentCaptureToEncoded?.p99Ms)}; ` +
-      `jitter buffer ${fmt(out.browser?.jitterBufferMs)} decode ${fmt(out.browser?.decodeMs)} ms; probe ${out.probeRate} paints/s; agent cpu ${fmt(out.cpu.agentPct)}% machine ${fmt(out.cpu.machineBusyPct)}%`);
+    await installGlassRecorder(page, conf);
+    Object.assign(out, await glassWindow(page, agent, probe, conf, GLASS.seconds, `${configName} playout ${modeName}`));
   } finally {
     await page.evaluate(() => window.oriel?.disconnect()).catch(() => {});
     await page.goto('about:blank').catch(() => {});
@@ -749,20 +795,7 @@ async function main(res) {
   // like on a laptop screen (the band is read at the stream's own size).
   CFG.width = 1280;
   CFG.height = 720;
-  const ctx = await launchBrowser();
-  // Our own handle on the page's RTCPeerConnection, for inbound-rtp fields
-  // the harness hook does not return.
-  await ctx.addInitScript(() => {
-    const Orig = window.RTCPeerConnection;
-    if (!Orig || window.__glassPcs) return;
-    window.__glassPcs = [];
-    window.RTCPeerConnection = class extends Orig {
-      constructor(...args) {
-        super(...args);
-        window.__glassPcs.push(this);
-      }
-    };
-  });
+  const ctx = await launchGlassBrowser();
   const page = await ctx.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
 

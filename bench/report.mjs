@@ -13,6 +13,7 @@ import { isMain } from './lib/run.mjs';
 /** Parts in report order: [name, script, what it measures]. */
 export const PARTS = [
   ['glass', 'glass.mjs', 'glass-to-glass latency'],
+  ['glass-network', 'glass-network.mjs', 'the controller\'s glass-to-glass latency through loss and narrow links'],
   ['viewers', 'viewers.mjs', 'cost per viewer, up to 32 viewers'],
   ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
   ['ttff', 'ttff.mjs', 'time to first frame with viewers connected'],
@@ -25,7 +26,8 @@ export const PARTS = [
 
 function newestResult(part) {
   if (!fs.existsSync(RESULTS_DIR)) return null;
-  const files = fs.readdirSync(RESULTS_DIR).filter((f) => f.endsWith(`-${part}.json`) && /^\d{4}-\d{2}-\d{2}-/.test(f)).sort();
+  // Exactly <date>-<part>.json: `network` must not pick up `glass-network`'s files.
+  const files = fs.readdirSync(RESULTS_DIR).filter((f) => /^\d{4}-\d{2}-\d{2}-/.test(f) && f.slice(11) === `${part}.json`).sort();
   if (!files.length) return null;
   const file = path.join(RESULTS_DIR, files[files.length - 1]);
   return { file, rel: path.relative(REPO_ROOT, file), res: JSON.parse(fs.readFileSync(file, 'utf8')) };
