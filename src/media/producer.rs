@@ -4,8 +4,9 @@
 //! never touches the encoder.
 //!
 //! ```text
-//! capture ─ videoconvert ─ encoder ─ h264parse ─ rtph264pay ─ capsfilter ─ tee ─┬─ peer 1
-//!                                                 (header extensions)          └─ peer 2
+//! capture ─ videoconvert ─ raw tee ─ encoder ─ h264parse ─ rtph264pay ─ capsfilter ─ tee ─┬─ peer 1
+//!                            │                                  (header extensions)      └─ peer 2
+//!                            └─ the cheaper rung, while slow viewers read it (media::rung)
 //! ```
 
 use anyhow::{anyhow, Context, Result};
