@@ -247,8 +247,8 @@ impl Producer {
             .ok_or_else(|| anyhow!("producer element `raw` missing"))
     }
 
-    pub fn payloader(&self) -> Result<PayInfo> {
-        Ok(self.pay)
+    pub fn payloader(&self) -> PayInfo {
+        self.pay
     }
 
     /// The RTP caps every branch negotiates.

@@ -129,27 +129,20 @@ mod tests {
             r.renumber(&mut b);
             assert_eq!(seq(&b), s);
         }
+        let through = |seqs: &[u16]| -> Vec<u16> {
+            seqs.iter()
+                .map(|s| {
+                    let mut b = packet(*s);
+                    r.renumber(&mut b);
+                    seq(&b)
+                })
+                .collect()
+        };
         // Moved to a rung whose payloader counts elsewhere.
         r.moved();
-        let out: Vec<u16> = [40_000u16, 40_001, 40_002]
-            .into_iter()
-            .map(|s| {
-                let mut b = packet(s);
-                r.renumber(&mut b);
-                seq(&b)
-            })
-            .collect();
-        assert_eq!(out, [103, 104, 105]);
+        assert_eq!(through(&[40_000, 40_001, 40_002]), [103, 104, 105]);
         // And back, across the 16-bit wrap.
         r.moved();
-        let out: Vec<u16> = [65_534u16, 65_535, 0, 1]
-            .into_iter()
-            .map(|s| {
-                let mut b = packet(s);
-                r.renumber(&mut b);
-                seq(&b)
-            })
-            .collect();
-        assert_eq!(out, [106, 107, 108, 109]);
+        assert_eq!(through(&[65_534, 65_535, 0, 1]), [106, 107, 108, 109]);
     }
 }

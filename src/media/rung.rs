@@ -33,7 +33,7 @@ impl Rung {
     /// Builds the rung from `encoder` (a rendered encoder fragment, at
     /// `kbps`) and starts it off `producer`'s raw tee.
     pub fn attach(producer: &Producer, encoder: &str, kbps: u32) -> Result<Rung> {
-        let pay = producer.payloader()?;
+        let pay = producer.payloader();
         let description = format!(
             "queue name=rungqueue leaky=downstream max-size-buffers=1 max-size-bytes=0 \
              max-size-time=0 ! {encoder} ! h264parse name=rungparse \
