@@ -81,6 +81,11 @@ bench-deps: test-deps
 $(addprefix bench-,$(BENCH_PARTS)): bench-%: bench-deps
 	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node $*.mjs
 
+# The churn part again, 100 cycles under Valgrind memcheck (about N min).
+.PHONY: bench-churn-valgrind
+bench-churn-valgrind: bench-deps
+	cd $(BENCH_DIR) && BENCH_CHURN_VALGRIND=1 ORIEL_BIN=$(CURDIR)/target/release/oriel node churn.mjs
+
 # Installs for the current user; the udev rule (uinput access for the
 # logged-in user) needs root, so it is installed only when run as root.
 install: deps build

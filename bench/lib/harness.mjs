@@ -403,11 +403,14 @@ export function moverPipeline() {
   return ['videotestsrc', 'pattern=ball', 'is-live=true', '!', caps, '!', 'videoconvert', '!', 'ximagesink'];
 }
 
-export async function startDisplay() {
+/**
+ * Xvfb with the moving scene on a free display number (or on `display`, to
+ * bring a display back after it was killed). `recs` are its processes.
+ */
+export async function startDisplay({ display: fixed = null } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const n = freeDisplay();
-    const display = `:${n}`;
+    const display = fixed ?? `:${freeDisplay()}`;
     const xvfb = start('Xvfb', 'Xvfb', [display, '-screen', '0', `${CFG.width}x${CFG.height}x24`, '-nolisten', 'tcp', '-noreset'], childEnv());
     try {
       await waitFor(() => {
@@ -429,7 +432,10 @@ export async function startDisplay() {
     }, 15000, 'the mover window');
     const covers = geometry.width >= CFG.width && geometry.height >= CFG.height && geometry.x <= 0 && geometry.y <= 0;
     if (!covers) log(`WARNING: mover window ${JSON.stringify(geometry)} does not cover the ${CFG.width}x${CFG.height} screen`);
-    return { display, geometry, covers, pipeline: `gst-launch-1.0 ${moverPipeline().join(' ')}` };
+    const out = { display, geometry, covers, pipeline: `gst-launch-1.0 ${moverPipeline().join(' ')}` };
+    // Not enumerable: results files hold `out`, and processes do not serialize.
+    Object.defineProperty(out, 'recs', { value: [xvfb, mover], enumerable: false });
+    return out;
   }
   throw lastErr;
 }
@@ -468,17 +474,22 @@ export class Agent {
  * says otherwise; `args` go before BENCH_AGENT_ARGS. `controllerUrl` is the
  * controller link `serve` prints, `viewerUrl` a viewer link made for the run.
  */
-export async function startAgent(display, { capture = 'x11', args = [] } = {}) {
+export async function startAgent(display, { capture = 'x11', args = [], env = {}, wrap = [], stateDir = null, port = null, startMs = 30000 } = {}) {
   if (!fs.existsSync(CFG.bin)) throw new Error(`agent binary missing: ${CFG.bin} (build it, or set ORIEL_BIN)`);
-  const port = await freePort();
+  port ??= await freePort();
   // Its own link secret and list; every bench client watches through one
-  // shared viewer link (viewers may share links).
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-bench-state-'));
-  tmpDirs.push(stateDir);
+  // shared viewer link (viewers may share links). A restarted agent may be
+  // given the previous one's, so its links stay valid.
+  if (!stateDir) {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-bench-state-'));
+    tmpDirs.push(stateDir);
+  }
   const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir,
     '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps), ...args, ...CFG.agentExtraArgs];
-  const rec = start('oriel', CFG.bin, argv, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG }));
-  await waitForLine(rec, /oriel: serving http:\/\//, 30000, 'the agent to serve');
+  // `wrap` runs the agent under another program (valgrind ...); the pid is then the wrapper's.
+  const [cmd, cmdArgs] = wrap.length ? [wrap[0], [...wrap.slice(1), CFG.bin, ...argv]] : [CFG.bin, argv];
+  const rec = start('oriel', cmd, cmdArgs, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG, ...env }));
+  await waitForLine(rec, /oriel: serving http:\/\//, startMs, 'the agent to serve');
   const agent = new Agent(rec, port);
   agent.stateDir = stateDir;
   agent.viewerUrl = createLink(agent, 'viewer');

@@ -112,8 +112,9 @@ export class Receivers {
       else if (e.event === 'error') {
         v.errors.push(e.message);
         if (e.fatal) v.failed = true;
-        log(`bench_receiver viewer ${e.id}${e.fatal ? ' FAILED' : ''}: ${e.message}`);
+        if (!v.quiet) log(`bench_receiver viewer ${e.id}${e.fatal ? ' FAILED' : ''}: ${e.message}`);
       } else if (e.event === 'left') v.left = true;
+      else if (e.event === 'ended') v.ended = true;
     }
     this.wake(e);
   }
@@ -152,17 +153,44 @@ export class Receivers {
     this.child.stdin.write(`${cmd}\n`);
   }
 
-  /** Opens `n` viewers; resolves with their ids (at once: use waitFirstFrames to wait). */
-  add(n) {
+  /**
+   * Opens `n` viewers; resolves with their ids (at once: use waitFirstFrames
+   * to wait). `way` (normal, midoffer, icefail) and `token` (another link's)
+   * are bench_receiver's `add` options; `quiet` viewers are expected to
+   * fail (their errors are kept, not logged).
+   */
+  add(n, { way = null, token = null, quiet = false } = {}) {
     const ids = [];
     for (let i = 0; i < n; i++) {
       const id = this.nextId++;
       ids.push(id);
-      this.viewers.set(id, { id, addedAt: Date.now(), errors: [], failed: false, left: false });
+      this.viewers.set(id, { id, addedAt: Date.now(), errors: [], failed: false, left: false, ended: false, quiet });
       this.alive.push(id);
     }
-    if (n > 0) this.send(`add ${n}`);
+    const opts = [way && `way=${way}`, token && `token=${token}`].filter(Boolean).join(' ');
+    if (n > 0) this.send(`add ${n}${opts ? ` ${opts}` : ''}`);
     return ids;
+  }
+
+  /** Viewers `ids` leave all at once, `how` = 'bye' or 'drop' (a closed tab); resolves when all have left. */
+  async leave(ids, how = 'bye', timeoutMs = 20000) {
+    if (!ids.length) return;
+    this.alive = this.alive.filter((id) => !ids.includes(id));
+    const pending = new Set(ids);
+    const done = this.waitEvent((e) => {
+      if (e.event === 'left') pending.delete(e.id);
+      return pending.size === 0;
+    }, timeoutMs, `viewers ${ids.join(', ')} to leave`);
+    this.send(`leave ${how} ${ids.join(' ')}`);
+    await done;
+  }
+
+  /** Waits until viewer `id` has failed or ended by itself; resolves with the viewer. */
+  async waitOver(id, timeoutMs = 20000) {
+    const over = () => this.viewers.get(id)?.failed || this.viewers.get(id)?.ended;
+    if (over()) return this.viewers.get(id);
+    await this.waitEvent((e) => e.id === id && (e.event === 'ended' || (e.event === 'error' && e.fatal)), timeoutMs, `viewer ${id} to end`);
+    return this.viewers.get(id);
   }
 
   /** Waits until every viewer in `ids` has its first frame; throws naming the ones that did not. */

@@ -30,7 +30,7 @@ pub struct JanusTarget {
 pub fn usage() -> &'static str {
     "usage: bench_receiver --link http://HOST:PORT/#token=TOKEN [--name PREFIX] [--latency-ms N]\n\
      \x20      bench_receiver --janus http://HOST:PORT/janus,room=N[,feed=ID] [--name PREFIX] [--latency-ms N]\n\
-     stdin commands: add N | remove N | stats | quit"
+     stdin commands: add N [way=normal|midoffer|icefail] [token=T] | remove N | leave bye|drop ID... | stats | quit"
 }
 
 pub fn parse_args() -> Result<Options> {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::cli::{JanusTarget, Options};
 use crate::output::{emit, ms_since};
 use crate::peer::{media_event, Media, MediaEvent};
-use crate::viewer::{Shared, CLOSE_GRACE};
+use crate::viewer::{Leave, Shared, CLOSE_GRACE};
 
 /// Janus drops a session after 60 s without a request (tests/janus).
 const JANUS_KEEPALIVE: Duration = Duration::from_secs(25);
@@ -24,7 +24,7 @@ pub async fn janus_session(
     shared: &Arc<Shared>,
     opts: &Options,
     janus: &JanusTarget,
-    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    stop: &mut tokio::sync::oneshot::Receiver<Leave>,
     media: &mut Option<Media>,
 ) -> Result<()> {
     let created = tokio::select! {
@@ -52,7 +52,7 @@ async fn janus_subscribe(
     janus: &JanusTarget,
     session_url: &str,
     events: &mut mpsc::UnboundedReceiver<Result<serde_json::Value, String>>,
-    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    stop: &mut tokio::sync::oneshot::Receiver<Leave>,
     media: &mut Option<Media>,
 ) -> Result<()> {
     let id = shared.id;

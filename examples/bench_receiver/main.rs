@@ -23,8 +23,14 @@
 //! answers the join (its `peerId` is the Janus plugin handle), `left` after
 //! the Janus session is destroyed and the pipeline stopped.
 //!
-//! Commands on stdin, one per line: `add N`, `remove N` (the N newest, with
-//! bye), `stats`, `quit` (bye to all, exit 0; end of input does the same).
+//! Commands on stdin, one per line: `add N [way=normal|midoffer|icefail]
+//! [token=T]`, `remove N` (the N newest, with bye), `leave bye|drop ID...`
+//! (those viewers, all at once: with bye, or just gone like a closed tab),
+//! `stats`, `quit` (bye to all, exit 0; end of input does the same). `way`
+//! and `token` (another link's token) are for the churn benchmark: a viewer
+//! with `way=midoffer` closes its socket when the offer comes, one with
+//! `way=icefail` answers but gives the agent only a candidate that leads
+//! nowhere.
 //! JSON lines on stdout (diagnostics go to stderr):
 //!
 //! ```text
@@ -32,7 +38,8 @@
 //! {"event":"joined","id":K,"peerId":P,"ms":T}      welcome received, T = ms since its add
 //! {"event":"connected","id":K,"ms":T}              webrtcbin connection-state connected
 //! {"event":"first_frame","id":K,"ms":T}            first whole frame
-//! {"event":"left","id":K}                          after remove: bye, the agent closed, pipeline stopped
+//! {"event":"left","id":K}                          after remove/leave: bye (or not), the agent closed, pipeline stopped
+//! {"event":"ended","id":K}                         the session ended by itself (way=midoffer)
 //! {"event":"error","id":K,"message":"...","fatal":B}
 //! {"event":"stats","t":MS,"viewers":[{"id":K,"frames":F,"incomplete":I,"lost":L,"packets":P,"bytes":B,"state":"connected"}]}
 //! ```
@@ -75,13 +82,14 @@ use tokio::sync::mpsc;
 use cli::{parse_args, usage, Options, Target};
 use output::{emit, ms_since};
 use peer::Media;
-use viewer::Shared;
+use viewer::{Leave, Shared, Way};
 
 /// A viewer as the command loop sees it.
 struct Viewer {
     shared: Arc<Shared>,
-    /// Dropping or sending on it tells the viewer task to say bye and stop.
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Dropping it or sending `Bye` tells the viewer task to say bye and
+    /// stop; `Drop` to just go.
+    stop: Option<tokio::sync::oneshot::Sender<Leave>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -148,10 +156,34 @@ async fn run(opts: Arc<Options>) -> i32 {
         let n = words.next().map(|w| w.parse::<usize>());
         match (cmd, n) {
             ("", _) => {}
-            ("add", Some(Ok(n))) => {
-                for _ in 0..n {
-                    viewers.push(spawn_viewer(next_id, opts.clone()));
-                    next_id += 1;
+            ("add", Some(Ok(n))) => match join_options(words) {
+                Ok((way, token)) => {
+                    for _ in 0..n {
+                        viewers.push(spawn_viewer(next_id, opts.clone(), way, token.clone()));
+                        next_id += 1;
+                    }
+                }
+                Err(e) => eprintln!("bench_receiver: {e}\n{}", usage()),
+            },
+            ("leave", _) => {
+                let how = match line.split_whitespace().nth(1) {
+                    Some("bye") => Some(Leave::Bye),
+                    Some("drop") => Some(Leave::Drop),
+                    _ => None,
+                };
+                let ids: Vec<u64> = line
+                    .split_whitespace()
+                    .skip(2)
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                match how {
+                    Some(how) => {
+                        let (gone, kept) =
+                            viewers.drain(..).partition(|v| ids.contains(&v.shared.id));
+                        viewers = kept;
+                        stop_viewers_with(gone, how).await;
+                    }
+                    None => eprintln!("bench_receiver: bad command {line:?}\n{}", usage()),
                 }
             }
             ("remove", Some(Ok(n))) => {
@@ -186,11 +218,31 @@ async fn run(opts: Arc<Options>) -> i32 {
     0
 }
 
+/// `way=...` and `token=...` after `add N`.
+fn join_options<'a>(words: impl Iterator<Item = &'a str>) -> Result<(Way, Option<String>)> {
+    let (mut way, mut token) = (Way::Normal, None);
+    for w in words {
+        match w.split_once('=') {
+            Some(("way", v)) => {
+                way = Way::parse(v).ok_or_else(|| anyhow::anyhow!("unknown way {v:?}"))?
+            }
+            Some(("token", v)) if !v.is_empty() => token = Some(v.to_string()),
+            _ => anyhow::bail!("unknown add option {w:?}"),
+        }
+    }
+    Ok((way, token))
+}
+
 async fn stop_viewers(gone: Vec<Viewer>) {
+    stop_viewers_with(gone, Leave::Bye).await
+}
+
+/// Tells all of `gone` to go at once, then waits for each.
+async fn stop_viewers_with(gone: Vec<Viewer>, how: Leave) {
     let mut tasks = Vec::new();
     for mut v in gone.into_iter().rev() {
         if let Some(stop) = v.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(how);
         }
         tasks.push((v.shared.id, v.task));
     }
@@ -202,10 +254,10 @@ async fn stop_viewers(gone: Vec<Viewer>) {
     }
 }
 
-fn spawn_viewer(id: u64, opts: Arc<Options>) -> Viewer {
+fn spawn_viewer(id: u64, opts: Arc<Options>, way: Way, token: Option<String>) -> Viewer {
     let shared = Arc::new(Shared::new(id));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(viewer_task(shared.clone(), opts, stop_rx));
+    let task = tokio::spawn(viewer_task(shared.clone(), opts, way, token, stop_rx));
     Viewer {
         shared,
         stop: Some(stop_tx),
@@ -218,10 +270,12 @@ fn spawn_viewer(id: u64, opts: Arc<Options>) -> Viewer {
 async fn viewer_task(
     shared: Arc<Shared>,
     opts: Arc<Options>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
+    way: Way,
+    token: Option<String>,
+    mut stop: tokio::sync::oneshot::Receiver<Leave>,
 ) {
     let mut media: Option<Media> = None;
-    let outcome = session(&shared, &opts, &mut stop, &mut media).await;
+    let outcome = session(&shared, &opts, way, token.as_deref(), &mut stop, &mut media).await;
     if let Some(m) = media.take() {
         m.shutdown().await;
     }
@@ -233,6 +287,10 @@ async fn viewer_task(
         );
         // Stay listed (state failed) until removed.
         let _ = stop.await;
+    } else if shared.state() == "ended" {
+        // Not told to stop: the session ended by itself; wait for removal.
+        emit(json!({"event": "ended", "id": shared.id}));
+        let _ = stop.await;
     } else {
         shared.set_state("closed");
     }
@@ -242,12 +300,18 @@ async fn viewer_task(
 async fn session(
     shared: &Arc<Shared>,
     opts: &Options,
-    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    way: Way,
+    token: Option<&str>,
+    stop: &mut tokio::sync::oneshot::Receiver<Leave>,
     media: &mut Option<Media>,
 ) -> Result<()> {
     match &opts.target {
-        Target::Oriel { ws_url, token } => {
-            signalling::oriel_session(shared, opts, ws_url, token, stop, media).await
+        Target::Oriel {
+            ws_url,
+            token: link,
+        } => {
+            let token = token.unwrap_or(link);
+            signalling::oriel_session(shared, opts, ws_url, token, way, stop, media).await
         }
         Target::Janus(target) => janus::janus_session(shared, opts, target, stop, media).await,
     }

@@ -14,18 +14,24 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::cli::Options;
 use crate::output::{emit, ms_since};
 use crate::peer::{media_event, Media, MediaEvent};
-use crate::viewer::{Shared, CLOSE_GRACE};
+use crate::viewer::{Leave, Shared, Way, CLOSE_GRACE};
 
 /// Keepalive period; the agent drops a silent client after 30 s.
 const PING_EVERY: Duration = Duration::from_secs(5);
 
-/// A viewer of oriel over its WebSocket signalling.
+/// A candidate the agent cannot reach (the discard port on loopback, where
+/// nothing listens): its checks fail.
+const DEAD_CANDIDATE: &str = "candidate:1 1 UDP 2122252543 127.0.0.1 9 typ host";
+
+/// A viewer of oriel over its WebSocket signalling. Returns Ok when told to
+/// stop or when its `way` ends the session by itself.
 pub async fn oriel_session(
     shared: &Arc<Shared>,
     opts: &Options,
     ws_url: &str,
     token: &str,
-    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    way: Way,
+    stop: &mut tokio::sync::oneshot::Receiver<Leave>,
     media: &mut Option<Media>,
 ) -> Result<()> {
     let id = shared.id;
@@ -49,7 +55,11 @@ pub async fn oriel_session(
     ping.tick().await;
     loop {
         tokio::select! {
-            _ = &mut *stop => {
+            leave = &mut *stop => {
+                if leave == Ok(Leave::Drop) {
+                    // A closed tab: the socket goes without a close frame.
+                    return Ok(());
+                }
                 // Leave like a polite client: bye, then keep our side of the
                 // connection up until the agent has removed its branch and
                 // closed the socket, so its SCTP/DTLS end does not see ours
@@ -74,6 +84,9 @@ pub async fn oriel_session(
                 // ev_tx lives in this function, so recv never yields None here.
                 let Some(ev) = ev else { continue };
                 if let Some((mline, candidate)) = media_event(shared, ev)? {
+                    if way == Way::IceFail {
+                        continue;
+                    }
                     sink.send(send(&ClientMessage::Ice {
                         candidate,
                         sdp_m_line_index: mline,
@@ -106,6 +119,10 @@ pub async fn oriel_session(
                         emit(json!({"event": "joined", "id": id, "peerId": peer_id, "ms": ms_since(shared.added)}));
                     }
                     ServerMessage::Offer { sdp } => {
+                        if way == Way::MidOffer {
+                            shared.set_state("ended");
+                            return Ok(());
+                        }
                         // A new offer (after capture lost/ok) means a new connection.
                         if let Some(old) = media.take() {
                             old.shutdown().await;
@@ -114,11 +131,20 @@ pub async fn oriel_session(
                         let answer = m.answer(&sdp).await?;
                         *media = Some(m);
                         sink.send(send(&ClientMessage::Answer { sdp: answer })).await.context("sending the answer")?;
+                        if way == Way::IceFail {
+                            sink.send(send(&ClientMessage::Ice {
+                                candidate: DEAD_CANDIDATE.into(),
+                                sdp_m_line_index: 0,
+                                sdp_mid: None,
+                            }))
+                            .await
+                            .context("sending a candidate")?;
+                        }
                         shared.set_state("negotiating");
                     }
                     ServerMessage::Ice { candidate, sdp_m_line_index } => {
                         match media.as_ref() {
-                            Some(m) if !candidate.is_empty() => m.add_ice(sdp_m_line_index, &candidate),
+                            Some(m) if !candidate.is_empty() && way != Way::IceFail => m.add_ice(sdp_m_line_index, &candidate),
                             _ => {}
                         }
                     }
@@ -135,6 +161,9 @@ pub async fn oriel_session(
                         emit(json!({"event": "error", "id": id, "message": format!("agent error {}: {message}", code.as_str()), "fatal": false}));
                     }
                     ServerMessage::Bye { reason } => bail!("the agent said bye: {reason}"),
+                    ServerMessage::PeerState { state } if state == "failed" => {
+                        bail!("the agent's side of the connection failed")
+                    }
                     ServerMessage::Participants { .. }
                     | ServerMessage::Pong
                     | ServerMessage::PeerState { .. }

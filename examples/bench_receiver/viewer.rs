@@ -8,6 +8,40 @@ use std::time::{Duration, Instant};
 /// How long a removed viewer may take to say bye and close before we move on.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// How a viewer is told to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// Bye, then wait for the agent to close: a polite client.
+    Bye,
+    /// The socket and the pipeline just go, without a word: a closed tab.
+    Drop,
+}
+
+/// How a viewer behaves while it joins (`add N way=...`): the ways a real
+/// client's join goes wrong, for the churn benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// A normal viewer.
+    Normal,
+    /// Closes the socket as soon as the offer arrives, never answering: a
+    /// tab closed mid-offer.
+    MidOffer,
+    /// Answers, but keeps its candidates to itself and gives the agent one
+    /// that leads nowhere, so the agent's ICE checks fail.
+    IceFail,
+}
+
+impl Way {
+    pub fn parse(s: &str) -> Option<Way> {
+        match s {
+            "normal" => Some(Way::Normal),
+            "midoffer" => Some(Way::MidOffer),
+            "icefail" => Some(Way::IceFail),
+            _ => None,
+        }
+    }
+}
+
 /// What stats reports for one viewer; shared with the GStreamer callbacks.
 pub struct Shared {
     pub id: u64,

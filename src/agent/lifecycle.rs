@@ -23,6 +23,30 @@ pub fn ready() {
     }
 }
 
+/// With GStreamer's leaks tracer active, SIGUSR1 logs how many GStreamer
+/// objects are alive, by type (a `gst-live-objects` line): the churn
+/// benchmark's leak check. Without the tracer SIGUSR1 keeps its default.
+pub fn log_live_objects_on_sigusr1() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if !crate::media::leaks::active() {
+        return;
+    }
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    tracing::info!("GStreamer leaks tracer active: SIGUSR1 logs the live objects");
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            match tokio::task::spawn_blocking(crate::media::leaks::live_objects).await {
+                Ok(Some(counts)) => {
+                    tracing::info!("gst-live-objects {}", crate::media::leaks::summary(&counts))
+                }
+                _ => tracing::warn!("gst-live-objects: the leaks tracer did not answer"),
+            }
+        }
+    });
+}
+
 /// SIGTERM or Ctrl-C.
 pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -179,6 +179,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     }
     .print()?;
     lifecycle::ready();
+    lifecycle::log_live_objects_on_sigusr1();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_future = server::serve(

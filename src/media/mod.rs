@@ -11,6 +11,7 @@ pub mod frame_drop;
 pub mod header_ext;
 pub mod ice;
 pub mod keyframes;
+pub mod leaks;
 pub mod link;
 pub mod peer;
 pub mod producer;

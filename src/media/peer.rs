@@ -171,7 +171,7 @@ impl PeerBranch {
                 },
             )
             .ok()?;
-            Some(sender.to_value())
+            Some(crate::media::twcc::floating_value(sender))
         });
         let connected = Arc::new(AtomicBool::new(false));
         connect_signals(&webrtcbin, id, events.clone(), connected.clone());

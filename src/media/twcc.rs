@@ -117,6 +117,23 @@ pub fn aux_sender(
     Ok(bin.upcast())
 }
 
+/// The aux sender as `request-aux-sender` must return it: a floating
+/// reference. webrtcbin (1.22) `gst_bin_add`s what the signal returns and
+/// never unrefs it; glib-rs objects are never floating, so returning one
+/// as it is kept every client's aux bin alive after the client left (the
+/// bin, its identity, its bus and six pads: 10 GStreamer objects per join,
+/// found by the leaks tracer in bench/churn.mjs; docs/gstreamer-1.22.md).
+pub fn floating_value(element: gst::Element) -> gst::glib::Value {
+    // SAFETY: `element` is a valid object we hold a reference to; marking
+    // that reference floating hands it to whoever sinks it (gst_bin_add).
+    unsafe {
+        gst::glib::gobject_ffi::g_object_force_floating(
+            element.as_ptr() as *mut gst::glib::gobject_ffi::GObject
+        )
+    };
+    element.to_value()
+}
+
 /// For a retransmission request, the same request for a packet half the
 /// sequence space away: never in rtprtxsend's history (500 packets).
 fn unanswerable(request: &gst::StructureRef) -> Option<gst::Event> {
@@ -150,5 +167,31 @@ mod tests {
         assert_eq!(unanswerable(&request(100)).and_then(seq_of), Some(32868));
         assert_eq!(unanswerable(&request(40000)).and_then(seq_of), Some(7232));
         assert!(unanswerable(&gst::Structure::new_empty("Other")).is_none());
+    }
+
+    /// What webrtcbin 1.22 does with the signal's return value (take the
+    /// pointer, `gst_bin_add` it, never unref it) must leave nothing alive
+    /// once its parent goes: the leak the churn benchmark found.
+    #[test]
+    fn an_aux_sender_dies_with_the_bin_it_was_given_to() {
+        use gst::glib::translate::ToGlibPtr;
+        gst::init().unwrap();
+        let aux = aux_sender(|_| {}, |_| true).unwrap();
+        let weak = aux.downgrade();
+        let value = floating_value(aux);
+        let parent = gst::Bin::new();
+        // SAFETY: plain GObject/GStreamer calls on live objects, in the
+        // order g_signal_emit and webrtcbin make them.
+        unsafe {
+            let ptr = gst::glib::gobject_ffi::g_value_dup_object(value.to_glib_none().0);
+            drop(value);
+            assert!(gst::ffi::gst_bin_add(parent.as_ptr(), ptr as *mut gst::ffi::GstElement) != 0);
+        }
+        assert!(weak.upgrade().is_some(), "the parent holds it");
+        drop(parent);
+        assert!(
+            weak.upgrade().is_none(),
+            "the aux sender outlived its parent"
+        );
     }
 }
