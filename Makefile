@@ -24,7 +24,7 @@ run: deps build
 		exec ./target/release/oriel serve --listen $(LISTEN) $(ARGS); \
 	fi
 
-test: test-deps lint unit vm build-debug e2e
+test: test-deps lint unit vm build-debug e2e reliability
 
 deps:
 	@scripts/install-deps.sh run
@@ -32,6 +32,7 @@ deps:
 test-deps:
 	@scripts/install-deps.sh test
 	@cd $(E2E_DIR) && { [ -d node_modules/playwright-core ] && [ -d node_modules/ws ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 build:
 	$(CARGO) build --release
@@ -77,11 +78,28 @@ bench-deps: test-deps
 	$(CARGO) build --release --bins --examples
 	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
+# The short forms of the reliability benchmarks, as checks (BENCH_CHECK=1:
+# they fail on a crash, a stall, a leftover client or GStreamer object, a
+# viewer slowing down, input not landing); on the debug build, results to
+# the temp dir. The full forms: make bench-churn, bench-churn-valgrind,
+# bench-soak.
+RELIABILITY_ENV := BENCH_CHECK=1 BENCH_NO_MARKDOWN=1 ORIEL_BIN=$(CURDIR)/target/debug/oriel \
+	BENCH_RECEIVER=$(CURDIR)/target/debug/examples/bench_receiver
+
+.PHONY: reliability
+reliability: build-debug
+	cd $(BENCH_DIR) && $(RELIABILITY_ENV) BENCH_CHURN_CYCLES=100 BENCH_CHURN_EVERY=50 BENCH_CHURN_DISRUPT=5 node churn.mjs
+	cd $(BENCH_DIR) && $(RELIABILITY_ENV) BENCH_SOAK_MINUTES=3 BENCH_SOAK_SAMPLE_S=30 node soak.mjs
+
+.PHONY: bench-soak
+bench-soak: bench-deps
+	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node soak.mjs
+
 .PHONY: $(addprefix bench-,$(BENCH_PARTS))
 $(addprefix bench-,$(BENCH_PARTS)): bench-%: bench-deps
 	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node $*.mjs
 
-# The churn part again, 100 cycles under Valgrind memcheck (about N min).
+# The churn part again, 100 cycles under Valgrind memcheck.
 .PHONY: bench-churn-valgrind
 bench-churn-valgrind: bench-deps
 	cd $(BENCH_DIR) && BENCH_CHURN_VALGRIND=1 ORIEL_BIN=$(CURDIR)/target/release/oriel node churn.mjs

@@ -20,6 +20,7 @@ export const PARTS = [
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck'],
+  ['soak', 'soak.mjs', 'an hour of a controller and 8 viewers'],
   ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
   ['sfu', 'sfu.mjs', 'Janus per subscriber against oriel per direct viewer'],
   ['network', 'network.mjs', 'loss, capacity and adaptation through an impairment relay'],
