@@ -439,6 +439,7 @@ impl Metrics {
         );
         self.render_traffic(&mut s, &room);
         self.render_publishing(&mut s);
+        render_recording_failures(&mut s, &m.recording);
         let _ = writeln!(
             s,
             "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"
@@ -492,5 +493,22 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         s
+    }
+}
+
+/// Recordings that ended on their own, one series per reason (all present
+/// from the start, at 0).
+fn render_recording_failures(s: &mut String, r: &crate::media::recording::RecordingStats) {
+    let _ = writeln!(
+        s,
+        "# HELP oriel_recording_failures_total Recordings that ended on an error (a full disk), the stream going on, by reason.\n# TYPE oriel_recording_failures_total counter"
+    );
+    for kind in crate::media::recording::FailureKind::ALL {
+        let n = r.failures[kind as usize].load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "oriel_recording_failures_total{{reason=\"{}\"}} {n}",
+            kind.as_str()
+        );
     }
 }

@@ -90,7 +90,11 @@ export class ControlPanel {
     }
     if (rec) {
       const active = !!rec.active;
-      row('recording', active ? 'recording' : 'stopped', rec.path ?? null, 'record', null, !active);
+      // A recording that ended on its own (a full disk) says why until
+      // the next one starts; Start tries again.
+      const failed = !active && rec.error && typeof rec.error.message === 'string';
+      const state = active ? 'recording' : failed ? 'failed' : 'stopped';
+      row('recording', state, failed ? rec.error.message : rec.path ?? null, 'record', null, !active);
     }
     if (error) {
       const li = document.createElement('li');

@@ -47,6 +47,17 @@ pub fn log_live_objects_on_sigusr1() {
     });
 }
 
+/// A file size limit (`LimitFSIZE=` in the unit, `ulimit -f`) reached by a
+/// recording must end that recording, not the agent: SIGXFSZ's default
+/// action kills the process. Ignored, the write fails with EFBIG instead,
+/// and the recording ends on it like on a full disk.
+pub fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN installs no handler; nothing can run concurrently.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// SIGTERM or Ctrl-C.
 pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -41,6 +41,7 @@ use startup::Checked;
 /// Runs the agent until SIGTERM or Ctrl-C.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let checked = startup::check(&args)?;
+    lifecycle::ignore_file_size_signal();
     // The runtime comes early: the Wayland portal talks D-Bus on it.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -41,12 +41,25 @@ impl RecordControl for MediaRecording {
         let r = &self.media.stats.recording;
         let active = r.active.load(Ordering::Relaxed);
         let path = r.path.lock().ok().and_then(|p| p.clone());
+        // The last recording that ended on its own (a full disk), until
+        // the next one starts.
+        let error = r.last_failure.lock().ok().and_then(|f| f.clone()).map(|f| {
+            serde_json::json!({
+                "reason": f.kind.as_str(),
+                "message": f.message,
+                "path": f.path.display().to_string(),
+                "at": f.at,
+                "frames": f.frames,
+                "durationS": f.duration.as_secs_f64(),
+            })
+        });
         serde_json::json!({
             "active": active,
             "path": path.map(|p| p.display().to_string()),
             "frames": r.frames.load(Ordering::Relaxed),
             "bytes": r.bytes.load(Ordering::Relaxed),
             "into": self.path.display().to_string(),
+            "error": error,
         })
     }
 }

@@ -172,3 +172,119 @@ h.test('the controller starts and stops a recording from its page while a viewer
   t.diagnostic(`controller recording: ${info.duration.toFixed(2)} s file for ${elapsed.toFixed(2)} s`);
   await h.kill(agent.rec);
 });
+
+/** Mounts a `size` tmpfs on a new directory, or returns null (why in `.why`) where mount is not allowed. */
+function smallFilesystem(size) {
+  const dir = tmpDir();
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'oriel-e2e-full', dir], { encoding: 'utf8' });
+  if (r.status !== 0) return { dir: null, why: `mount -t tmpfs failed (${(r.stderr || r.error?.message || '').trim()}): not root?` };
+  // Lazily: detached at once even if a failed test left the agent running.
+  h.cleanups.push(async () => spawnSync('umount', ['-l', dir]));
+  return { dir, why: null };
+}
+
+/** Writes zeros into `file` until the filesystem refuses (ENOSPC): the disk is full. */
+function fillUp(file) {
+  const fd = fs.openSync(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024);
+  let written = 0;
+  try {
+    for (;;) written += fs.writeSync(fd, chunk);
+  } catch (e) {
+    if (e.code !== 'ENOSPC') throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return written;
+}
+
+async function failures(agent, reason) {
+  const s = Agent.metricSamples(await agent.metrics(), 'oriel_recording_failures_total');
+  return s.find((x) => x.labels === `{reason="${reason}"}`)?.value;
+}
+
+/**
+ * What every fault of the recording must leave: the recording stopped with
+ * the message (log, /metrics, the controller's panel), both pages decoding
+ * on in the same session, the agent alive and its file playable up to where
+ * it got. Returns the figures for the diagnostic.
+ */
+async function assertRecordingFailedAlone(agent, { controller, viewer, recorded, reason, message }) {
+  const line = await h.waitForLog(agent.rec, message, 15000, `the recording failure (${message})`);
+  const failedAt = Date.now();
+  assert.ok(line.includes(recorded), `the failure names the file: ${line}`);
+  assert.equal(agent.log.filter((l) => /recording stopped: /.test(l)).length, 1, 'logged once');
+  assert.equal(await failures(agent, reason), 1, `oriel_recording_failures_total{reason="${reason}"}`);
+  assert.equal(await metric(agent, 'oriel_recording_active'), 0);
+  // The controller's panel says why (it polls every 2 s).
+  const shown = await waitFor(async () => {
+    const rec = (await status(controller)).control?.recording;
+    return rec?.active === false && rec?.error ? rec : null;
+  }, 10000, 'the controller panel to show the failure');
+  assert.equal(shown.error.reason, reason);
+  assert.match(shown.error.message, message);
+  const panel = controller.locator('#control li[data-state="failed"]');
+  assert.equal(await panel.count(), 1, 'a failed row in the panel');
+  assert.match(await panel.innerText(), message);
+  // Every page plays on, in the session it had, for 10 s after the failure.
+  const before = await Promise.all([status(controller), status(viewer)]);
+  await sleep(Math.max(0, 10000 - (Date.now() - failedAt)));
+  const after = await Promise.all([status(controller), status(viewer)]);
+  for (const [i, name] of ['controller', 'viewer'].entries()) {
+    assert.equal(after[i].connects, before[i].connects, `${name} kept its session`);
+    assert.ok(after[i].framesDecoded >= before[i].framesDecoded + 150,
+      `${name} decoded ${after[i].framesDecoded - before[i].framesDecoded} frames in the ${((Date.now() - failedAt) / 1000).toFixed(1)} s after the failure`);
+  }
+  assert.ok(agent.alive, 'the agent lives');
+  assert.equal((await agent.healthz()).pipeline, 'playing');
+  const frames = shown.error.frames;
+  const played = decode(recorded);
+  assert.equal(played.code, 0, `the cut file does not play: ${played.stderr}`);
+  assert.ok(played.frames >= frames * 0.95, `${played.frames} frames decode of ${frames} written`);
+  return { frames, decoded: played.frames, viewerFrames: after[1].framesDecoded - before[1].framesDecoded };
+}
+
+/** An agent recording into `file`, a controller and a viewer decoding. */
+async function recordingWithPages(file) {
+  const { display } = await h.startDisplay({ size: '1280x720' });
+  const agent = await h.startAgent({ display, args: ['--record', file] });
+  await h.waitForLog(agent.rec, /recording started/, 20000, 'recording started');
+  const browser = await h.launchBrowser();
+  const controller = await h.openClient(browser, agent, agent.controllerUrl);
+  const viewer = await h.openClient(browser, agent);
+  await waitDecoding(controller, 20000, 5);
+  await waitDecoding(viewer, 20000, 5);
+  await waitFor(async () => (await metric(agent, 'oriel_recording_frames_total')) > 30, 20000, 'frames in the file');
+  return { agent, controller, viewer };
+}
+
+h.test('the disk fills up during a recording: the recording stops with the message, every page plays on', async (t) => {
+  const { dir, why } = smallFilesystem('8m');
+  if (!dir) return t.skip(why);
+  const recorded = path.join(dir, 'desk.mkv');
+  const { agent, controller, viewer } = await recordingWithPages(recorded);
+  // Something else fills the disk: the recording's next write gets ENOSPC.
+  const filler = fillUp(path.join(dir, 'filler'));
+  const got = await assertRecordingFailedAlone(agent, {
+    controller, viewer, recorded, reason: 'disk_full', message: /recording stopped: the disk is full/,
+  });
+  t.diagnostic(`disk full after ${filler} filler bytes: ${got.decoded} of ${got.frames} written frames decode; the viewer decoded ${got.viewerFrames} frames in the 10 s after`);
+  await h.kill(agent.rec);
+});
+
+h.test('a file size limit (LimitFSIZE=) reached during a recording: the agent ignores SIGXFSZ, the recording stops, every page plays on', async (t) => {
+  const dir = tmpDir();
+  const recorded = path.join(dir, 'desk.mkv');
+  const { agent, controller, viewer } = await recordingWithPages(recorded);
+  // Unprivileged: a limit a little above what the file holds now. Without
+  // SIGXFSZ ignored the kernel would kill the agent at the next write.
+  const limit = fs.statSync(recorded).size + 64 * 1024;
+  const r = spawnSync('prlimit', ['--pid', String(agent.rec.child.pid), `--fsize=${limit}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
+  const got = await assertRecordingFailedAlone(agent, {
+    controller, viewer, recorded, reason: 'write_error', message: /recording stopped: writing the file failed/,
+  });
+  assert.ok(fs.statSync(recorded).size <= limit, 'the file stayed within the limit');
+  t.diagnostic(`RLIMIT_FSIZE ${limit} B: ${got.decoded} of ${got.frames} written frames decode; the viewer decoded ${got.viewerFrames} frames in the 10 s after`);
+  await h.kill(agent.rec);
+});

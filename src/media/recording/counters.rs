@@ -22,6 +22,75 @@ pub struct RecordingStats {
     pub bytes: AtomicU64,
     /// RTP packets the recording's queue threw away (a stalled disk).
     pub dropped_packets: AtomicU64,
+    /// Recordings that ended on an error, by [`FailureKind`].
+    pub failures: [AtomicU64; FailureKind::ALL.len()],
+    /// The last recording that failed, until the next one starts.
+    pub last_failure: Mutex<Option<RecordingFailure>>,
+}
+
+impl RecordingStats {
+    /// Counts a failed recording and keeps it for the status.
+    pub fn failed(&self, failure: RecordingFailure) {
+        self.failures[failure.kind as usize].fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(failure);
+        }
+    }
+}
+
+/// Why a recording ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The filesystem is full (ENOSPC).
+    DiskFull,
+    /// Another write error: a file size limit, a quota, an I/O error.
+    Write,
+    /// Anything else inside the recording branch (e.g. the muxer).
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 3] = [
+        FailureKind::DiskFull,
+        FailureKind::Write,
+        FailureKind::Other,
+    ];
+
+    /// The `/metrics` label and the status's `reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::DiskFull => "disk_full",
+            FailureKind::Write => "write_error",
+            FailureKind::Other => "error",
+        }
+    }
+}
+
+impl FailureKind {
+    /// What a bus error from inside the recording was.
+    pub fn of(error: &gst::glib::Error) -> FailureKind {
+        if error.matches(gst::ResourceError::NoSpaceLeft) {
+            FailureKind::DiskFull
+        } else if error.matches(gst::ResourceError::Write) {
+            FailureKind::Write
+        } else {
+            FailureKind::Other
+        }
+    }
+}
+
+/// A recording that ended on an error, as the control status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingFailure {
+    pub kind: FailureKind,
+    /// What a user reads: "the disk is full (No space left on device)".
+    pub message: String,
+    pub path: PathBuf,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// What the file holds: it plays up to there.
+    pub frames: u64,
+    pub duration: Duration,
 }
 
 /// One finished file.

@@ -16,6 +16,12 @@
 //!   (counted, warned) rather than freezing every viewer. The bin's sink
 //!   pad swallows every flow error, so a failing file (a full disk) never
 //!   travels back up the tee into the encoder.
+//! - **A full disk ends the recording, nothing else.** filesink's write
+//!   error (ENOSPC, a file size limit) reaches the bus from inside the
+//!   bin; the service removes the branch, logs it once, counts it
+//!   (`oriel_recording_failures_total{reason}`) and keeps it for the
+//!   control status. The file plays up to the last cluster written (no
+//!   duration or index: those need the space that is missing).
 //! - **Starts at a keyframe, at 0.** Delta frames are dropped until the
 //!   first keyframe (the service asks the encoder for one), and
 //!   `offset-to-zero` makes the file start at 0 whatever the pipeline's
@@ -33,5 +39,5 @@ mod path;
 mod tests;
 
 pub use bin::{recording_bin, RecordingBranch, BIN_PREFIX};
-pub use counters::{RecordingStats, RecordingSummary};
+pub use counters::{FailureKind, RecordingFailure, RecordingStats, RecordingSummary};
 pub use path::{check_path, create_file, rfc3339_utc};

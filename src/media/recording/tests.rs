@@ -252,6 +252,14 @@ fn a_failing_file_ends_the_recording_not_the_stream() {
         };
         let from = msg.src().and_then(recording_bin);
         assert_eq!(from.as_deref(), Some(rec.name().as_str()), "{msg:?}");
+        // ENOSPC is told apart from other write errors.
+        if let gst::MessageView::Error(e) = msg.view() {
+            assert_eq!(
+                FailureKind::of(&e.error()),
+                FailureKind::DiskFull,
+                "{msg:?}"
+            );
+        }
         recording_error = from;
     }
     assert!(recording_error.is_some(), "no error from the recording");

@@ -7,7 +7,7 @@ use gst::prelude::*;
 use super::events::MediaEvent;
 use super::state::Service;
 use crate::media::peer::bin_name;
-use crate::media::recording::recording_bin;
+use crate::media::recording::{recording_bin, FailureKind};
 use crate::media::trial::error_text;
 use crate::media::PeerId;
 
@@ -15,7 +15,9 @@ impl Service {
     pub(super) fn on_bus(&mut self, msg: gst::Message) {
         if let Some(bin) = msg.src().and_then(recording_bin) {
             match msg.view() {
-                gst::MessageView::Error(e) => self.on_recording_error(&bin, &error_text(e)),
+                gst::MessageView::Error(e) => {
+                    self.on_recording_error(&bin, FailureKind::of(&e.error()), &error_text(e))
+                }
                 gst::MessageView::Warning(w) => {
                     tracing::debug!(bin, "recording warning: {}", w.error())
                 }

@@ -6,7 +6,9 @@
 //! duration) and, once the rebuilt producer delivers frames, the recording
 //! goes on in a new file next to it (`NAME-2.mkv`, then `NAME-3.mkv`; a
 //! directory gets a new time-stamped name). An error inside the recording
-//! (a full disk) ends it for good, with an error log; nothing else notices.
+//! (a full disk) ends it for good, with one error line in the log, a count
+//! in `/metrics` and the reason in the control status (the controller's
+//! page shows it); no client notices.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -14,11 +16,35 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::handle::{Command, ReplyTx};
 use super::state::{Finishing, Service, Wanted};
-use crate::media::recording::{self, RecordingBranch, RecordingSummary};
+use crate::media::recording::{
+    self, FailureKind, RecordingBranch, RecordingFailure, RecordingSummary,
+};
 
 /// How long a file may take to finish (EOS through the muxer) before it is
 /// cut off like after a crash. It takes milliseconds normally.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How a file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// EOS reached the file: it has its duration and index.
+    Finished,
+    /// The muxer did not finish in time: cut off like after a crash.
+    TimedOut,
+    /// An error inside the branch (a full disk): cut off where it failed.
+    Failed,
+}
+
+impl End {
+    fn finished(ok: bool) -> End {
+        if ok {
+            End::Finished
+        } else {
+            End::TimedOut
+        }
+    }
+}
+
 impl Service {
     /// A recording keeps the producer running.
     pub(super) fn recording_wanted(&self) -> bool {
@@ -87,6 +113,9 @@ impl Service {
         match attached {
             Ok(branch) => {
                 w.files += 1;
+                if let Ok(mut last) = self.stats.recording.last_failure.lock() {
+                    *last = None;
+                }
                 tracing::info!(
                     path = %branch.path().display(),
                     started_by = %w.started_by,
@@ -164,19 +193,19 @@ impl Service {
         } else {
             f.done.try_recv().is_ok()
         };
-        let summary = self.remove_branch(f.branch, finished);
+        let summary = self.remove_branch(f.branch, End::finished(finished));
         if let Some(reply) = f.reply {
             let _ = reply.send(Ok(summary));
         }
     }
 
-    fn remove_branch(&self, branch: RecordingBranch, finished: bool) -> RecordingSummary {
+    fn remove_branch(&self, branch: RecordingBranch, end: End) -> RecordingSummary {
         let dropped = branch.dropped_packets();
         let summary = match self.producer.as_ref() {
             Some(p) => branch.remove(p),
             None => unreachable_summary(branch),
         };
-        if !finished {
+        if end == End::TimedOut {
             tracing::warn!(
                 path = %summary.path.display(),
                 "recording: the muxer did not finish within {} s; the file plays but has no duration or index",
@@ -206,7 +235,7 @@ impl Service {
             if let Some(branch) = w.branch {
                 let done = branch.finish(|| {});
                 let finished = done.recv_timeout(FINISH_TIMEOUT).is_ok();
-                self.remove_branch(branch, finished);
+                self.remove_branch(branch, End::finished(finished));
             }
         }
     }
@@ -226,12 +255,13 @@ impl Service {
         );
         let done = branch.finish(|| {});
         let finished = done.recv_timeout(FINISH_TIMEOUT).is_ok();
-        self.remove_branch(branch, finished);
+        self.remove_branch(branch, End::finished(finished));
     }
 
     /// A bus error from recording bin `bin`: that recording ends (the
-    /// file plays up to there), everything else goes on.
-    pub(super) fn on_recording_error(&mut self, bin: &str, text: &str) {
+    /// file plays up to there), everything else goes on. It is logged
+    /// once, counted by kind and kept for the control status.
+    pub(super) fn on_recording_error(&mut self, bin: &str, kind: FailureKind, text: &str) {
         if self
             .recorder
             .finishing
@@ -239,11 +269,10 @@ impl Service {
             .is_some_and(|f| f.branch.name() == bin)
         {
             if let Some(f) = self.recorder.finishing.take() {
-                let path = f.branch.path().display().to_string();
-                tracing::error!(path, "recording failed while finishing: {text}");
-                self.remove_branch(f.branch, false);
+                let summary = self.remove_branch(f.branch, End::Failed);
+                let failure = self.recording_failed(kind, text, &summary, "while finishing");
                 if let Some(reply) = f.reply {
-                    let _ = reply.send(Err(format!("recording to {path} failed: {text}")));
+                    let _ = reply.send(Err(failure));
                 }
             }
             return;
@@ -260,15 +289,50 @@ impl Service {
         }
         if let Some(mut w) = self.recorder.wanted.take() {
             if let Some(branch) = w.branch.take() {
-                tracing::error!(
-                    path = %branch.path().display(),
-                    started_by = %w.started_by,
-                    "recording failed, it ends here (viewers are not affected): {text}"
-                );
-                self.remove_branch(branch, false);
+                let summary = self.remove_branch(branch, End::Failed);
+                let by = format!("started by {}", w.started_by);
+                self.recording_failed(kind, text, &summary, &by);
             }
         }
         self.idle_if_unused();
+    }
+
+    /// The one log line, the counter and the status of a failed recording;
+    /// returns its message.
+    fn recording_failed(
+        &self,
+        kind: FailureKind,
+        text: &str,
+        summary: &RecordingSummary,
+        context: &str,
+    ) -> String {
+        let path = summary.path.display().to_string();
+        let what = match kind {
+            // GStreamer's own text adds only its source line here.
+            FailureKind::DiskFull => "the disk is full (no space left on device)".to_string(),
+            FailureKind::Write => format!("writing the file failed ({text})"),
+            FailureKind::Other => text.to_string(),
+        };
+        let message = format!(
+            "recording stopped: {what}; {path} plays up to there ({:.1} s, {} frames)",
+            summary.duration.as_secs_f64(),
+            summary.frames
+        );
+        tracing::error!(
+            path,
+            reason = kind.as_str(),
+            "{message}; the stream goes on for every client ({context})"
+        );
+        tracing::debug!(path, "recording error: {text}");
+        self.stats.recording.failed(RecordingFailure {
+            kind,
+            message: message.clone(),
+            path: summary.path.clone(),
+            at: recording::rfc3339_utc(SystemTime::now()),
+            frames: summary.frames,
+            duration: summary.duration,
+        });
+        message
     }
 
     /// Nobody left to produce for: the usual idle stop.
