@@ -88,7 +88,12 @@ h.test('(a) the X server is killed and started again: the same page plays and co
   const health = await agent.healthz();
   assert.equal(health.pipeline, 'recovering', `/healthz while the display is away: ${JSON.stringify(health)}`);
 
-  // The same display name, a new server (and something moving on it).
+  // The same display name, a new server (and something moving on it). The
+  // killed server's lock file names its pid: until that process is reaped
+  // (or with the lock left behind) a new Xvfb refuses the display, which a
+  // loaded CI machine hit once.
+  await d.xvfb.exited;
+  fs.rmSync(`/tmp/.X${d.display.slice(1)}-lock`, { force: true });
   const again = h.spawn(`Xvfb${d.display}-again`, 'Xvfb', [
     d.display, '-screen', '0', '1280x720x24', '-nolisten', 'tcp', '-noreset',
   ]);
