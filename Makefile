@@ -65,7 +65,7 @@ e2e: build-debug
 # Benchmarks (bench/README.md): every part in turn, unattended; a part that
 # fails does not stop the others, but makes `make bench` fail at the end.
 # Each writes bench/results/<date>-<part>.json and regenerates BENCHMARKS.md.
-BENCH_PARTS := glass glass-network viewers peer ttff input churn clients sfu network
+BENCH_PARTS := glass glass-network viewers peer ttff input churn clients sfu network bad-clients
 
 bench: bench-deps
 	@failed=""; for p in $(BENCH_PARTS); do \
@@ -76,7 +76,7 @@ bench: bench-deps
 
 bench-deps: test-deps
 	$(CARGO) build --release --bins --examples
-	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@cd $(BENCH_DIR) && { [ -d node_modules/playwright-core ] && [ -d node_modules/ws ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # The short forms of the reliability benchmarks, as checks (BENCH_CHECK=1:
 # they fail on a crash, a stall, a leftover client or GStreamer object, a

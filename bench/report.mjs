@@ -10,7 +10,11 @@ import path from 'node:path';
 import { MARKDOWN, REPO_ROOT, RESULTS_DIR, log } from './lib/harness.mjs';
 import { isMain } from './lib/run.mjs';
 
-/** Parts in report order: [name, script, what it measures]. */
+/**
+ * Parts in report order: [name, script, what it measures, section]. Parts
+ * of a section (`reliability`) render a `###` subsection; the report puts
+ * them together under that section's `##` heading, after the other parts.
+ */
 export const PARTS = [
   ['glass', 'glass.mjs', 'glass-to-glass latency'],
   ['glass-network', 'glass-network.mjs', 'the controller\'s glass-to-glass latency through loss and narrow links'],
@@ -24,7 +28,14 @@ export const PARTS = [
   ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
   ['sfu', 'sfu.mjs', 'Janus per subscriber against oriel per direct viewer'],
   ['network', 'network.mjs', 'loss, capacity and adaptation through an impairment relay'],
+  ['bad-clients', 'bad-clients.mjs', 'one bad client beside a playing controller and viewer', 'reliability'],
 ];
+
+/** The `##` sections that gather parts' `###` subsections. */
+const SECTIONS = {
+  reliability: ['## Reliability', '',
+    'What the agent does when something goes wrong, and what it costs the clients that behave. Each subsection is one part.', ''],
+};
 
 function newestResult(part) {
   if (!fs.existsSync(RESULTS_DIR)) return null;
@@ -53,17 +64,32 @@ function machineTable(runs) {
   return L;
 }
 
+/** Each section's heading, then its parts' subsections. */
+function sections(runs) {
+  const L = [];
+  for (const [name, heading] of Object.entries(SECTIONS)) {
+    const parts = runs.filter((r) => r.section === name);
+    if (!parts.length) continue;
+    L.push(...heading);
+    for (const r of parts) {
+      L.push(r.mod.render(r.res, r.rel).trimEnd());
+      L.push('');
+    }
+  }
+  return L;
+}
+
 export async function writeBenchmarks() {
   const runs = [];
   const missing = [];
-  for (const [part, script, what] of PARTS) {
+  for (const [part, script, what, section] of PARTS) {
     const r = newestResult(part);
     if (!r) {
       missing.push(`- ${what}: not measured yet (\`cd bench && node ${script}\`)`);
       continue;
     }
     const mod = await import(`./${script}`);
-    runs.push({ part, script, what, ...r, mod });
+    runs.push({ part, script, what, section, ...r, mod });
   }
   const L = ['# Benchmarks', ''];
   L.push('> **Generated file.** Written by `bench/report.mjs` from the newest results of each part ' +
@@ -80,10 +106,11 @@ export async function writeBenchmarks() {
   }
   if (missing.length) L.push('', 'Not in this file:', '', ...missing);
   L.push('');
-  for (const r of runs) {
+  for (const r of runs.filter((r) => !r.section)) {
     L.push(r.mod.render(r.res, r.rel).trimEnd());
     L.push('');
   }
+  L.push(...sections(runs));
   fs.writeFileSync(MARKDOWN, L.join('\n').replace(/\n{3,}/g, '\n\n'));
   log(`wrote ${path.relative(process.cwd(), MARKDOWN) || MARKDOWN}`);
 }

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Serve(args) => oriel::agent::serve(*args),
+        Command::Serve(args) => {
+            let result = oriel::agent::serve(*args);
+            leave_now(result.map_err(|e| format!("{e:#}")))
+        }
         Command::Probe(args) => oriel::cli::probe::run(args),
         Command::Link(args) => oriel::cli::link::run(args),
         Command::Publish(args) => oriel::cli::control::run(args, "publish"),
@@ -45,4 +48,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Ends `serve` without running the C libraries' exit handlers. By now the
+/// pipeline is down, recordings are closed and the runtime is stopped, but
+/// threads GStreamer's elements started (libnice's, DTLS timers, thread
+/// pools) may still be winding down; `exit()` would run OpenSSL's and
+/// glib's atexit cleanups under them, one way to crash in the last
+/// milliseconds (issue 21). So: flush what we wrote, then `_exit`.
+fn leave_now(result: Result<(), String>) -> ! {
+    use std::io::Write;
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("oriel: {e}");
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit only ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub control_refused: std::sync::atomic::AtomicU64,
     /// SFU publish targets, when any are configured.
     pub publishing: Option<crate::publish::Publishing>,
+    /// Connections refused or cut off, and open now.
+    pub connections: Arc<crate::signalling::counters::ConnectionCounters>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +75,7 @@ impl Metrics {
             input_backend: "none".into(),
             control_refused: Default::default(),
             publishing: None,
+            connections: Default::default(),
         }
     }
 
@@ -440,6 +443,7 @@ impl Metrics {
         self.render_traffic(&mut s, &room);
         self.render_publishing(&mut s);
         render_recording_failures(&mut s, &m.recording);
+        self.connections.render(&mut s);
         let _ = writeln!(
             s,
             "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"

@@ -329,3 +329,62 @@ fn the_recording_path_comes_from_any_layer() {
         stderr(&out)
     );
 }
+
+#[test]
+fn connection_limits_come_from_any_layer_and_are_checked() {
+    let dir = Dir::new("limits");
+    let file = dir.file().display().to_string();
+    dir.write("max-connections = 64\nmax-connections-per-address = 8\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        setting(&text, "max-connections"),
+        ("64".into(), format!("{file}:1"))
+    );
+    assert_eq!(
+        setting(&text, "max-connections-per-address"),
+        ("8".into(), format!("{file}:2"))
+    );
+    let env = [("ORIEL_MAX_CONNECTIONS_PER_ADDRESS", "4")];
+    assert_eq!(
+        setting(
+            &stdout(&oriel(&dir.0, &["config"], &env)),
+            "max-connections-per-address"
+        ),
+        (
+            "4".into(),
+            "environment ORIEL_MAX_CONNECTIONS_PER_ADDRESS".into()
+        )
+    );
+    // A bad value names the key and the line.
+    dir.write("max-connections = 0\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("max-connections"), "{}", stderr(&out));
+    // Fewer connections than clients cannot work: serve says so at start.
+    dir.write("");
+    let out = oriel(
+        &dir.0,
+        &[
+            "serve",
+            "--capture",
+            "test",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-clients",
+            "100",
+            "--max-connections",
+            "50",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--max-connections (50) is lower than --max-clients (100)"),
+        "{}",
+        stderr(&out)
+    );
+    let help = stdout(&oriel(&dir.0, &["serve", "--help"], &[]));
+    assert!(help.contains("--max-connections-per-address"), "{help}");
+}

@@ -121,11 +121,23 @@ function connect() {
     onMessage: (msg) => {
       if (page.session === s) onMessage(s, msg);
     },
-    onClose: () => {
-      if (page.session === s) sessionLost(s, null);
+    onClose: (ev) => {
+      if (page.session === s) sessionLost(s, closeReason(ev));
     },
   });
   updateBanner();
+}
+
+/**
+ * Why the socket closed, for the banner and status().errors, when the agent
+ * said (e.g. `1008: no hello within 10 s`, `1009: message too big...`) or the
+ * connection broke; null after a normal close. A refused upgrade (the
+ * agent's connection limits answer 429/503) shows as 1006: browsers do not
+ * hand the HTTP answer to the page.
+ */
+function closeReason(ev) {
+  if (!ev || ev.code === 1000 || ev.code === 1005) return null;
+  return `connection closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`;
 }
 
 function ensurePeer(s) {

@@ -150,6 +150,10 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         store.links_path(),
     );
     route_media_events(event_rx, signalling.clone(), publishing.clone());
+    if let Some(input) = &input {
+        let s = signalling.clone();
+        input.on_flood(Box::new(move |peer, why| s.input_flood(peer, why)));
+    }
     let recording: Arc<dyn RecordControl> = Arc::new(recording::MediaRecording {
         media: media.clone(),
         path: recording::recording_path(args.record.as_deref(), &args.state.dir()?),
@@ -192,6 +196,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
             tls: loaded.map(|l| l.config),
             control,
             connect_src: publishing.browser_origins(),
+            limits: checked.limits,
         },
         async move {
             let _ = stop_rx.await;

@@ -12,6 +12,7 @@ use crate::tls::mode::Decision;
 /// The settings `serve` derives from its flags and has checked.
 pub struct Checked {
     pub playout_delay: Option<(u32, u32)>,
+    pub limits: crate::signalling::limits::Limits,
     pub ice_servers: IceServers,
     pub tls_decision: Decision,
     /// The certificate served, and where it came from.
@@ -20,6 +21,7 @@ pub struct Checked {
 
 pub fn check(args: &ServeArgs) -> Result<Checked> {
     let playout_delay = args.playout_delay().map_err(anyhow::Error::msg)?;
+    let limits = args.connection_limits().map_err(anyhow::Error::msg)?;
     if args.media.min_bitrate > args.media.bitrate {
         anyhow::bail!(
             "--min-bitrate ({}) is larger than --bitrate ({})",
@@ -53,6 +55,7 @@ pub fn check(args: &ServeArgs) -> Result<Checked> {
     }
     Ok(Checked {
         playout_delay,
+        limits,
         ice_servers,
         tls_decision,
         tls,

@@ -71,6 +71,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_MAX_CLIENTS", help_heading = "Serving", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_clients: u32,
 
+    /// Most WebSocket connections open at once, joined or not; further
+    /// ones are refused (HTTP 503). Plain HTTP connections (page loads,
+    /// scrapes) are counted apart against the same number. At least
+    /// --max-clients.
+    #[arg(long, env = "ORIEL_MAX_CONNECTIONS", help_heading = "Serving", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// Most WebSocket connections from one address (an IPv4 address or an
+    /// IPv6 /64) at once; further ones are refused (HTTP 429). Everyone
+    /// behind one NAT or reverse proxy shares it. Plain HTTP connections
+    /// are counted apart against the same number.
+    #[arg(long, env = "ORIEL_MAX_CONNECTIONS_PER_ADDRESS", help_heading = "Serving", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections_per_address: u32,
+
     /// Keep capturing this long after the last client left, so a reload
     /// does not restart the encoder (ms).
     #[arg(
@@ -265,6 +279,21 @@ impl ServeArgs {
         Ok(IceServers {
             stun: self.stun.clone(),
             turn,
+        })
+    }
+
+    /// The connection limits, checked against --max-clients: every client
+    /// that may join needs a connection.
+    pub fn connection_limits(&self) -> Result<crate::signalling::limits::Limits, String> {
+        if self.max_connections < self.max_clients {
+            return Err(format!(
+                "--max-connections ({}) is lower than --max-clients ({}): every client needs a connection",
+                self.max_connections, self.max_clients
+            ));
+        }
+        Ok(crate::signalling::limits::Limits {
+            per_address: self.max_connections_per_address as usize,
+            total: self.max_connections as usize,
         })
     }
 

@@ -135,3 +135,28 @@ fn playout_delay_bounds() {
     assert!(s.playout_delay().is_err());
     assert!(Cli::try_parse_from(["oriel", "serve", "--playout-delay-max", "50000"]).is_err());
 }
+
+#[test]
+fn connection_limits_default_and_must_cover_max_clients() {
+    let l = serve(&[]).unwrap().connection_limits().unwrap();
+    assert_eq!((l.per_address, l.total), (32, 256));
+    let l = serve(&[
+        "--max-connections",
+        "40",
+        "--max-connections-per-address",
+        "4",
+    ])
+    .unwrap()
+    .connection_limits()
+    .unwrap();
+    assert_eq!((l.per_address, l.total), (4, 40));
+    let e = serve(&["--max-clients", "300"])
+        .unwrap()
+        .connection_limits()
+        .unwrap_err();
+    assert!(
+        e.contains("--max-connections (256) is lower than --max-clients (300)"),
+        "{e}"
+    );
+    assert!(serve(&["--max-connections", "0"]).is_err());
+}

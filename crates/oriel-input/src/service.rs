@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
+use crate::flood::{FloodHook, Gates};
 use crate::gamepad::PadState;
 use crate::keymap;
 use crate::protocol::{decode, InputMessage, MouseButton};
@@ -32,7 +33,7 @@ pub struct InputStats {
 pub const LATENCY_SAMPLES: usize = 4096;
 
 impl InputStats {
-    fn count_drop(&self, reason: &str) {
+    pub(crate) fn count_drop(&self, reason: &str) {
         if let Ok(mut d) = self.dropped.lock() {
             *d.entry(reason.to_string()).or_default() += 1;
         }
@@ -91,6 +92,8 @@ enum Command {
 #[derive(Clone)]
 pub struct InputHandle {
     tx: mpsc::Sender<Command>,
+    /// Per-peer rate limits and the queue bound, checked before sending.
+    gates: Arc<Gates>,
     pub stats: Arc<InputStats>,
     pub backend: &'static str,
     pub gamepads: bool,
@@ -98,10 +101,17 @@ pub struct InputHandle {
 
 impl InputHandle {
     pub fn join(&self, peer: PeerId, role: Role) {
+        self.gates.join(peer);
         let _ = self.tx.send(Command::Join(peer, role));
     }
     pub fn leave(&self, peer: PeerId) {
+        self.gates.leave(peer);
         let _ = self.tx.send(Command::Leave(peer));
+    }
+    /// Who is told when a peer floods its data channels (see
+    /// [`crate::flood`]); its input is dropped from then on.
+    pub fn on_flood(&self, hook: FloodHook) {
+        self.gates.on_flood(hook);
     }
     /// Releases everything every peer holds, removes their gamepads, then
     /// drops the backend (uinput devices disappear); returns when done or
@@ -112,8 +122,13 @@ impl InputHandle {
             let _ = rx.recv_timeout(timeout);
         }
     }
-    /// Bytes from one of the peer's data channels (any thread).
+    /// Bytes from one of the peer's data channels (any thread). Over the
+    /// peer's rate, too long, or with the queue full, they are dropped and
+    /// counted here, before anything is queued.
     pub fn data(&self, peer: PeerId, bytes: &[u8]) {
+        if let Err(reason) = self.gates.admit(peer, bytes.len()) {
+            return self.stats.count_drop(reason);
+        }
         let _ = self
             .tx
             .send(Command::Data(peer, bytes.to_vec(), Instant::now()));
@@ -152,8 +167,10 @@ struct Peer {
 pub fn spawn(backend: Box<dyn Backend>) -> std::io::Result<InputHandle> {
     let (tx, rx) = mpsc::channel();
     let stats = Arc::new(InputStats::default());
+    let gates = Arc::new(Gates::default());
     let handle = InputHandle {
         tx,
+        gates: gates.clone(),
         stats: stats.clone(),
         backend: backend.name(),
         gamepads: backend.gamepads(),
@@ -167,6 +184,9 @@ pub fn spawn(backend: Box<dyn Backend>) -> std::io::Result<InputHandle> {
                 peers: HashMap::new(),
             };
             while let Ok(cmd) = rx.recv() {
+                if let Command::Data(..) = cmd {
+                    gates.dequeued();
+                }
                 if let Command::Shutdown(done) = cmd {
                     let peers: Vec<PeerId> = service.peers.keys().copied().collect();
                     for peer in peers {

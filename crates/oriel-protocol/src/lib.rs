@@ -9,8 +9,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Text frames above this size get a `tooLarge` error.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Frames above this size close the socket (WebSocket code 1009).
-pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Frames (and fragmented messages) above this size close the socket
+/// (WebSocket code 1009), refused from the frame header before the payload
+/// is read. Twice [`MAX_MESSAGE_BYTES`], so a message a little too large
+/// still gets a `tooLarge` error; it bounds what one socket can make the
+/// agent buffer.
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
 
 /// Messages a client sends to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,6 +99,11 @@ impl Room {
         self.clients.keys().copied().collect()
     }
 
+    /// The client whose media session is `peer`, if it is still here.
+    pub fn client_of(&self, peer: PeerId) -> Option<ClientId> {
+        self.by_peer.get(&peer).copied()
+    }
+
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {

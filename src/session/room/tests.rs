@@ -123,3 +123,14 @@ fn revoking_a_link_ends_its_sessions() {
     assert!(!out.contains(&Output::Close(3)));
     assert_eq!(r.joined_count(), 1);
 }
+
+#[test]
+fn a_peer_leads_back_to_its_client_until_it_leaves() {
+    let mut r = room(4);
+    let p1 = join(&mut r, 1, "controller:c1");
+    let p2 = join(&mut r, 2, "viewer:v1");
+    assert_eq!((r.client_of(p1), r.client_of(p2)), (Some(1), Some(2)));
+    r.handle(Input::Disconnected(2));
+    assert_eq!(r.client_of(p2), None);
+    assert_eq!(r.client_of(999), None);
+}

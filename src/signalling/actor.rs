@@ -1,0 +1,283 @@
+//! The room actor: one task owns the [`Room`], takes what the sockets and
+//! the media service report, and applies the room's outputs. Each socket
+//! gets a bounded outgoing queue; a client whose queue is full is not
+//! reading and is cut off (it then leaves the room like any disconnect).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::input::service::InputHandle;
+use crate::media::service::{MediaEvent, MediaHandle};
+use crate::media::PeerId;
+use crate::metrics::{Metrics, RoomSnapshot};
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::session::limiter::FailureLimiter;
+use crate::session::links::{revoked_ids, LinkWatcher};
+use crate::session::room::{ClientId, Input, Output, Room};
+use crate::signalling::counters::Cut;
+
+/// Messages waiting to be written to one client. A client that reads
+/// keeps this near empty (the agent sends a few messages a second at
+/// most); one that does not is cut off when it is full.
+pub const OUTGOING_QUEUE: usize = 128;
+
+pub(super) enum Outgoing {
+    Message(ServerMessage),
+    Close(u16, &'static str),
+}
+
+/// Why the agent ends a socket without going through its queue.
+#[derive(Debug)]
+pub(super) struct CutOff {
+    pub why: Cut,
+    /// WebSocket close code and reason (at most 123 bytes).
+    pub code: u16,
+    pub reason: String,
+}
+
+/// The actor's end of one socket.
+pub(super) struct ClientLink {
+    pub tx: mpsc::Sender<Outgoing>,
+    /// Taken when the client is cut off.
+    pub cut: Option<oneshot::Sender<CutOff>>,
+    pub addr: Option<IpAddr>,
+}
+
+pub(super) enum ActorMsg {
+    /// A socket opened.
+    Open(ClientId, ClientLink),
+    Input(Input),
+    /// The input service saw this peer flood its data channels.
+    Flood(PeerId, String),
+    Shutdown(String, oneshot::Sender<()>),
+}
+
+/// Handle used by `main` to feed media events in and to shut down.
+#[derive(Clone)]
+pub struct Signalling {
+    pub(super) tx: mpsc::UnboundedSender<ActorMsg>,
+}
+
+impl Signalling {
+    /// Delivers a media event to the room (callable from any thread).
+    pub fn media_event(&self, event: MediaEvent) {
+        let _ = self.tx.send(ActorMsg::Input(Input::Media(event)));
+    }
+
+    /// Ends the session of a peer that flooded its input channels, telling
+    /// it `reason` (callable from any thread).
+    pub fn input_flood(&self, peer: PeerId, reason: String) {
+        let _ = self.tx.send(ActorMsg::Flood(peer, reason));
+    }
+
+    /// Tells every client goodbye and closes their sockets.
+    pub async fn shutdown(&self, reason: &str) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(ActorMsg::Shutdown(reason.into(), tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+    }
+}
+
+/// Creates the room actor. Media events may be delivered through the
+/// returned handle before the server runs.
+pub fn start_room(
+    room: Room,
+    media: Arc<std::sync::OnceLock<MediaHandle>>,
+    input: Option<InputHandle>,
+    metrics: Arc<Metrics>,
+    links_path: std::path::PathBuf,
+) -> Signalling {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(room_actor(room, rx, media, input, metrics));
+    tokio::spawn(watch_links(links_path, tx.clone()));
+    Signalling { tx }
+}
+
+/// `oriel link revoke` runs in another process and edits the link list;
+/// watching the file makes revocation reach connected clients within a
+/// second.
+async fn watch_links(path: std::path::PathBuf, tx: mpsc::UnboundedSender<ActorMsg>) {
+    let mut watcher = LinkWatcher::new(path);
+    let mut tick = tokio::time::interval(LINK_POLL);
+    loop {
+        tick.tick().await;
+        if watcher.refresh() {
+            let revoked = revoked_ids(&watcher);
+            if !revoked.is_empty() && tx.send(ActorMsg::Input(Input::Revoked(revoked))).is_err() {
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// How often the link list is checked for revocations.
+const LINK_POLL: Duration = Duration::from_millis(500);
+
+/// The sockets, as the actor writes to them.
+struct Clients {
+    links: HashMap<ClientId, ClientLink>,
+}
+
+impl Clients {
+    /// Queues `out` for `id`; a full queue cuts the client off.
+    fn send(&mut self, id: ClientId, out: Outgoing) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        match link.tx.try_send(out) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                // The session counts and logs it as it closes.
+                if let Some(cut) = link.cut.take() {
+                    let _ = cut.send(CutOff {
+                        why: Cut::NotReading,
+                        code: 1008,
+                        reason: format!("not reading: {OUTGOING_QUEUE} messages waiting"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, id: ClientId, msg: ServerMessage) {
+        self.send(id, Outgoing::Message(msg));
+    }
+}
+
+async fn room_actor(
+    mut room: Room,
+    mut rx: mpsc::UnboundedReceiver<ActorMsg>,
+    media: Arc<std::sync::OnceLock<MediaHandle>>,
+    input: Option<InputHandle>,
+    metrics: Arc<Metrics>,
+) {
+    let mut clients = Clients {
+        links: HashMap::new(),
+    };
+    let mut limiter = FailureLimiter::default();
+    while let Some(msg) = rx.recv().await {
+        let outputs = match msg {
+            ActorMsg::Open(id, link) => {
+                clients.links.insert(id, link);
+                continue;
+            }
+            ActorMsg::Flood(peer, reason) => {
+                if let Some(id) = room.client_of(peer) {
+                    let addr = clients.links.get(&id).and_then(|l| l.addr);
+                    metrics.connections.cut(Cut::InputFlood, addr, &reason);
+                    clients.message(id, ServerMessage::Bye { reason });
+                    clients.send(id, Outgoing::Close(1008, "input flood"));
+                }
+                continue;
+            }
+            ActorMsg::Input(input) => {
+                let hello_from = match &input {
+                    Input::Message(id, ClientMessage::Hello { .. }) => {
+                        clients.links.get(id).and_then(|l| l.addr).map(|a| (*id, a))
+                    }
+                    _ => None,
+                };
+                if let Some((id, addr)) = hello_from {
+                    if let Some(wait) = limiter.blocked(addr, Instant::now()) {
+                        metrics.token_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(client = id, %addr, "hello refused unchecked: too many failed tokens");
+                        clients.message(
+                            id,
+                            ServerMessage::Error {
+                                code: ErrorCode::RateLimited,
+                                message: format!(
+                                    "too many refused links from your address; try again in {} s",
+                                    wait.as_secs().max(1)
+                                ),
+                            },
+                        );
+                        clients.send(id, Outgoing::Close(1008, "rate limited"));
+                        continue;
+                    }
+                }
+                let gone = match &input {
+                    Input::Disconnected(id) => Some(*id),
+                    _ => None,
+                };
+                let out = room.handle(input);
+                if let Some((id, addr)) = hello_from {
+                    let refused = out.iter().any(|o| {
+                        matches!(o, Output::Send(to, ServerMessage::Error { code: ErrorCode::Unauthorized, .. }) if *to == id)
+                    });
+                    if refused {
+                        metrics.token_failures.fetch_add(1, Ordering::Relaxed);
+                        limiter.failed(addr, Instant::now());
+                        tracing::info!(client = id, %addr, "link refused");
+                    }
+                }
+                if let Some(id) = gone {
+                    // Dropping the link ends that socket's session.
+                    clients.links.remove(&id);
+                }
+                out
+            }
+            ActorMsg::Shutdown(reason, done) => {
+                for id in room.client_ids() {
+                    clients.message(
+                        id,
+                        ServerMessage::Bye {
+                            reason: reason.clone(),
+                        },
+                    );
+                    clients.send(id, Outgoing::Close(1001, "agent shutting down"));
+                }
+                let _ = done.send(());
+                continue;
+            }
+        };
+        for output in outputs {
+            apply(output, &mut clients, media.get(), input.as_ref());
+        }
+        if let Ok(mut snap) = metrics.room.lock() {
+            *snap = RoomSnapshot {
+                clients: room.client_count(),
+                joined: room.joined_count(),
+                stats: room.stats().clone(),
+                sessions: room.sessions(),
+            };
+        }
+    }
+}
+
+fn apply(
+    output: Output,
+    clients: &mut Clients,
+    media: Option<&MediaHandle>,
+    input: Option<&InputHandle>,
+) {
+    match output {
+        Output::Send(id, msg) => clients.message(id, msg),
+        Output::Close(id) => clients.send(id, Outgoing::Close(1000, "session ended")),
+        Output::AddPeer(p, role) => {
+            // The role reaches input before any data channel can open.
+            input.iter().for_each(|i| i.join(p, role));
+            // The controller's and players' links set the encoder's bitrate.
+            let drives = !matches!(role, crate::session::roles::Role::Viewer);
+            media.iter().for_each(|m| {
+                m.add_peer(p);
+                m.set_driving(p, drives);
+            });
+        }
+        Output::RemovePeer(p) => {
+            media.iter().for_each(|m| m.remove_peer(p));
+            input.iter().for_each(|i| i.leave(p));
+        }
+        Output::Answer(p, sdp) => media.iter().for_each(|m| m.answer(p, sdp.clone())),
+        Output::Ice(p, mline, c) => media.iter().for_each(|m| m.ice(p, mline, c.clone())),
+    }
+}
