@@ -11,7 +11,7 @@ ARGS ?=
 E2E_DIR := tests/e2e
 BENCH_DIR := bench
 
-.PHONY: run test deps test-deps build build-debug lint unit vm e2e bench bench-deps install uninstall clean
+.PHONY: run test deps test-deps build build-debug lint unit fuzz fuzz-short vm e2e bench bench-deps install uninstall clean
 
 PREFIX ?= $(HOME)/.local
 UNIT_DIR ?= $(HOME)/.config/systemd/user
@@ -24,7 +24,7 @@ run: deps build
 		exec ./target/release/oriel serve --listen $(LISTEN) $(ARGS); \
 	fi
 
-test: test-deps lint unit vm build-debug e2e reliability
+test: test-deps lint unit fuzz-short vm build-debug e2e reliability
 
 deps:
 	@scripts/install-deps.sh run
@@ -46,6 +46,20 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+# Coverage-guided fuzzing of the parsers of outside bytes (fuzz/, with
+# cargo-afl, installed on first use): every target in turn for FUZZ_SECONDS,
+# or FUZZ_TARGETS only. Fails on a crash; crashes land in fuzz/regressions/.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# The short run `make test` makes: a smoke test of every target and the
+# replay of every seed and past crash.
+fuzz-short:
+	FUZZ_SECONDS=15 scripts/fuzz.sh
 
 # uinput on a real kernel: Debian's, booted in qemu (this kernel has none).
 vm:
@@ -98,6 +112,12 @@ bench-soak: bench-deps
 .PHONY: $(addprefix bench-,$(BENCH_PARTS))
 $(addprefix bench-,$(BENCH_PARTS)): bench-%: bench-deps
 	cd $(BENCH_DIR) && ORIEL_BIN=$(CURDIR)/target/release/oriel node $*.mjs
+
+# Every fuzz target up to 10 million executions or 30 min (FUZZ_EXECS,
+# FUZZ_SECONDS), into BENCHMARKS.md; bench/fuzz.mjs TARGET... for some.
+.PHONY: bench-fuzz
+bench-fuzz: test-deps
+	cd $(BENCH_DIR) && node fuzz.mjs
 
 # The churn part again, 100 cycles under Valgrind memcheck.
 .PHONY: bench-churn-valgrind

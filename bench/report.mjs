@@ -22,13 +22,14 @@ export const PARTS = [
   ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
   ['ttff', 'ttff.mjs', 'time to first frame with viewers connected'],
   ['input', 'input.mjs', 'input latency'],
-  ['churn', 'churn.mjs', 'join/leave churn in every exit mix'],
-  ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck'],
-  ['soak', 'soak.mjs', 'an hour of a controller and 8 viewers'],
+  ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
+  ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],
+  ['soak', 'soak.mjs', 'an hour of a controller and 8 viewers', 'reliability'],
   ['clients', 'clients.mjs', 'cost per Chromium client and warm/cold first frame'],
   ['sfu', 'sfu.mjs', 'Janus per subscriber against oriel per direct viewer'],
   ['network', 'network.mjs', 'loss, capacity and adaptation through an impairment relay'],
   ['bad-clients', 'bad-clients.mjs', 'one bad client beside a playing controller and viewer', 'reliability'],
+  ['fuzz', 'fuzz.mjs', 'executions and crashes per fuzz target', 'reliability'],
 ];
 
 /** The `##` sections that gather parts' `###` subsections. */
@@ -72,7 +73,9 @@ function sections(runs) {
     if (!parts.length) continue;
     L.push(...heading);
     for (const r of parts) {
-      L.push(r.mod.render(r.res, r.rel).trimEnd());
+      // The part's own heading is a `###` here, so its subsections go one deeper.
+      const lines = r.mod.render(r.res, r.rel).trimEnd().split('\n');
+      L.push(...lines.map((l, i) => (i > 0 && l.startsWith('### ') ? `#${l}` : l)));
       L.push('');
     }
   }

@@ -98,13 +98,7 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut cmd = Cli::command();
-    cmd.build();
-    let matches = cmd
-        .clone()
-        .try_get_matches_from(&args)
-        .map_err(LoadError::Cli)?;
-
+    let (cmd, matches) = parse_args(&args)?;
     let explicit = matches.get_one::<PathBuf>("config").cloned();
     let file = match explicit.clone().or_else(default_path) {
         Some(p) => p,
@@ -120,8 +114,44 @@ where
             )))
         }
     };
+    apply(cmd, args, matches, file, text.as_deref())
+}
+
+/// What [`load`] does once it has read the file: `text` is the file's
+/// content (`None`: there is none) and `file` only names it in messages.
+/// The same checks and precedence, without the filesystem; public for the
+/// fuzzer (`fuzz/`) too.
+pub fn load_text<I, T>(args: I, file: &Path, text: Option<&str>) -> Result<Loaded, LoadError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let (cmd, matches) = parse_args(&args)?;
+    apply(cmd, args, matches, file.to_path_buf(), text)
+}
+
+/// The built command and clap's reading of the command line and environment.
+fn parse_args(args: &[OsString]) -> Result<(clap::Command, clap::ArgMatches), LoadError> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from(args)
+        .map_err(LoadError::Cli)?;
+    Ok((cmd, matches))
+}
+
+/// Puts the file's values under the command line and environment.
+fn apply(
+    cmd: clap::Command,
+    args: Vec<OsString>,
+    matches: clap::ArgMatches,
+    file: PathBuf,
+    text: Option<&str>,
+) -> Result<Loaded, LoadError> {
     let file_found = text.is_some();
-    let entries = match &text {
+    let entries = match text {
         Some(text) => parse_file(&file, text, &settable_args(&cmd))?,
         None => BTreeMap::new(),
     };

@@ -210,9 +210,17 @@ impl Store {
     }
 }
 
+/// Parses the text of a links file (`links.json`): what the agent and the
+/// CLI read, written by `oriel link` in another process, or by hand.
+/// Public for the fuzzer (`fuzz/`) too.
+pub fn parse_links(text: &str) -> Result<Vec<Link>, serde_json::Error> {
+    serde_json::from_str::<LinkFile>(text).map(|f| f.links)
+}
+
 fn read_links(path: &Path) -> Result<LinkFile> {
     match fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
+        Ok(text) => parse_links(&text)
+            .map(|links| LinkFile { links })
             .with_context(|| format!("{} is not a valid link list", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LinkFile::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -328,6 +336,25 @@ impl crate::session::room::Credentials for StoreCredentials {
     }
 }
 
+/// The token of a listed link, signed with `secret`; `None` when its role
+/// and slot do not go together. Public for the fuzzer (`fuzz/`) too.
+pub fn link_token(secret: &[u8], link: &Link) -> Option<String> {
+    let role = match (link.role.as_str(), link.slot) {
+        ("controller", None) => Role::Controller,
+        ("viewer", None) => Role::Viewer,
+        ("player", Some(slot)) => Role::Player { slot },
+        _ => return None,
+    };
+    Some(token::sign(
+        secret,
+        &Claims {
+            link_id: link.id.clone(),
+            role,
+            expires: link.expires,
+        },
+    ))
+}
+
 /// Ids of revoked links, for ending their live sessions.
 pub fn revoked_ids(watcher: &LinkWatcher) -> Vec<String> {
     watcher
@@ -342,20 +369,7 @@ impl Store {
     /// The token of an existing link (tokens are deterministic: the same
     /// claims signed with the same secret).
     pub fn token_for(&self, link: &Link) -> Option<String> {
-        let role = match (link.role.as_str(), link.slot) {
-            ("controller", None) => Role::Controller,
-            ("viewer", None) => Role::Viewer,
-            ("player", Some(slot)) => Role::Player { slot },
-            _ => return None,
-        };
-        Some(token::sign(
-            &self.secret,
-            &Claims {
-                link_id: link.id.clone(),
-                role,
-                expires: link.expires,
-            },
-        ))
+        link_token(&self.secret, link)
     }
 
     /// The controller link `serve` prints at start: the newest active,

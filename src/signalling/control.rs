@@ -55,6 +55,18 @@ pub enum Request {
     Record { on: bool },
 }
 
+/// Parses a `POST /api/control` body (the route caps it at 4096 bytes).
+/// Public for the fuzzer (`fuzz/`) too.
+pub fn parse_request(body: &[u8]) -> Result<Request, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// The token of an `Authorization` header's value, `Bearer TOKEN`.
+/// Public for the fuzzer (`fuzz/`) too.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    authorization.strip_prefix("Bearer ").map(str::trim)
+}
+
 /// The User-Agent of `oriel publish|record`.
 const CLI_AGENT: &str = "oriel-cli/";
 
@@ -109,7 +121,7 @@ impl ControlPlane {
                 ));
             }
         }
-        let token = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        let token = auth.and_then(bearer_token);
         let checked = match (token, self.credentials.lock()) {
             (None, _) => Err("send the link's token as `Authorization: Bearer TOKEN`".to_string()),
             (Some(t), Ok(mut c)) => c.check(t).map(|g| g.role),
@@ -226,7 +238,7 @@ pub fn routes(
             };
             async move {
                 let r = match p.authorize(a.as_deref(), ip) {
-                    Ok(Role::Controller) => match serde_json::from_slice::<Request>(&body) {
+                    Ok(Role::Controller) => match parse_request(&body) {
                         Ok(req) => p.apply(req, by).await,
                         Err(e) => {
                             p.metrics.control_refused.fetch_add(1, Ordering::Relaxed);
