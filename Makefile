@@ -42,6 +42,7 @@ build-debug:
 
 lint:
 	$(CARGO) fmt --all --check
+	cd fuzz && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:

@@ -62,15 +62,30 @@ fn signalling() -> Vec<(String, Vec<u8>)> {
         .map(|(i, m)| (format!("valid-{i}.json"), serde_json::to_vec(m).unwrap()))
         .collect();
     out.extend(named(vec![
-        ("hello-v2.json", r#"{"type":"hello","protocol":2,"token":"x"}"#),
+        (
+            "hello-v2.json",
+            r#"{"type":"hello","protocol":2,"token":"x"}"#,
+        ),
         ("unknown-type.json", r#"{"type":"offer","sdp":"v=0"}"#),
         ("no-type.json", r#"{"sdp":"v=0"}"#),
         ("extra-field.json", r#"{"type":"ping","extra":1}"#),
-        ("bad-field.json", r#"{"type":"ice","candidate":7,"sdpMLineIndex":-1}"#),
-        ("null-name.json", r#"{"type":"hello","protocol":1,"token":"t","name":null}"#),
-        ("escapes.json", r#"{"type":"answer","sdp":"\u0000\ud83d\ude00\"\\\/"}"#),
+        (
+            "bad-field.json",
+            r#"{"type":"ice","candidate":7,"sdpMLineIndex":-1}"#,
+        ),
+        (
+            "null-name.json",
+            r#"{"type":"hello","protocol":1,"token":"t","name":null}"#,
+        ),
+        (
+            "escapes.json",
+            r#"{"type":"answer","sdp":"\u0000\ud83d\ude00\"\\\/"}"#,
+        ),
         ("array.json", "[1,2,3]"),
-        ("nested.json", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
+        (
+            "nested.json",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        ),
         ("truncated.json", r#"{"type":"hello","proto"#),
     ]));
     out
@@ -94,7 +109,10 @@ fn input() -> Vec<(String, Vec<u8>)> {
             index: 16,
             value: 65535,
         },
-        InputMessage::GamepadButton { index: 12, value: 40000 },
+        InputMessage::GamepadButton {
+            index: 12,
+            value: 40000,
+        },
         InputMessage::GamepadAxis {
             index: 3,
             value: i16::MIN,
@@ -119,17 +137,29 @@ fn input() -> Vec<(String, Vec<u8>)> {
 
 fn control() -> Vec<(String, Vec<u8>)> {
     named(vec![
-        ("publish.json", r#"{"publish":{"target":"big","on":true}}"#.to_string()),
+        (
+            "publish.json",
+            r#"{"publish":{"target":"big","on":true}}"#.to_string(),
+        ),
         ("publish-only.json", r#"{"publish":{"on":false}}"#.into()),
-        ("publish-null.json", r#"{"publish":{"target":null,"on":true}}"#.into()),
+        (
+            "publish-null.json",
+            r#"{"publish":{"target":null,"on":true}}"#.into(),
+        ),
         ("record-on.json", r#"{"record":{"on":true}}"#.into()),
         ("record-off.json", r#"{"record":{"on":false}}"#.into()),
         ("record-empty.json", r#"{"record":{}}"#.into()),
         ("unknown.json", r#"{"erase":{"on":true}}"#.into()),
-        ("two.json", r#"{"record":{"on":true},"publish":{"on":true}}"#.into()),
+        (
+            "two.json",
+            r#"{"record":{"on":true},"publish":{"on":true}}"#.into(),
+        ),
         ("bad-type.json", r#"{"record":{"on":1}}"#.into()),
         ("string-variant.json", r#""record""#.into()),
-        ("bearer.txt", format!("Bearer {}", viewer_token(b"some other secret"))),
+        (
+            "bearer.txt",
+            format!("Bearer {}", viewer_token(b"some other secret")),
+        ),
         ("bearer-spaces.txt", "Bearer   abc.def  ".into()),
         ("basic.txt", "Basic dXNlcjpwYXNz".into()),
     ])
@@ -150,8 +180,14 @@ fn token() -> Vec<(String, Vec<u8>)> {
     // The target signs its input as claims text, and also tries it as a
     // whole token: both kinds of seed.
     named(vec![
-        ("controller.txt", "v1|a1b2c3d4e5f6|controller|0|0".to_string()),
-        ("viewer-expiring.txt", "v1|a1b2c3d4e5f6|viewer|0|1900000000".into()),
+        (
+            "controller.txt",
+            "v1|a1b2c3d4e5f6|controller|0|0".to_string(),
+        ),
+        (
+            "viewer-expiring.txt",
+            "v1|a1b2c3d4e5f6|viewer|0|1900000000".into(),
+        ),
         ("player-3.txt", "v1|ff00ff00ff00|player|3|0".into()),
         ("expired.txt", "v1|a1b2|viewer|0|1700000000".into()),
         ("player-1.txt", "v1|a1b2|player|1|0".into()),
@@ -175,17 +211,37 @@ fn links() -> Vec<(String, Vec<u8>)> {
         label: label.map(Into::into),
     };
     let list = vec![
-        link("a1b2c3d4e5f6", "controller", None, Some(1_762_592_000), false, Some("serve")),
+        link(
+            "a1b2c3d4e5f6",
+            "controller",
+            None,
+            Some(1_762_592_000),
+            false,
+            Some("serve"),
+        ),
         link("0f1e2d3c4b5a", "viewer", None, None, false, None),
-        link("99aa88bb77cc", "player", Some(2), Some(1_760_003_600), true, Some("couch")),
+        link(
+            "99aa88bb77cc",
+            "player",
+            Some(2),
+            Some(1_760_003_600),
+            true,
+            Some("couch"),
+        ),
     ];
     let pretty = serde_json::to_string_pretty(&serde_json::json!({ "links": list })).unwrap();
     named(vec![
         ("links.json", pretty),
         ("empty.json", r#"{"links":[]}"#.into()),
         ("no-links.json", "{}".into()),
-        ("player-no-slot.json", r#"{"links":[{"id":"ab","role":"player","created":0}]}"#.into()),
-        ("bad-slot.json", r#"{"links":[{"id":"ab","role":"player","slot":300,"created":0}]}"#.into()),
+        (
+            "player-no-slot.json",
+            r#"{"links":[{"id":"ab","role":"player","created":0}]}"#.into(),
+        ),
+        (
+            "bad-slot.json",
+            r#"{"links":[{"id":"ab","role":"player","slot":300,"created":0}]}"#.into(),
+        ),
         ("ttl-30m.txt", "30m".into()),
         ("ttl-7d.txt", " 7d\n".into()),
         ("ttl-never.txt", "never".into()),
@@ -225,8 +281,14 @@ insecure-http = false
 log-level = "debug"
 "#,
         ),
-        ("static-turn.toml", "turn = \"turns:h:5349\"\nturn-username = \"u\"\nturn-password = \"p\"\n"),
-        ("conflict.toml", "turn-secret = \"s\"\nturn-username = \"u\"\nturn-password = \"p\"\n"),
+        (
+            "static-turn.toml",
+            "turn = \"turns:h:5349\"\nturn-username = \"u\"\nturn-password = \"p\"\n",
+        ),
+        (
+            "conflict.toml",
+            "turn-secret = \"s\"\nturn-username = \"u\"\nturn-password = \"p\"\n",
+        ),
         ("flag.toml", "no-playout-delay = true\n"),
         ("bad-size.toml", "virtual-display-size = \"1281x720\"\n"),
         ("bad-type.toml", "bitrate = \"fast\"\n"),
