@@ -42,6 +42,8 @@ pub struct Metrics {
     pub tls_handshake_failed: Arc<std::sync::atomic::AtomicU64>,
     pub input: Option<Arc<crate::input::service::InputStats>>,
     pub input_backend: String,
+    /// What injects input now (uinput may have failed over to XTest).
+    pub input_health: Option<Arc<crate::input::failover::Health>>,
     /// Control requests refused as malformed.
     pub control_refused: std::sync::atomic::AtomicU64,
     /// SFU publish targets, when any are configured.
@@ -73,6 +75,7 @@ impl Metrics {
             tls_handshake_failed: Default::default(),
             input: None,
             input_backend: "none".into(),
+            input_health: None,
             control_refused: Default::default(),
             publishing: None,
             connections: Default::default(),
@@ -444,6 +447,9 @@ impl Metrics {
         self.render_publishing(&mut s);
         render_recording_failures(&mut s, &m.recording);
         self.connections.render(&mut s);
+        if let Some(h) = &self.input_health {
+            render_input_health(&mut s, h);
+        }
         let _ = writeln!(
             s,
             "# HELP oriel_signalling_errors_total Client messages refused, by error code.\n# TYPE oriel_signalling_errors_total counter"
@@ -493,7 +499,9 @@ impl Metrics {
             "# HELP oriel_info Static facts about this agent.\n# TYPE oriel_info gauge\noriel_info{{encoder=\"{}\",capture=\"{}\",input=\"{}\",version=\"{}\"}} 1",
             self.encoder,
             self.capture,
-            self.input_backend,
+            self.input_health
+                .as_ref()
+                .map_or(self.input_backend.as_str(), |h| h.backend()),
             env!("CARGO_PKG_VERSION")
         );
         s
@@ -515,4 +523,18 @@ fn render_recording_failures(s: &mut String, r: &crate::media::recording::Record
             kind.as_str()
         );
     }
+}
+
+/// Whether input reaches the desktop now, and how often its devices were lost.
+fn render_input_health(s: &mut String, h: &crate::input::failover::Health) {
+    let _ = writeln!(
+        s,
+        "# HELP oriel_input_available 1 while some backend injects input (0: its devices were lost and nothing took over).\n# TYPE oriel_input_available gauge\noriel_input_available {}",
+        u8::from(h.backend() != "none")
+    );
+    let _ = writeln!(
+        s,
+        "# HELP oriel_input_backend_failures_total Times the input backend's devices stopped taking input (uinput gone).\n# TYPE oriel_input_backend_failures_total counter\noriel_input_backend_failures_total {}",
+        h.failures.load(Ordering::Relaxed)
+    );
 }

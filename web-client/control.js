@@ -1,4 +1,5 @@
-// The controller's "Broadcast" panel: SFU publish targets and recording,
+// The controller's "Broadcast" panel: SFU publish targets and recording
+// (and input, when its devices were lost),
 // read from and driven through the agent's /api/control with this page's
 // own link token (only a controller's is accepted). Hidden for other roles
 // and when the agent has nothing to control.
@@ -61,7 +62,9 @@ export class ControlPanel {
     this.last = status;
     const targets = status?.publish ?? [];
     const rec = status?.recording ?? null;
-    this.root.hidden = !targets.length && !rec;
+    // Input is listed only when something is wrong with it (uinput lost).
+    const inputProblem = typeof status?.input?.problem === 'string' ? status.input : null;
+    this.root.hidden = !targets.length && !rec && !inputProblem;
     if (this.root.hidden) return;
     this.root.replaceChildren();
     const row = (label, state, detail, what, target, on) => {
@@ -95,6 +98,18 @@ export class ControlPanel {
       const failed = !active && rec.error && typeof rec.error.message === 'string';
       const state = active ? 'recording' : failed ? 'failed' : 'stopped';
       row('recording', state, failed ? rec.error.message : rec.path ?? null, 'record', null, !active);
+    }
+    if (inputProblem) {
+      const li = document.createElement('li');
+      li.dataset.state = inputProblem.backend === 'none' ? 'failed' : 'retrying';
+      li.dataset.what = 'input';
+      const name = document.createElement('span');
+      name.textContent = `input: ${inputProblem.backend === 'none' ? 'off' : inputProblem.backend}`;
+      const d = document.createElement('div');
+      d.className = 'detail';
+      d.textContent = inputProblem.problem;
+      li.append(name, d);
+      this.root.append(li);
     }
     if (error) {
       const li = document.createElement('li');

@@ -27,6 +27,7 @@ use anyhow::{Context, Result};
 use crate::config::ServeArgs;
 use crate::desktop::supervisor::Supervisor;
 use crate::desktop::xlib_guard;
+use crate::input::failover::Health;
 use crate::input::service::InputHandle;
 use crate::media::service::{self, MediaConfig, MediaHandle};
 use crate::metrics::Metrics;
@@ -51,7 +52,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let mut desktop = Desktop::open(&args, &runtime)?;
     let encoder_name = media::pick_encoder(&args, &desktop.capture)?;
     let producer = media::producer(&args, &desktop.capture, encoder_name, checked.playout_delay)?;
-    let input = input::start(&args.input, &desktop.capture, desktop.portal_input.take())?;
+    let (input, input_health) =
+        input::start(&args.input, &desktop.capture, desktop.portal_input.take())?.unzip();
     let media_config = media::config(
         &args,
         &desktop.capture,
@@ -71,6 +73,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         encoder_name,
         media_config,
         input,
+        input_health,
         virtual_display,
         store,
         controller_token,
@@ -87,6 +90,7 @@ struct Parts<'a> {
     encoder_name: &'static str,
     media_config: MediaConfig,
     input: Option<InputHandle>,
+    input_health: Option<Arc<Health>>,
     virtual_display: Option<Supervisor>,
     store: Store,
     controller_token: String,
@@ -100,6 +104,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         encoder_name,
         media_config,
         input,
+        input_health,
         virtual_display,
         store,
         controller_token,
@@ -108,7 +113,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     let room = room::room(
         args,
         encoder_name,
-        input.as_ref(),
+        input_health.as_ref(),
         checked.ice_servers.clone(),
         &store,
     );
@@ -139,6 +144,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     metrics.publishing = (!publishing.is_empty()).then(|| publishing.clone());
     metrics.input = input.as_ref().map(|i| i.stats.clone());
     metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
+    metrics.input_health = input_health.clone();
     let metrics = Arc::new(metrics);
     let media_cell = Arc::new(std::sync::OnceLock::new());
     let _ = media_cell.set(media.clone());
@@ -158,13 +164,15 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         media: media.clone(),
         path: recording::recording_path(args.record.as_deref(), &args.state.dir()?),
     });
-    let control = Arc::new(ControlPlane::new(
+    let mut control = ControlPlane::new(
         publishing.clone(),
         Some(recording),
         args.janus_pin.as_ref().map(|p| p.expose().to_string()),
         Box::new(StoreCredentials::new(&store)),
         metrics.clone(),
-    ));
+    );
+    control.input = input_health;
+    let control = Arc::new(control);
 
     let (loaded, tls_source) = match checked.tls {
         Some((loaded, source)) => (Some(loaded), Some(source)),

@@ -1,8 +1,11 @@
 //! The room as `serve` sets it up: what every client is told on joining
-//! (video, input), its seats, and fresh ICE credentials per client.
+//! (video, input as it is at that moment), its seats, and fresh ICE
+//! credentials per client.
 
 use crate::config::ServeArgs;
-use crate::input::service::InputHandle;
+use std::sync::Arc;
+
+use crate::input::failover::Health;
 use crate::media::ice::IceServers;
 use crate::protocol::{IceServer, InputInfo, VideoInfo};
 use crate::session::links::{Store, StoreCredentials};
@@ -11,11 +14,11 @@ use crate::session::room::{IceSource, Room, RoomConfig};
 pub fn room(
     args: &ServeArgs,
     encoder_name: &str,
-    input: Option<&InputHandle>,
+    input: Option<&Arc<Health>>,
     ice: IceServers,
     store: &Store,
 ) -> Room {
-    Room::new(
+    let room = Room::new(
         RoomConfig {
             max_clients: args.max_clients as usize,
             video: VideoInfo {
@@ -24,8 +27,8 @@ pub fn room(
                 framerate: args.media.framerate,
             },
             input: InputInfo {
-                backend: input.map_or("none", |i| i.backend).into(),
-                gamepads: input.is_some_and(|i| i.gamepads),
+                backend: "none".into(),
+                gamepads: false,
             },
             // Video and the data channels' application line.
             media_lines: 2,
@@ -33,7 +36,18 @@ pub fn room(
         },
         Box::new(StoreCredentials::new(store)),
     )
-    .with_ice(browser_ice(ice))
+    .with_ice(browser_ice(ice));
+    match input {
+        // What injects at join time: uinput may have failed over to XTest.
+        Some(health) => {
+            let health = health.clone();
+            room.with_input(Box::new(move || InputInfo {
+                backend: health.backend().into(),
+                gamepads: health.gamepads(),
+            }))
+        }
+        None => room,
+    }
 }
 
 /// The room's source of `welcome.iceServers`: fresh credentials per peer.

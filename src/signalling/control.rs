@@ -35,6 +35,8 @@ pub struct ControlPlane {
     pub recording: Option<Arc<dyn RecordControl>>,
     /// The Janus room's pin, handed to `--via-sfu` viewers.
     pub janus_pin: Option<String>,
+    /// What injects input now, shown to the controller.
+    pub input: Option<Arc<crate::input::failover::Health>>,
     credentials: Mutex<Box<dyn Credentials>>,
     limiter: Mutex<FailureLimiter>,
     metrics: Arc<Metrics>,
@@ -98,6 +100,7 @@ impl ControlPlane {
             publishing,
             recording,
             janus_pin,
+            input: None,
             credentials: Mutex::new(credentials),
             limiter: Mutex::new(FailureLimiter::default()),
             metrics,
@@ -141,6 +144,13 @@ impl ControlPlane {
         json!({
             "publish": self.publishing.statuses(),
             "recording": self.recording.as_ref().map(|r| r.status()),
+            // `problem` says what is degraded (uinput lost, no gamepads).
+            "input": self.input.as_ref().map(|h| json!({
+                "backend": h.backend(),
+                "gamepads": h.gamepads(),
+                "problem": h.problem(),
+                "failures": h.failures.load(Ordering::Relaxed),
+            })),
         })
     }
 

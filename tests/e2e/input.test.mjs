@@ -6,7 +6,10 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Harness, Agent, waitFor, waitDecoding, sleep } from './harness.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Harness, Agent, waitFor, waitDecoding, sleep, status } from './harness.mjs';
 
 const h = new Harness('input');
 let agent;
@@ -126,4 +129,57 @@ h.test("the web client forwards the controller's real mouse and keyboard", async
   await page.keyboard.press('KeyC');
   await waitFor(() => /KeyRelease event[\s\S]*keysym 0x63, c\)/.test(xevLines()), 5000, 'xev saw the key c');
   await page.close();
+});
+
+h.test('the uinput stand-in stops taking input mid-session: XTest takes over, said once, counted, shown to the controller', async (t) => {
+  // No uinput on this kernel: the recording input sink stands in for it
+  // (auto would have picked uinput the same way). Its writes start failing
+  // (a file size limit on the running agent: EFBIG; SIGXFSZ is ignored),
+  // as a uinput fd answers ENODEV once the device is gone.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-input-'));
+  h.tmpDirs.push(dir);
+  const sink = path.join(dir, 'input.jsonl');
+  const lost = await h.startAgent({ display, capture: 'x11', args: ['--input', `record:${sink}`] });
+  const page = await h.openClient(browser, lost, lost.controllerUrl);
+  await waitDecoding(page, 20000);
+  await waitFor(() => page.evaluate(() => window.oriel.inputReady()), 10000, 'input channels open');
+  assert.deepEqual((await status(page)).input, { backend: 'record', gamepads: true });
+  const start = pointer();
+  await send(page, 'motion', pointerAbs(16384, 32768));
+  await waitFor(() => fs.readFileSync(sink, 'utf8').includes('"x":16384'), 5000, 'the sink got the motion');
+  assert.deepEqual(pointer(), start, 'the sink, not XTest, had it');
+
+  const size = fs.statSync(sink).size;
+  const r = spawnSync('prlimit', ['--pid', String(lost.rec.child.pid), `--fsize=${size}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
+  // The event that fails on the sink lands through XTest: the centre.
+  await send(page, 'motion', pointerAbs(32768, 32768));
+  await waitFor(() => {
+    const p = pointer();
+    return p && p.x === 639 && p.y === 359;
+  }, 5000, `pointer at 639,359 through XTest (now ${JSON.stringify(pointer())})`);
+  // Then everything else goes there too, and the loss is logged once.
+  for (let i = 0; i < 50; i++) await send(page, 'motion', pointerAbs(1000 + i * 100, 20000));
+  await waitFor(() => pointer()?.x === Math.round((5900 / 65535) * 1279), 5000, `pointer follows through XTest (now ${JSON.stringify(pointer())})`);
+  const said = lost.log.filter((l) => /input: record stopped taking input/.test(l));
+  assert.equal(said.length, 1, `logged once: ${said.join('\n')}`);
+  assert.match(said[0], new RegExp(`File too large.*keyboard and mouse go through XTest on ${display}, gamepads are unavailable`));
+  const m = await lost.metrics();
+  assert.equal(Agent.metricSamples(m, 'oriel_input_backend_failures_total')[0]?.value, 1);
+  assert.equal(Agent.metricSamples(m, 'oriel_input_available')[0]?.value, 1);
+  assert.match(Agent.metricSamples(m, 'oriel_info')[0]?.labels ?? '', /input="xtest"/);
+  // The controller's panel says so.
+  const shown = await waitFor(async () => (await status(page)).control?.input?.problem ? (await status(page)).control.input : null, 10000, 'the panel to show the input problem');
+  assert.equal(shown.backend, 'xtest');
+  assert.equal(shown.gamepads, false);
+  assert.match(await page.locator('#control li[data-what="input"]').innerText(), /input: xtest[\s\S]*record stopped taking input/);
+  // A client joining now is told what injects: XTest, no gamepads.
+  const later = await h.openClient(browser, lost, lost.createLink({ role: 'player', slot: 2 }).url);
+  await waitDecoding(later, 20000);
+  assert.deepEqual((await status(later)).input, { backend: 'xtest', gamepads: false });
+  assert.ok(lost.alive, 'the agent lives');
+  t.diagnostic(said[0].replace(/\x1b\[[0-9;]*m/g, '').slice(0, 300));
+  await later.close();
+  await page.close();
+  await h.kill(lost.rec);
 });

@@ -3,6 +3,7 @@
 //! session layer tells the input service each peer's role.
 
 pub mod backend;
+pub mod failover;
 pub mod flood;
 pub mod gamepad;
 pub mod keymap;

@@ -1,6 +1,8 @@
 //! The recording backend: every injected event becomes one JSON line in a
 //! file. It stands in for /dev/uinput where the kernel has none, so tests
-//! can check exactly what reached which device.
+//! can check exactly what reached which device. A write that fails is a
+//! device gone ([`DeviceGone`](crate::failover::DeviceGone)), as a uinput
+//! write would be: a file on a full disk stands in for a vanished device.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,26 +12,34 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::backend::Backend;
+use crate::failover::write_error;
 use crate::gamepad::PadEvent;
 use crate::protocol::MouseButton;
 
-pub struct Recorder {
-    out: BufWriter<File>,
+pub struct Recorder<W: Write = File> {
+    out: BufWriter<W>,
 }
 
 impl Recorder {
     pub fn create(path: &Path) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Recorder {
-            out: BufWriter::new(file),
-        })
+        Ok(Recorder::new(file))
+    }
+}
+
+impl<W: Write> Recorder<W> {
+    /// Records into any writer (tests: one whose writes start failing).
+    pub fn new(out: W) -> Self {
+        Recorder {
+            out: BufWriter::new(out),
+        }
     }
 
     fn write(&mut self, v: serde_json::Value) -> Result<()> {
-        writeln!(self.out, "{v}")?;
-        // Tests read the file while the agent runs.
-        self.out.flush()?;
-        Ok(())
+        // Tests read the file while the agent runs: every line goes out now.
+        writeln!(self.out, "{v}")
+            .and_then(|()| self.out.flush())
+            .map_err(|e| write_error("the recording input sink", e))
     }
 }
 
@@ -43,7 +53,7 @@ fn button_name(b: MouseButton) -> &'static str {
     }
 }
 
-impl Backend for Recorder {
+impl<W: Write + Send> Backend for Recorder<W> {
     fn name(&self) -> &'static str {
         "record"
     }

@@ -13,6 +13,7 @@ use evdev::{
 };
 
 use crate::backend::{Backend, NotchAccumulator};
+use crate::failover::write_error;
 use crate::gamepad::{self, PadEvent};
 use crate::keymap;
 use crate::protocol::MouseButton;
@@ -210,8 +211,9 @@ fn emit(dev: &mut VirtualDevice, events: &[(u16, u16, i32)]) -> Result<()> {
         .iter()
         .map(|(t, c, v)| InputEvent::new(*t, *c, *v))
         .collect();
-    // emit() appends the SYN_REPORT that makes the batch one report.
-    dev.emit(&events).map_err(|e| anyhow!("uinput write: {e}"))
+    // emit() appends the SYN_REPORT that makes the batch one report. A
+    // device destroyed under us answers ENODEV/EINVAL: DeviceGone.
+    dev.emit(&events).map_err(|e| write_error("uinput write", e))
 }
 
 impl Backend for Uinput {

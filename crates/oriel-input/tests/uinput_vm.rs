@@ -7,7 +7,9 @@
 //!
 //! Each test opens the reader before emitting, because evdev only queues
 //! events for handles that are already open, and then checks that exactly
-//! the emitted events arrived: the expected ones, then nothing more.
+//! the emitted events arrived: the expected ones, then nothing more. The
+//! last two take the devices away mid-session (`/dev/uinput` removed,
+//! the devices destroyed under the backend) and check what `Failover` does.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use evdev::{Device, EventType, PropType};
 use oriel_input::backend::Backend;
+use oriel_input::failover::{Failover, Opener};
 use oriel_input::gamepad::{self, PadEvent};
 use oriel_input::keymap;
 use oriel_input::protocol::{encode, InputMessage, MouseButton};
@@ -263,4 +266,166 @@ fn a_leaving_client_releases_its_held_keys() {
         vec![(EV_KEY, 42, 0)],
         "held key released on leave"
     );
+}
+
+// ------------------------------------------------------------ the devices go
+
+/// Destroys every uinput device this process holds, as if the kernel took
+/// them away: UI_DEV_DESTROY on each fd open on /dev/uinput. The event
+/// nodes go, and every later write on those fds fails (EINVAL).
+fn destroy_our_devices() -> usize {
+    const UI_DEV_DESTROY: libc::c_ulong = 0x5502; // _IO('U', 2)
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let e = e.expect("fd entry");
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("/dev/uinput") {
+            continue;
+        }
+        let fd: i32 = e.file_name().to_string_lossy().parse().expect("fd number");
+        // SAFETY: an ioctl without argument on an fd this process owns.
+        if unsafe { libc::ioctl(fd, UI_DEV_DESTROY as _) } == 0 {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn gone(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while present(name) {
+        assert!(Instant::now() < deadline, "{name:?} still present");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `/dev/uinput` made again (after a test removed it), from sysfs's numbers.
+fn ensure_node() {
+    assert!(restore_node(), "could not make /dev/uinput again");
+}
+
+fn restore_node() -> bool {
+    if Path::new("/dev/uinput").exists() {
+        return true;
+    }
+    let Ok(dev) = std::fs::read_to_string("/sys/class/misc/uinput/dev") else {
+        return false;
+    };
+    let Some((major, minor)) = dev.trim().split_once(':') else {
+        return false;
+    };
+    std::process::Command::new("/bin/busybox")
+        .args(["mknod", "/dev/uinput", "c", major, minor])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Puts `/dev/uinput` back however the test ends, for the tests after it.
+struct NodeBack;
+
+impl Drop for NodeBack {
+    fn drop(&mut self) {
+        restore_node();
+    }
+}
+
+#[test]
+#[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
+fn devices_destroyed_under_the_backend_hand_input_to_the_fallback() {
+    ensure_node();
+    let sink = Path::new("/tmp/fallback.jsonl");
+    let open_sink: Opener = Box::new(move || {
+        Ok(Box::new(oriel_input::record::Recorder::create(sink)?) as Box<dyn Backend>)
+    });
+    let mut b = Failover::new(
+        Box::new(Uinput::open().expect("uinput")),
+        Some(("the recording sink".into(), open_sink)),
+        None,
+    );
+    let health = b.health();
+    let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
+    b.key(30, true).unwrap();
+    b.key(30, false).unwrap();
+    assert_eq!(
+        read_exactly(&mut kbd, 2),
+        vec![(EV_KEY, 30, 1), (EV_KEY, 30, 0)]
+    );
+
+    assert_eq!(destroy_our_devices(), 3, "keyboard, mouse and pointer");
+    gone(uinput::KEYBOARD_NAME);
+    // The next key fails on the dead keyboard and lands in the fallback.
+    b.key(31, true).unwrap();
+    b.pointer_rel(1, 2).unwrap();
+    let got = std::fs::read_to_string(sink).unwrap();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        vec![
+            r#"{"device":"keyboard","down":true,"key":31}"#,
+            r#"{"device":"mouse","dx":1,"dy":2}"#
+        ]
+    );
+    assert_eq!(health.backend(), "record");
+    assert_eq!(health.failures.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let problem = health.problem().unwrap_or_default();
+    println!("vm: the destroyed keyboard's write: {problem}");
+    assert!(
+        problem.starts_with("uinput stopped taking input (uinput write: ")
+            && problem.contains("go through the recording sink"),
+        "{problem}"
+    );
+}
+
+#[test]
+#[ignore = "needs /dev/uinput: vm/run-uinput-tests.sh runs it in qemu"]
+fn dev_uinput_removed_mid_session_then_the_devices_then_back() {
+    ensure_node();
+    let _back = NodeBack;
+    let reopen: Opener = Box::new(|| Ok(Box::new(Uinput::open()?) as Box<dyn Backend>));
+    let mut b = Failover::new(Box::new(Uinput::open().expect("uinput")), None, Some(reopen))
+        .retry_every(Duration::from_millis(50));
+    let health = b.health();
+    let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
+
+    // The node goes: open devices go on, new gamepads cannot be made.
+    std::fs::remove_file("/dev/uinput").unwrap();
+    b.key(30, true).unwrap();
+    assert_eq!(read_exactly(&mut kbd, 1), vec![(EV_KEY, 30, 1)]);
+    assert!(b.gamepad_add(2).is_err());
+    assert!(!health.gamepads());
+    let problem = health.problem().unwrap_or_default();
+    assert!(problem.starts_with("new gamepads cannot be created"), "{problem}");
+    assert_eq!(health.backend(), "uinput");
+    // The module cannot be unloaded while its devices are open.
+    let rmmod = std::process::Command::new("/bin/busybox")
+        .args(["rmmod", "uinput"])
+        .status()
+        .expect("busybox rmmod");
+    assert!(!rmmod.success(), "rmmod uinput succeeded with devices open");
+    b.key(30, false).unwrap();
+    assert_eq!(read_exactly(&mut kbd, 1), vec![(EV_KEY, 30, 0)]);
+
+    // Then the devices go too, with nothing to take over: input is off,
+    // said in the status; events fail (the service counts them), no panic.
+    destroy_our_devices();
+    gone(uinput::KEYBOARD_NAME);
+    drop(kbd);
+    assert!(b.key(30, true).is_err());
+    assert!(b.key(30, false).is_err());
+    assert_eq!((health.backend(), health.gamepads()), ("none", false));
+    let problem = health.problem().unwrap_or_default();
+    assert!(problem.contains("input is off"), "{problem}");
+    assert_eq!(health.failures.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // The node is back (udev would make it): new devices, input is back.
+    ensure_node();
+    std::thread::sleep(Duration::from_millis(60));
+    let _ = b.key(30, true); // this one opens the devices again
+    let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
+    b.key(31, true).unwrap();
+    assert_eq!(read_exactly(&mut kbd, 1), vec![(EV_KEY, 31, 1)]);
+    assert_eq!((health.backend(), health.problem()), ("uinput", None));
+    b.gamepad_add(2).unwrap();
+    assert!(health.gamepads());
 }

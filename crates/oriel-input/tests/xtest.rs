@@ -138,3 +138,64 @@ fn reconnects_when_the_server_comes_back_under_the_same_name() {
         }
     });
 }
+
+/// A writer that takes `ok` writes, then answers ENODEV like the fd of a
+/// uinput device the kernel destroyed.
+struct Vanishing {
+    ok: usize,
+}
+
+impl std::io::Write for Vanishing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.ok == 0 {
+            return Err(std::io::Error::from_raw_os_error(19)); // ENODEV
+        }
+        self.ok -= 1;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn xtest_takes_over_when_the_devices_vanish() {
+    use oriel_input::failover::Failover;
+    use oriel_input::record::Recorder;
+
+    let x = xvfb();
+    let display = x.1.clone();
+    // The recording sink stands in for uinput (no uinput on this kernel):
+    // two events go in, then its device is gone.
+    let open_xtest: oriel_input::failover::Opener =
+        Box::new(move || Ok(Box::new(XTest::connect(&display)?) as Box<dyn Backend>));
+    let mut backend = Failover::new(
+        Box::new(Recorder::new(Vanishing { ok: 2 })),
+        Some((format!("XTest on {}", x.1), open_xtest)),
+        None,
+    );
+    let health = backend.health();
+    assert_eq!((health.backend(), health.gamepads()), ("record", true));
+    backend.pointer_abs(0, 0).unwrap();
+    backend.pointer_abs(1, 1).unwrap();
+    // The third event fails on the sink and lands through XTest instead.
+    backend.pointer_abs(32768, 32768).unwrap();
+    let (conn, screen) = x11rb::connect(Some(&x.1)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    wait_until("pointer at the centre through XTest", || {
+        let r = conn.query_pointer(root).unwrap().reply().unwrap();
+        (639..=640).contains(&r.root_x) && (359..=360).contains(&r.root_y)
+    });
+    assert_eq!((health.backend(), health.gamepads()), ("xtest", false));
+    assert_eq!(
+        health.failures.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let problem = health.problem().unwrap_or_default();
+    assert!(
+        problem.contains("No such device") && problem.contains("gamepads are unavailable"),
+        "{problem}"
+    );
+    // Gamepads are refused by XTest, clearly, and nothing panics.
+    assert!(backend.gamepad_add(2).is_err());
+}

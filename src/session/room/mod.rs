@@ -37,7 +37,9 @@ use seats::Seat;
 use state::{Client, Clients, Session};
 
 pub use participants::MAX_NAME_CHARS;
-pub use types::{ClientId, Credentials, Grant, IceSource, Input, Output, RoomConfig, RoomStats};
+pub use types::{
+    ClientId, Credentials, Grant, IceSource, Input, InputSource, Output, RoomConfig, RoomStats,
+};
 
 pub struct Room {
     config: RoomConfig,
@@ -47,6 +49,7 @@ pub struct Room {
     next_peer: PeerId,
     stats: RoomStats,
     ice: Option<IceSource>,
+    input: Option<InputSource>,
     /// Whether the capture is down (lost, or waiting for the desktop) and
     /// why, while it is; joiners are told too.
     capture_lost: Option<(CaptureState, String)>,
@@ -62,6 +65,7 @@ impl Room {
             next_peer: 1,
             stats: RoomStats::default(),
             ice: None,
+            input: None,
             capture_lost: None,
         }
     }
@@ -69,6 +73,13 @@ impl Room {
     /// Hand every joining peer the ICE servers `ice` mints for it.
     pub fn with_ice(mut self, ice: IceSource) -> Self {
         self.ice = Some(ice);
+        self
+    }
+
+    /// Tell every joining peer what `input` says then, instead of the
+    /// config's fixed `input`.
+    pub fn with_input(mut self, input: InputSource) -> Self {
+        self.input = Some(input);
         self
     }
 
@@ -257,7 +268,10 @@ impl Room {
                 role: grant.role.name().into(),
                 slot: grant.role.gamepad_slot(),
                 video: self.config.video.clone(),
-                input: self.config.input.clone(),
+                input: match self.input.as_mut() {
+                    Some(now) => now(),
+                    None => self.config.input.clone(),
+                },
                 ice_servers: self.ice.as_mut().map(|mint| mint(peer)).unwrap_or_default(),
             },
         ));

@@ -36,6 +36,37 @@ fn welcome_carries_ice_servers_minted_per_peer() {
     );
 }
 
+/// Input moved from uinput to XTest mid-session: later joiners are told.
+#[test]
+fn welcome_says_what_injects_input_at_join_time() {
+    use std::sync::{Arc, Mutex};
+    let now = Arc::new(Mutex::new(("uinput", true)));
+    let n = now.clone();
+    let mut r = room(4).with_input(Box::new(move || {
+        let (backend, gamepads) = *n.lock().unwrap();
+        crate::protocol::InputInfo {
+            backend: backend.into(),
+            gamepads,
+        }
+    }));
+    let mut seen = Vec::new();
+    for (c, token) in [(1, "controller:c1"), (2, "viewer:v1")] {
+        r.handle(Input::Connected(c));
+        let out = r.handle(Input::Message(c, hello(token)));
+        match &out[0] {
+            Output::Send(_, ServerMessage::Welcome { input, .. }) => {
+                seen.push((input.backend.clone(), input.gamepads))
+            }
+            other => panic!("no welcome: {other:?}"),
+        }
+        *now.lock().unwrap() = ("xtest", false);
+    }
+    assert_eq!(
+        seen,
+        vec![("uinput".to_string(), true), ("xtest".to_string(), false)]
+    );
+}
+
 #[test]
 fn happy_path() {
     let mut r = room(4);

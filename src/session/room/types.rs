@@ -27,6 +27,10 @@ pub trait Credentials: Send {
 /// in its `welcome`. Outside the room because minting reads the clock.
 pub type IceSource = Box<dyn FnMut(PeerId) -> Vec<IceServer> + Send>;
 
+/// What a joining client is told about input (`welcome.input`), read when
+/// it joins: the backend may have changed since the room was made.
+pub type InputSource = Box<dyn FnMut() -> InputInfo + Send>;
+
 /// One WebSocket connection.
 pub type ClientId = u64;
 
