@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Harness, status, waitFor, waitDecoding, waitFramesGrow, freePort } from './harness.mjs';
+import { Harness, status, waitFor, waitDecoding, waitFramesGrow, freePort, sleep } from './harness.mjs';
 
 const h = new Harness('turn');
 const SECRET = 'oriel-e2e-turn-secret';
@@ -202,6 +202,53 @@ h.test('a wrong TURN secret: the page names the refusal and never plays', async 
       'the agent logging the failed peer',
     );
   } finally {
+    await page.close().catch(() => {});
+    await h.kill(agent.rec);
+  }
+});
+
+h.test('the TURN server goes away: connected clients keep playing, a new client still joins', async () => {
+  // Its own coturn, so the other tests keep theirs.
+  const gone = await startCoturn(SECRET);
+  const agent = await h.startAgent({
+    display,
+    capture: 'x11',
+    args: ['--turn', gone.url, '--turn-secret', SECRET],
+  });
+  const page = await h.openClient(browser, agent, agent.viewerUrl());
+  let later;
+  let relayed;
+  try {
+    const first = await waitDecoding(page, 30000);
+    const direct = await waitFor(async () => (await status(page)).localCandidateType, 10000, 'the direct page\'s candidate pair');
+    assert.notEqual(direct, 'relay', 'the page that should stay plays through TURN');
+    // TURN is in use: a relay-only page plays through it. It loses its only
+    // path with the server; the others must not notice.
+    relayed = await h.openClient(browser, agent, relayOnlyUrl(agent));
+    await waitDecoding(relayed, 30000);
+    const st = await waitFor(async () => {
+      const s = await status(relayed);
+      return s.localCandidateType ? s : null;
+    }, 10000, 'selected candidate pair in getStats');
+    assert.equal(st.localCandidateType, 'relay');
+    await h.kill(gone.rec);
+    const [ip, port] = gone.url.replace(/^turn:/, '').replace(/\?.*$/, '').split(':');
+    assert.equal(await stunAnswers(ip, Number(port)), false, 'coturn still answers');
+    // Ten seconds without it: the same session goes on decoding.
+    await sleep(10000);
+    const after10 = await waitFramesGrow(page, first, 200, 10000);
+    assert.equal(after10.connects, first.connects, 'the page reconnected');
+    // A client joining now connects without the TURN server and plays; the
+    // unreachable server is no reason for a banner once it plays.
+    later = await h.openClient(browser, agent, agent.viewerUrl());
+    const second = await waitDecoding(later, 30000);
+    await waitFramesGrow(later, second, 30, 15000);
+    assert.equal(await later.locator('#banner').isVisible(), false, 'banner hidden while playing');
+    await waitFramesGrow(page, after10, 30, 10000);
+    assert.ok(agent.alive, 'the agent lives');
+  } finally {
+    await later?.close().catch(() => {});
+    await relayed?.close().catch(() => {});
     await page.close().catch(() => {});
     await h.kill(agent.rec);
   }
