@@ -87,7 +87,8 @@ pub fn start(
             " (gamepads unavailable: they need /dev/uinput)"
         }
     );
-    let health = health.unwrap_or_else(|| Arc::new(Health::new(backend.name(), backend.gamepads())));
+    let health =
+        health.unwrap_or_else(|| Arc::new(Health::new(backend.name(), backend.gamepads())));
     Ok(Some((service::spawn(backend)?, health)))
 }
 

@@ -213,7 +213,11 @@ impl Failover {
                 let problem = format!(
                     "{was} stopped taking input ({e:#}); keyboard and mouse go through {}{}",
                     self.fallback_name,
-                    if b.gamepads() { "" } else { ", gamepads are unavailable" }
+                    if b.gamepads() {
+                        ""
+                    } else {
+                        ", gamepads are unavailable"
+                    }
                 );
                 tracing::warn!(from = was, to = b.name(), "input: {problem}");
                 self.health.set(b.name(), b.gamepads(), Some(problem));
@@ -416,8 +420,9 @@ mod tests {
         assert_eq!(health.backend(), "record");
         let problem = health.problem().unwrap_or_default();
         assert!(
-            problem.starts_with("record stopped taking input (the recording input sink: No such device")
-                && problem.contains("go through the fallback"),
+            problem.starts_with(
+                "record stopped taking input (the recording input sink: No such device"
+            ) && problem.contains("go through the fallback"),
             "{problem}"
         );
         h.shutdown(Duration::from_secs(2));
@@ -432,7 +437,9 @@ mod tests {
             if b.load(Ordering::Relaxed) {
                 Ok(failing(usize::MAX, &l))
             } else {
-                Err(anyhow!("/dev/uinput is not writable (No such file or directory)"))
+                Err(anyhow!(
+                    "/dev/uinput is not writable (No such file or directory)"
+                ))
             }
         });
         let f = Failover::new(failing(2, &first), None, Some(reopen))
@@ -489,7 +496,11 @@ mod tests {
     #[test]
     fn a_lost_device_is_logged_once_not_per_event() {
         let (first, second): (Lines, Lines) = (Arc::default(), Arc::default());
-        let mut with = Failover::new(failing(1, &first), Some(("XTest on :9".into(), memory(&second))), None);
+        let mut with = Failover::new(
+            failing(1, &first),
+            Some(("XTest on :9".into(), memory(&second))),
+            None,
+        );
         let mut without = Failover::new(failing(1, &first), None, None);
         let logged = warnings(|| {
             for i in 0..200 {
@@ -498,8 +509,16 @@ mod tests {
             }
         });
         assert_eq!(logged.len(), 2, "{logged:#?}");
-        assert!(logged[0].contains("WARN") && logged[0].contains("go through XTest on :9"), "{}", logged[0]);
-        assert!(logged[1].contains("ERROR") && logged[1].contains("input is off"), "{}", logged[1]);
+        assert!(
+            logged[0].contains("WARN") && logged[0].contains("go through XTest on :9"),
+            "{}",
+            logged[0]
+        );
+        assert!(
+            logged[1].contains("ERROR") && logged[1].contains("input is off"),
+            "{}",
+            logged[1]
+        );
         assert_eq!(second.lock().unwrap().len(), 199);
     }
 
@@ -553,10 +572,16 @@ mod tests {
         assert!(f.gamepad_add(3).is_err());
         assert!(!health.gamepads());
         let problem = health.problem().unwrap_or_default();
-        assert!(problem.starts_with("new gamepads cannot be created"), "{problem}");
+        assert!(
+            problem.starts_with("new gamepads cannot be created"),
+            "{problem}"
+        );
         // Keyboard and mouse are unaffected, and nothing was failed over.
         assert!(f.key(30, true).is_ok());
-        assert_eq!((health.backend(), health.failures.load(Ordering::Relaxed)), ("uinput", 0));
+        assert_eq!(
+            (health.backend(), health.failures.load(Ordering::Relaxed)),
+            ("uinput", 0)
+        );
         node.store(true, Ordering::Relaxed);
         assert!(f.gamepad_add(2).is_ok());
         assert!(health.gamepads());

@@ -213,7 +213,8 @@ fn emit(dev: &mut VirtualDevice, events: &[(u16, u16, i32)]) -> Result<()> {
         .collect();
     // emit() appends the SYN_REPORT that makes the batch one report. A
     // device destroyed under us answers ENODEV/EINVAL: DeviceGone.
-    dev.emit(&events).map_err(|e| write_error("uinput write", e))
+    dev.emit(&events)
+        .map_err(|e| write_error("uinput write", e))
 }
 
 impl Backend for Uinput {

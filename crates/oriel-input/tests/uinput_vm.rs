@@ -367,7 +367,10 @@ fn devices_destroyed_under_the_backend_hand_input_to_the_fallback() {
         ]
     );
     assert_eq!(health.backend(), "record");
-    assert_eq!(health.failures.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        health.failures.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     let problem = health.problem().unwrap_or_default();
     println!("vm: the destroyed keyboard's write: {problem}");
     assert!(
@@ -383,8 +386,12 @@ fn dev_uinput_removed_mid_session_then_the_devices_then_back() {
     ensure_node();
     let _back = NodeBack;
     let reopen: Opener = Box::new(|| Ok(Box::new(Uinput::open()?) as Box<dyn Backend>));
-    let mut b = Failover::new(Box::new(Uinput::open().expect("uinput")), None, Some(reopen))
-        .retry_every(Duration::from_millis(50));
+    let mut b = Failover::new(
+        Box::new(Uinput::open().expect("uinput")),
+        None,
+        Some(reopen),
+    )
+    .retry_every(Duration::from_millis(50));
     let health = b.health();
     let (_, mut kbd) = find(uinput::KEYBOARD_NAME);
 
@@ -395,7 +402,10 @@ fn dev_uinput_removed_mid_session_then_the_devices_then_back() {
     assert!(b.gamepad_add(2).is_err());
     assert!(!health.gamepads());
     let problem = health.problem().unwrap_or_default();
-    assert!(problem.starts_with("new gamepads cannot be created"), "{problem}");
+    assert!(
+        problem.starts_with("new gamepads cannot be created"),
+        "{problem}"
+    );
     assert_eq!(health.backend(), "uinput");
     // The module cannot be unloaded while its devices are open.
     let rmmod = std::process::Command::new("/bin/busybox")
@@ -416,7 +426,10 @@ fn dev_uinput_removed_mid_session_then_the_devices_then_back() {
     assert_eq!((health.backend(), health.gamepads()), ("none", false));
     let problem = health.problem().unwrap_or_default();
     assert!(problem.contains("input is off"), "{problem}");
-    assert_eq!(health.failures.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        health.failures.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 
     // The node is back (udev would make it): new devices, input is back.
     ensure_node();
