@@ -45,7 +45,7 @@
 // 40 + 0.1 per cycle.
 //
 // Knobs (environment): ORIEL_BIN, BENCH_RECEIVER, CHROMIUM, BENCH_CHURN_CYCLES,
-// BENCH_CHURN_PARALLEL, BENCH_CHURN_EVERY, BENCH_CHURN_DISRUPT, BENCH_CHURN_TERM,
+// BENCH_CHURN_PARALLEL, BENCH_CHURN_EVERY, BENCH_CHURN_MIXES (a,b: only these), BENCH_CHURN_DISRUPT, BENCH_CHURN_TERM,
 // BENCH_CHURN_ONLY_TERM=1 (only the SIGTERM cycles, part `churn-term`),
 // BENCH_CHURN_SETTLE_MS, BENCH_SETTLE_MS (3000), BENCH_SCENE, BENCH_CHECK,
 // BENCH_CHURN_VALGRIND, BENCH_NO_MARKDOWN=1, BENCH_TIMEOUT_MS (3600000),
@@ -75,6 +75,13 @@ const TERMS = envNum('BENCH_CHURN_TERM', DISRUPT);
 /** Run only the SIGTERM cycles (BENCH_CHURN_ONLY_TERM=1): hunting the crash class. */
 const ONLY_TERM = process.env.BENCH_CHURN_ONLY_TERM === '1';
 const REST_MS = envNum('BENCH_CHURN_SETTLE_MS', 10000);
+/** BENCH_CHURN_MIXES=a,b: only these exit mixes (hunting what one of them leaves). */
+const USED_MIXES = (() => {
+  const want = (process.env.BENCH_CHURN_MIXES ?? '').split(',').filter(Boolean);
+  const unknown = want.filter((w) => !MIXES.some((m) => m.name === w));
+  if (unknown.length) throw new Error(`BENCH_CHURN_MIXES: no mix ${unknown.join(', ')} (mixes: ${MIXES.map((m) => m.name).join(', ')})`);
+  return want.length ? MIXES.filter((m) => want.includes(m.name)) : MIXES;
+})();
 /** The anchor "stalls" when it decodes nothing new for this long. */
 const STALL_MS = 2000;
 CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', 3600000);
@@ -202,7 +209,7 @@ function watchAnchor(page) {
 /** Phase 1: the cycles with the anchor watching. */
 async function churn(agent, rx, page, res) {
   const rand = seeded();
-  const perMix = Object.fromEntries(MIXES.map((m) => [m.name, { cycles: 0, rounds: 0, failures: [], ms: [] }]));
+  const perMix = Object.fromEntries(USED_MIXES.map((m) => [m.name, { cycles: 0, rounds: 0, failures: [], ms: [] }]));
   const points = [await footprint(agent, 'anchor only, before the cycles', 0)];
   const anchor = watchAnchor(page);
   let done = 0;
@@ -215,7 +222,7 @@ async function churn(agent, rx, page, res) {
     let started = 0;
     while (done + started < Math.min(nextCheck, CYCLES) || inFlight.size) {
       while (inFlight.size < PARALLEL && done + started < Math.min(nextCheck, CYCLES)) {
-        const mix = MIXES[next++ % MIXES.length];
+        const mix = USED_MIXES[next++ % USED_MIXES.length];
         started += mix.cycles;
         const p = runMix(mix.name, agent, rx, rand).then((r) => {
           const s = perMix[mix.name];
@@ -369,7 +376,7 @@ async function main(res) {
   res.config = {
     width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps, scene: CFG.scene,
     cycles: CYCLES, parallel: PARALLEL, every: EVERY, disrupt: DISRUPT, restMs: REST_MS, settleMs: CFG.settleMs, stallMs: STALL_MS,
-    mixes: MIXES,
+    mixes: USED_MIXES,
   };
   res.machine = machineInfo();
   res.agent = agentInfo();

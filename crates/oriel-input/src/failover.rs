@@ -488,7 +488,12 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || out.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, f);
+        tracing::subscriber::with_default(subscriber, || {
+            // Tests run in parallel: another one may have met these
+            // callsites first, with no subscriber, and cached "never".
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        });
         let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
         text.lines().map(str::to_string).collect()
     }
