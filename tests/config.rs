@@ -189,6 +189,19 @@ fn publish_targets_from_the_file_and_their_secrets_hidden() {
         "{}",
         stderr(&out)
     );
+
+    // `;` separates targets here as in ORIEL_PUBLISH: each piece is checked
+    // (the file check once took this entry whole and the command line then
+    // refused its first half; found by fuzzing).
+    dir.write("\npublish = [\"janus:http://127.0.0.1;9146,room=1234\"]\n");
+    let out = oriel(&dir.0, &["config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("config.toml:2"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("janus needs room=N"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

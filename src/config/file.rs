@@ -377,11 +377,15 @@ fn parse_file(
 
 /// Runs the flag's own value parser on `value`.
 fn check_value(arg: &Arg, value: &str) -> Result<(), String> {
+    // With the flag's delimiter too: the command line splits the value on
+    // it, so each piece must pass (a `;` inside one `publish` entry made
+    // two targets there while the file check saw one; found by fuzzing).
     let probe = clap::Command::new("oriel").no_binary_name(true).arg(
         Arg::new("value")
             .long("value")
             .value_parser(arg.get_value_parser().clone())
-            .action(ArgAction::Set),
+            .value_delimiter(arg.get_value_delimiter())
+            .action(ArgAction::Append),
     );
     match probe.try_get_matches_from([OsString::from(format!("--value={value}"))]) {
         Ok(_) => Ok(()),

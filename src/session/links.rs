@@ -42,12 +42,28 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<u8>,
     pub created: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "expiry_time"
+    )]
     pub expires: Option<u64>,
     #[serde(default)]
     pub revoked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+}
+
+/// `expires` is a Unix time; 0 is refused because a token writes "never"
+/// as 0, so a link listed with `"expires": 0` would have opened forever
+/// (found by fuzzing). A link that never expires leaves the field out.
+fn expiry_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(0) => Err(serde::de::Error::custom(
+            "\"expires\" must be a Unix time after 0; leave it out for a link that never expires",
+        )),
+        other => Ok(other),
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -399,6 +415,24 @@ mod tests {
         let d = std::env::temp_dir().join(format!("oriel-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn expiry_zero_is_refused_not_read_as_never() {
+        let list = |exp: &str| {
+            format!(r#"{{"links":[{{"id":"ab12","role":"viewer","created":1{exp}}}]}}"#)
+        };
+        let err = parse_links(&list(r#","expires":0"#)).unwrap_err();
+        assert!(err.to_string().contains("expires"), "{err}");
+        assert_eq!(
+            parse_links(&list(r#","expires":5"#)).unwrap()[0].expires,
+            Some(5)
+        );
+        assert_eq!(parse_links(&list("")).unwrap()[0].expires, None);
+        assert_eq!(
+            parse_links(&list(r#","expires":null"#)).unwrap()[0].expires,
+            None
+        );
     }
 
     #[test]

@@ -45,7 +45,13 @@ fn encode_claims(c: &Claims) -> String {
         Role::Viewer => ("viewer", 0),
         Role::Player { slot } => ("player", slot),
     };
-    format!("v1|{}|{role}|{slot}|{}", c.link_id, c.expires.unwrap_or(0))
+    // 0 on the wire means "never"; an expiry at Unix second 0 is in the past,
+    // so it goes out as 1, which every clock has passed (found by fuzzing).
+    let exp = match c.expires {
+        None => 0,
+        Some(e) => e.max(1),
+    };
+    format!("v1|{}|{role}|{slot}|{exp}", c.link_id)
 }
 
 fn decode_claims(s: &str) -> Option<Claims> {
@@ -126,6 +132,12 @@ mod tests {
             role,
             expires,
         }
+    }
+
+    #[test]
+    fn expiry_at_zero_is_expired_not_forever() {
+        let t = sign(SECRET, &claims(Role::Viewer, Some(0)));
+        assert_eq!(verify(SECRET, &t, 5), Err(TokenError::Expired));
     }
 
     #[test]
