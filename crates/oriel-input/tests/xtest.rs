@@ -95,10 +95,35 @@ fn pointer_buttons_and_keys_reach_the_x_server() {
     wait_until("KEY_A up", || !pressed(38));
 }
 
+/// An Xvfb on a fixed display number, for a test that restarts it under
+/// the same name. The number is far above those `-displayfd` hands out
+/// (the lowest free one): otherwise a test running in parallel can take the
+/// name in the moment it is free, and the "restarted" server is its.
+fn xvfb_at(display: &str, size: &str) -> Xvfb {
+    let child = Command::new("Xvfb")
+        .args([
+            display,
+            "-screen",
+            "0",
+            size,
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb installed (make test installs it)");
+    Xvfb(child, display.to_string())
+}
+
 #[test]
 fn reconnects_when_the_server_comes_back_under_the_same_name() {
-    let mut first = xvfb();
-    let display = first.1.clone();
+    let display = format!(":{}", 600 + std::process::id() % 300);
+    let mut first = xvfb_at(&display, "1280x720x24");
+    wait_until("the first server", || {
+        x11rb::connect(Some(&display)).is_ok()
+    });
     let mut backend = XTest::connect(&display).expect("XTest");
     backend.pointer_abs(0, 0).unwrap();
     let _ = first.0.kill();
@@ -107,23 +132,13 @@ fn reconnects_when_the_server_comes_back_under_the_same_name() {
     assert!(backend.pointer_abs(100, 100).is_err());
 
     // A new server on the same display, at another size.
-    let again = Command::new("Xvfb")
-        .args([
-            display.as_str(),
-            "-screen",
-            "0",
-            "640x480x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb");
-    let _again = Xvfb(again, display.clone());
+    let mut again = xvfb_at(&display, "640x480x24");
     let mut conn = None;
     wait_until("the new server", || {
+        assert!(
+            matches!(again.0.try_wait(), Ok(None)),
+            "the new Xvfb on {display} exited"
+        );
         conn = x11rb::connect(Some(&display)).ok();
         conn.is_some()
     });
