@@ -96,7 +96,8 @@ function agentRunOptions(vgDir) {
   if (VALGRIND) {
     const supp = [path.join(BENCH_DIR, 'valgrind', 'oriel.supp'), '/usr/share/glib-2.0/valgrind/glib.supp'].filter((f) => fs.existsSync(f));
     return {
-      env: { ...leaks, G_SLICE: 'always-malloc', G_DEBUG: 'gc-friendly', ORC_CODE: 'backup' },
+      // Its watchdogs (capture stall 4 s, offer 5 s, ...) stretched 20x: Valgrind runs it 20-50x slower.
+      env: { ...leaks, G_SLICE: 'always-malloc', G_DEBUG: 'gc-friendly', ORC_CODE: 'backup', ORIEL_WATCHDOG_SCALE: '20' },
       wrap: ['valgrind', '--tool=memcheck', '--leak-check=no', '--error-limit=no', '--num-callers=40', '--track-origins=no',
         ...supp.map((f) => `--suppressions=${f}`), `--log-file=${vgDir}/memcheck.%p.log`],
       startMs: 180000,

@@ -19,3 +19,4 @@ pub mod session;
 pub mod signalling;
 pub mod systemd;
 pub mod tls;
+pub mod watchdog;

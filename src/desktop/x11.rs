@@ -20,12 +20,13 @@ pub fn reachable(display: &str) -> Result<(), String> {
             let _ = tx.send(connect(&name));
         })
         .map_err(|e| format!("cannot start the display check: {e}"))?;
-    rx.recv_timeout(ANSWER_WITHIN).unwrap_or_else(|_| {
-        Err(format!(
-            "display {display} did not answer within {} s",
-            ANSWER_WITHIN.as_secs()
-        ))
-    })
+    rx.recv_timeout(crate::watchdog::scaled(ANSWER_WITHIN))
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "display {display} did not answer within {} s",
+                crate::watchdog::scaled(ANSWER_WITHIN).as_secs()
+            ))
+        })
 }
 
 fn connect(display: &str) -> Result<(), String> {

@@ -97,8 +97,10 @@ impl Service {
                     branch.link.start_low();
                 }
                 self.peers.insert(peer, branch);
-                self.awaiting_offer
-                    .insert(peer, Instant::now() + OFFER_TIMEOUT);
+                self.awaiting_offer.insert(
+                    peer,
+                    Instant::now() + crate::watchdog::scaled(OFFER_TIMEOUT),
+                );
             }
             Err(e) => {
                 let reason = format!("could not add a media branch: {e:#}");
@@ -225,7 +227,7 @@ impl Service {
             tracing::warn!(
                 peer,
                 "no offer within {} s: dropping the branch",
-                OFFER_TIMEOUT.as_secs()
+                crate::watchdog::scaled(OFFER_TIMEOUT).as_secs()
             );
             self.remove_peer(peer);
             (self.events)(MediaEvent::PeerFailed {
@@ -243,14 +245,14 @@ impl Service {
             .filter(|(peer, b)| {
                 self.without_input.contains(peer)
                     && b.is_connected()
-                    && b.rtcp_silence() >= RTCP_SILENCE
+                    && b.rtcp_silence() >= crate::watchdog::scaled(RTCP_SILENCE)
             })
             .map(|(peer, _)| *peer)
             .collect();
         for peer in silent {
             let reason = format!(
                 "no RTCP from the receiver for {} s: it is gone",
-                RTCP_SILENCE.as_secs()
+                crate::watchdog::scaled(RTCP_SILENCE).as_secs()
             );
             tracing::warn!(peer, "{reason}");
             self.remove_peer(peer);

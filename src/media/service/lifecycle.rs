@@ -121,7 +121,7 @@ impl Service {
         // Removals still under way finish first (each takes a few ms; a
         // streaming thread stuck on a dead display may never let its pad go
         // idle, hence the bound).
-        let deadline = Instant::now() + DETACH_WAIT;
+        let deadline = Instant::now() + crate::watchdog::scaled(DETACH_WAIT);
         for rx in self.detaching.drain(..) {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(left) {

@@ -193,10 +193,10 @@ impl Service {
             let count = producer.buffers.load(Ordering::Relaxed);
             if count != self.flow.1 {
                 self.flow = (now, count);
-            } else if now.duration_since(self.flow.0) >= STALL_TIMEOUT {
+            } else if now.duration_since(self.flow.0) >= crate::watchdog::scaled(STALL_TIMEOUT) {
                 self.fail_producer(format!(
                     "the capture stalled: no frame for {} s",
-                    STALL_TIMEOUT.as_secs()
+                    crate::watchdog::scaled(STALL_TIMEOUT).as_secs()
                 ));
                 return true;
             }
