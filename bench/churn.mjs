@@ -85,7 +85,7 @@ const USED_MIXES = (() => {
 /** The anchor "stalls" when it decodes nothing new for this long. */
 const STALL_MS = 2000;
 CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', 3600000);
-if (VALGRIND) Object.assign(CFG, { width: 640, height: 360, framerate: 10 });
+if (VALGRIND) Object.assign(CFG, { width: 640, height: 360, framerate: 10, firstFrameMs: 180000 });
 
 /** Lines in an agent's log that mean it crashed or came close. */
 const CRASH_SIGNS = /free\(\)|double free|corrupted|malloc\(\)|malloc_consolidate|SIGSEGV|SIGABRT|Segmentation fault|panicked at|GStreamer-CRITICAL|GLib-CRITICAL|GLib-GObject-CRITICAL|stack smashing/;
@@ -274,7 +274,7 @@ async function displayLost(display, agent, rx, res) {
     // A new viewer must get frames from the display that came back.
     const [fresh] = rx.add(1, { quiet: true });
     try {
-      await rx.waitFirstFrames([fresh], 30000);
+      await rx.waitFirstFrames([fresh], CFG.firstFrameMs);
       out.recovered += 1;
       out.recoverMs.push(Date.now() - back);
     } catch (e) {

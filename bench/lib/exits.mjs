@@ -55,7 +55,7 @@ export async function runMix(mix, agent, rx, rand) {
       case 'bye':
       case 'tab-closed': {
         const ids = add(1);
-        await rx.waitFirstFrames(ids, 30000);
+        await rx.waitFirstFrames(ids, CFG.firstFrameMs);
         await rx.leave(ids, mix === 'bye' ? 'bye' : 'drop');
         return out();
       }
@@ -80,7 +80,7 @@ export async function runMix(mix, agent, rx, rand) {
       case 'revoked': {
         const link = await newLink(agent);
         const [id] = add(1, { token: link.token, quiet: true });
-        await rx.waitFirstFrames([id], 30000);
+        await rx.waitFirstFrames([id], CFG.firstFrameMs);
         await revoke(agent, link.id);
         const v = await rx.waitOver(id, 15000);
         await rx.leave([id], 'drop');
@@ -88,7 +88,7 @@ export async function runMix(mix, agent, rx, rand) {
       }
       case 'same-ms': {
         const ids = add(2);
-        await rx.waitFirstFrames(ids, 30000);
+        await rx.waitFirstFrames(ids, CFG.firstFrameMs);
         await rx.leave(ids, rand() < 0.5 ? 'bye' : 'drop');
         return out();
       }

@@ -28,6 +28,8 @@ export const CFG = {
   chromium: process.env.CHROMIUM || '/usr/bin/chromium',
   windowMs: envNum('BENCH_WINDOW_MS', 10000),
   settleMs: envNum('BENCH_SETTLE_MS', 3000),
+  // How long a joining viewer may take to its first frame (churn under Valgrind stretches it).
+  firstFrameMs: 30000,
   rounds: envNum('BENCH_ROUNDS', 2),
   clients: (process.env.BENCH_CLIENTS || '0,1,2,4').split(',').map(Number),
   warmJoins: envNum('BENCH_WARM_JOINS', 20),
