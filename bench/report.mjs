@@ -47,8 +47,25 @@ function newestResult(part) {
   return { file, rel: path.relative(REPO_ROOT, file), res: JSON.parse(fs.readFileSync(file, 'utf8')) };
 }
 
+/** The CPU a run was measured on, as the Machine table names it. */
+function cpuOf(r) {
+  const m = r.res.machine;
+  return m ? `${m.cpuModel}, ${m.cores} cores` : null;
+}
+
+/** The machine most parts were measured on: the table describes it, and parts
+ * measured elsewhere say so (parts are re-run one at a time, on whichever
+ * machine a session has, so one file can hold figures from two CPUs). */
+function mainCpu(runs) {
+  const count = new Map();
+  for (const r of runs) if (cpuOf(r)) count.set(cpuOf(r), (count.get(cpuOf(r)) ?? 0) + 1);
+  return [...count.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+}
+
 function machineTable(runs) {
-  const newest = runs.filter((r) => r.res.machine).sort((a, b) => (a.res.startedAt < b.res.startedAt ? 1 : -1))[0];
+  const main = mainCpu(runs);
+  const onMain = runs.filter((r) => cpuOf(r) === main);
+  const newest = onMain.sort((a, b) => (a.res.startedAt < b.res.startedAt ? 1 : -1))[0];
   if (!newest) return [];
   const m = newest.res.machine;
   const a = newest.res.agent ?? {};
@@ -62,6 +79,15 @@ function machineTable(runs) {
   L.push(`| encoder | ${encoders.join(', ') || '?'} (the agent's choice, from /healthz; no GPU on this machine) |`);
   if (a.bin) L.push(`| agent | \`${path.relative(REPO_ROOT, a.bin) || a.bin}\` (${a.build} build, ${a.version ?? '?'}, tree at ${a.gitHead ?? '?'}) |`);
   L.push('');
+  const elsewhere = new Map();
+  for (const r of runs) {
+    const cpu = cpuOf(r);
+    if (cpu && cpu !== main) elsewhere.set(cpu, [...(elsewhere.get(cpu) ?? []), r.part]);
+  }
+  for (const [cpu, parts] of elsewhere) {
+    L.push(`Measured on another machine (${cpu}): ${parts.map((p) => `\`${p}\``).join(', ')}; their sections give its figures only.`);
+    L.push('');
+  }
   return L;
 }
 
@@ -103,9 +129,11 @@ export async function writeBenchmarks() {
   L.push('');
   L.push(...machineTable(runs));
   L.push('## Headlines', '');
+  const main = mainCpu(runs);
   for (const r of runs) {
     const lines = r.mod.headline ? r.mod.headline(r.res) : [];
-    for (const h of lines) L.push(`- ${h}`);
+    const where = cpuOf(r) && cpuOf(r) !== main ? ` (on ${cpuOf(r)})` : '';
+    for (const h of lines) L.push(`- ${where ? h.replace(/\.?$/, `${where}.`) : h}`);
   }
   if (missing.length) L.push('', 'Not in this file:', '', ...missing);
   L.push('');
