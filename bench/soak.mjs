@@ -24,10 +24,11 @@
 //      rates side by side.
 //
 // BENCH_CHECK=1 (make test's 3-minute form): fail on a crash, a viewer whose
-// last interval is below 70 % of its first, or input that did not land.
+// last interval is below 70 % of its first, input that did not land, or RSS
+// grown by more than BENCH_SOAK_MAX_GROWTH_MIB (15) over the run.
 //
 // Knobs: ORIEL_BIN, BENCH_RECEIVER, CHROMIUM, BENCH_SOAK_MINUTES, BENCH_SOAK_VIEWERS,
-// BENCH_SOAK_HZ, BENCH_SOAK_SAMPLE_S, BENCH_SOAK_WARM_S, BENCH_CHECK,
+// BENCH_SOAK_HZ, BENCH_SOAK_SAMPLE_S, BENCH_SOAK_WARM_S, BENCH_SOAK_MAX_GROWTH_MIB, BENCH_CHECK,
 // BENCH_NO_MARKDOWN=1, BENCH_AGENT_ARGS.
 import { spawnSync } from 'node:child_process';
 import {
@@ -44,6 +45,7 @@ const HZ = envNum('BENCH_SOAK_HZ', 60);
 const SAMPLE_S = envNum('BENCH_SOAK_SAMPLE_S', 60);
 const WARM_S = envNum('BENCH_SOAK_WARM_S', MINUTES >= 30 ? 300 : 0);
 const CHECK = process.env.BENCH_CHECK === '1';
+const MAX_GROWTH_MIB = Number(process.env.BENCH_SOAK_MAX_GROWTH_MIB ?? 15);
 /** A viewer's last interval must reach this share of its first (check mode; CI machines are noisy). */
 const KEEP = 0.7;
 CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', (MINUTES * 60 + 600) * 1000);
@@ -224,6 +226,11 @@ async function main(res) {
   const bad = [];
   if (d.minRatio < KEEP) bad.push(`a viewer's last interval is ${fmt(d.minRatio * 100, 0)} % of its first`);
   if (d.inputLanded < d.inputChecks) bad.push(`input landed in ${d.inputLanded} of ${d.inputChecks} checks`);
+  // The 3-minute check: a per-packet leak shows within it (32.8 MiB in 3 min
+  // with 8 viewers before the TWCC guard, 3.0 MiB after; media::feedback_guard).
+  if (CHECK && d.rssLast - d.rssFirst > MAX_GROWTH_MIB) {
+    bad.push(`RSS grew ${fmt(d.rssLast - d.rssFirst)} MiB in ${MINUTES} min (more than ${MAX_GROWTH_MIB})`);
+  }
   res.verdict = bad;
   const summary = `soak ${MINUTES} min: rss slope ${fmt(d.rssSlopeMiBPerHour)} MiB/h (${fmt(d.rssFirst)} -> ${fmt(d.rssLast)} MiB), ` +
     `slowest viewer last/first ${fmt(d.minRatio * 100, 0)} %, input landed ${d.inputLanded}/${d.inputChecks}` + (bad.length ? `\nNOT OK: ${bad.join('; ')}` : '\nOK');

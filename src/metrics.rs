@@ -98,7 +98,7 @@ impl Metrics {
                 })
                 .unwrap_or_else(|| "unknown".into())
         };
-        let families: [(&str, &str, TrafficValue); 8] = [
+        let families: [(&str, &str, TrafficValue); 9] = [
             (
                 "oriel_client_sent_bytes_total",
                 "RTP bytes handed to each client's webrtcbin (before SRTP).",
@@ -138,6 +138,11 @@ impl Metrics {
                 "oriel_client_loss_permille",
                 "Packet loss each client's feedback reports, smoothed, in thousandths.",
                 |t| t.loss_permille.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_without_feedback",
+                "1 when a client declined or never sent congestion feedback (TWCC): its packets go without the extension, at the full rate of its rung.",
+                |t| t.without_feedback.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in families {

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod capture;
 pub mod congestion;
 pub mod encoder;
+pub mod feedback_guard;
 pub mod fragments;
 pub mod frame_drop;
 pub mod header_ext;

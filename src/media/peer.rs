@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
+use crate::media::feedback_guard::FeedbackGuard;
 use crate::media::ice::AgentIce;
 use crate::media::link::Link;
 use crate::media::producer::Producer;
@@ -61,6 +62,8 @@ pub struct PeerBranch {
     pub traffic: Arc<PeerTraffic>,
     /// Its link: congestion estimate and retransmissions.
     pub link: Arc<Link>,
+    /// Whether this client gives TWCC feedback (`media::feedback_guard`).
+    feedback: Arc<FeedbackGuard>,
     /// Sequence numbers across moves between rungs.
     renumber: Renumber,
     events: EventSink,
@@ -93,6 +96,12 @@ impl PeerBranch {
             .property_from_str("leaky", "downstream")
             .build()?;
         let traffic = PeerTraffic::watch(&queue);
+        let feedback = Arc::new(FeedbackGuard::default());
+        feedback.install(
+            &queue
+                .static_pad("src")
+                .ok_or_else(|| anyhow!("queue has no src pad"))?,
+        );
         let ev = events.clone();
         crate::media::frame_drop::install(&queue, move || ev(id, BranchEvent::KeyframeRequest));
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
@@ -146,8 +155,10 @@ impl PeerBranch {
         let link = Link::new(bitrate.0, bitrate.1, traffic.clone());
         let fed = link.clone();
         let ev = events.clone();
+        let reports = feedback.clone();
         webrtcbin.connect("request-aux-sender", false, move |_| {
             let (fed, budget) = (fed.clone(), fed.clone());
+            let reports = reports.clone();
             let ev = ev.clone();
             // A packet that will not be resent leaves the client's picture
             // broken until a keyframe: ask for one at once (coalesced with
@@ -155,7 +166,10 @@ impl PeerBranch {
             // its NACKs, which took seconds (docs/architecture.md).
             let asked = std::sync::Mutex::new(None::<Instant>);
             let sender = crate::media::twcc::aux_sender(
-                move |fates| fed.on_feedback(&fates),
+                move |fates| {
+                    reports.reports.fetch_add(1, Ordering::Relaxed);
+                    fed.on_feedback(&fates)
+                },
                 move |size| {
                     let allowed = budget.allow_retransmission(size);
                     if !allowed {
@@ -251,6 +265,7 @@ impl PeerBranch {
             rtcp,
             traffic,
             link,
+            feedback,
             renumber,
             events,
             _channels: channels,
@@ -299,6 +314,17 @@ impl PeerBranch {
     /// Refreshes the retransmission counters (the media thread's timer).
     pub fn read_link(&self) {
         self.link.read_retransmissions(&self.webrtcbin);
+        let within = crate::watchdog::scaled(crate::media::feedback_guard::FEEDBACK_WITHIN);
+        if self.feedback.silent_for(within) && self.feedback.hide() {
+            self.traffic.without_feedback.store(1, Ordering::Relaxed);
+            tracing::warn!(
+                peer = self.id,
+                "no congestion feedback (TWCC) from this client in {} s although it accepted it: \
+                 its packets go without the extension from now on (GStreamer keeps a record of \
+                 each stamped packet until feedback comes)",
+                within.as_secs()
+            );
+        }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -329,6 +355,14 @@ impl PeerBranch {
             .map_err(|_| anyhow!("the answer is not valid SDP"))?;
         if message.medias_len() == 0 {
             return Err(anyhow!("the answer has no media section"));
+        }
+        if !crate::media::feedback_guard::answer_accepts_twcc(&message) && self.feedback.hide() {
+            self.traffic.without_feedback.store(1, Ordering::Relaxed);
+            tracing::info!(
+                peer = id,
+                "the client's answer declined transport-wide congestion control: \
+                 its packets go without the extension, at its rung's full rate"
+            );
         }
         let answer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);

@@ -158,6 +158,9 @@ pub struct PeerTraffic {
     pub nack_requests: AtomicU64,
     /// Retransmissions not sent: over the link's budget (`media::link`).
     pub rtx_dropped: AtomicU64,
+    /// 1 once the agent stopped asking this client for TWCC feedback (it
+    /// declined it or sent none; `media::feedback_guard`).
+    pub without_feedback: AtomicU64,
     queue: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
 }
 
