@@ -18,6 +18,7 @@ pub mod peer;
 pub mod producer;
 pub mod recording;
 pub mod renumber;
+pub mod rtcp_seen;
 pub mod rung;
 pub mod service;
 pub mod traffic;
