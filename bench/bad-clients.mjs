@@ -20,7 +20,8 @@
 //
 // Knobs (environment): ORIEL_BIN, CHROMIUM, BENCH_BAD_IDLE (1000),
 // BENCH_BAD_NONREADER_S (60), BENCH_BAD_FLOOD_S (30), BENCH_BAD_HELLO_S (30),
-// BENCH_BAD_HELLO_HZ (50), BENCH_NO_MARKDOWN=1, BENCH_TIMEOUT_MS (600000),
+// BENCH_BAD_HELLO_HZ (50), BENCH_BAD_CASES (the ids to run in that order, e.g.
+// flood,flood; all by default), BENCH_NO_MARKDOWN=1, BENCH_TIMEOUT_MS (600000),
 // BENCH_AGENT_ARGS.
 
 import { spawnSync } from 'node:child_process';
@@ -334,8 +335,10 @@ async function main(res) {
     ['flood', `a viewer page flooding its input data channel for ${FLOOD_S} s (asked: ${FLOOD_ASKED} messages/s), reconnecting when cut`, () => flood(ctx, agent)],
     ['hellos', `${HELLO_HZ} hellos a second with a forged token from one address for ${HELLO_S} s`, () => badHellos(agent.wsUrl, `${agent.viewerToken.split('.')[0]}.AAAA`)],
   ];
+  const only = (process.env.BENCH_BAD_CASES ?? '').split(',').filter(Boolean);
   res.cases = [];
-  for (const [id, what, fn] of cases) {
+  const chosen = only.length ? only.map((id) => cases.find((c) => c[0] === id) ?? (() => { throw new Error(`no case ${id}`); })()) : cases;
+  for (const [id, what, fn] of chosen) {
     log(`case ${id}: ${what}`);
     const r = await watch().run(fn);
     res.cases.push({ id, what, ...r });

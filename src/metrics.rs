@@ -98,7 +98,7 @@ impl Metrics {
                 })
                 .unwrap_or_else(|| "unknown".into())
         };
-        let families: [(&str, &str, TrafficValue); 9] = [
+        let families: [(&str, &str, TrafficValue); 10] = [
             (
                 "oriel_client_sent_bytes_total",
                 "RTP bytes handed to each client's webrtcbin (before SRTP).",
@@ -143,6 +143,11 @@ impl Metrics {
                 "oriel_client_without_feedback",
                 "1 when a client declined or never sent congestion feedback (TWCC): its packets go without the extension, at the full rate of its rung.",
                 |t| t.without_feedback.load(Ordering::Relaxed),
+            ),
+            (
+                "oriel_client_inbound_dropped_packets_total",
+                "SCTP packets from each client dropped over its data-channel budget (320 KiB/s).",
+                |t| t.inbound_dropped.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in families {
@@ -378,6 +383,12 @@ impl Metrics {
             "counter",
             "Keyframe requests merged into another.",
             m.keyframes_coalesced.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_foreign_data_channels_total",
+            "counter",
+            "Clients cut off for opening a data channel of their own (only the agent opens channels).",
+            m.foreign_channels.load(Ordering::Relaxed),
         );
         metric(
             "oriel_joins_total",

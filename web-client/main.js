@@ -238,6 +238,7 @@ function onMessage(s, msg) {
     case 'bye':
       // The socket closes next; onClose schedules the reconnect, unless
       // the reason is one a retry cannot fix.
+      page.lastBye = typeof msg.reason === 'string' ? msg.reason : '';
       if (page.refused === null) page.detail = `Agent ended the session${msg.reason ? `: ${msg.reason}` : ''}`;
       if (typeof msg.reason === 'string' && FINAL_BYE.test(msg.reason)) refuse(msg.reason, 'Disconnected');
       updateBanner();
@@ -529,7 +530,8 @@ window.addEventListener('pageshow', (ev) => {
  * capture is 'lost' while the agent's
  * display is away (captureLost says why), peerConnections counts the
  * RTCPeerConnections this page made (a recovered capture means a new one
- * on the same session), banner is the banner's visible text.
+ * on the same session), banner is the banner's visible text, lastBye the
+ * reason of the agent's last `bye`.
  */
 window.oriel = {
   status() {
@@ -572,6 +574,7 @@ window.oriel = {
       control: control.root.hidden ? null : control.last,
       banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
       link: s?.link ? { ...s.link } : null,
+      lastBye: page.lastBye ?? null,
     };
   },
   disconnect,
@@ -583,6 +586,32 @@ window.oriel = {
    */
   sendInput(label, bytes) {
     return page.session?.peer?.sendInput(label, new Uint8Array(bytes)) ?? false;
+  },
+  /**
+   * Open a data channel of this page's own and send on it for `ms`, as a
+   * misbehaving client could: the agent opens every channel itself and cuts
+   * off a client that opens one. Resolves with what happened.
+   */
+  ownChannel(label, ms = 3000) {
+    const pc = page.session?.peer?.pc;
+    if (!pc) return Promise.resolve({ opened: false, sent: 0 });
+    const ch = pc.createDataChannel(label);
+    return new Promise((resolve) => {
+      let opened = false;
+      let sent = 0;
+      const start = performance.now();
+      const pump = () => {
+        if (ch.readyState !== 'open' || performance.now() - start > ms) return resolve({ opened, sent, state: ch.readyState });
+        try {
+          for (let i = 0; i < 200; i++, sent++) ch.send(new Uint8Array([1, 0x10, 0, 1, 0, 1]));
+        } catch {
+          /* send queue full */
+        }
+        setTimeout(pump, 0);
+      };
+      ch.addEventListener('open', () => { opened = true; pump(); });
+      setTimeout(() => { if (!opened) resolve({ opened, sent, state: ch.readyState }); }, ms);
+    });
   },
   /** Whether both input channels are open. */
   inputReady() {

@@ -4,12 +4,14 @@
 
 pub mod backoff;
 pub mod capture;
+pub mod channels;
 pub mod congestion;
 pub mod encoder;
 pub mod feedback_guard;
 pub mod fragments;
 pub mod frame_drop;
 pub mod header_ext;
+pub mod heap;
 pub mod ice;
 pub mod keyframes;
 pub mod leaks;
@@ -20,6 +22,7 @@ pub mod recording;
 pub mod renumber;
 pub mod rtcp_seen;
 pub mod rung;
+pub mod sctp_budget;
 pub mod service;
 pub mod traffic;
 pub mod trial;

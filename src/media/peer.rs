@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
+use crate::media::channels;
 use crate::media::feedback_guard::FeedbackGuard;
 use crate::media::ice::AgentIce;
 use crate::media::link::Link;
@@ -35,17 +36,14 @@ pub enum BranchEvent {
     KeyframeRequest,
     /// Every local ICE candidate has been reported.
     GatheringDone,
+    /// The client opened a data channel of its own (label); see
+    /// [`crate::media::channels`].
+    ForeignChannel(String),
 }
 
 pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
 
-/// Receives the bytes of every data-channel message of a peer.
-pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
-
-/// Data channels the agent opens on every connection: keys and buttons
-/// reliable and ordered (a lost key-up is a stuck key); pointer motion and
-/// gamepad axes unordered without retransmits (the latest value wins).
-const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
+pub use crate::media::channels::InputSink;
 
 /// At most one keyframe request this often for packets a client lost and
 /// will not get again.
@@ -118,6 +116,7 @@ impl PeerBranch {
             webrtcbin.set_property("turn-server", turn.expose());
         }
         bin.add_many([&queue, &webrtcbin])?;
+        crate::media::sctp_budget::install(&webrtcbin, traffic.clone());
         let sink = webrtcbin
             .request_pad_simple("sink_%u")
             .ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
@@ -205,41 +204,13 @@ impl PeerBranch {
         }
         // Data channels can only be created once webrtcbin is READY, and
         // must exist before the offer so that it carries them.
-        let mut channels = Vec::new();
-        if let Some(input) = input {
-            for (label, reliable) in CHANNELS {
-                let mut config = gst::Structure::builder("config").field("ordered", *reliable);
-                if !reliable {
-                    config = config.field("max-retransmits", 0i32);
-                }
-                let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
-                    "create-data-channel",
-                    &[label, &Some(config.build())],
-                );
-                match channel {
-                    Some(c) => {
-                        let sink = input.clone();
-                        c.connect("on-message-data", false, move |values| {
-                            if let Some(Ok(Some(data))) =
-                                values.get(1).map(|v| v.get::<Option<gst::glib::Bytes>>())
-                            {
-                                sink(id, &data);
-                            }
-                            None
-                        });
-                        let sink = input.clone();
-                        // Text is not part of the input protocol: passed on
-                        // empty, it is counted as malformed.
-                        c.connect("on-message-string", false, move |_| {
-                            sink(id, &[]);
-                            None
-                        });
-                        channels.push(c);
-                    }
-                    None => tracing::warn!(peer = id, label, "could not create a data channel"),
-                }
-            }
-        }
+        let channels = input
+            .map(|input| channels::open(&webrtcbin, id, &input))
+            .unwrap_or_default();
+        let ev = events.clone();
+        channels::refuse_foreign(&webrtcbin, move |label| {
+            ev(id, BranchEvent::ForeignChannel(label))
+        });
         create_offer(&webrtcbin, id, events.clone());
 
         let Some(tee_pad) = producer.tee().request_pad_simple("src_%u") else {
@@ -411,6 +382,8 @@ impl PeerBranch {
                     tee.release_request_pad(&pad);
                     let _ = bin.set_state(gst::State::Null);
                     let _ = pipeline.remove(&bin);
+                    drop(bin);
+                    crate::media::heap::give_back();
                     let _ = done.try_send(());
                 });
                 gst::PadProbeReturn::Remove

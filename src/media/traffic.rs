@@ -161,6 +161,9 @@ pub struct PeerTraffic {
     /// 1 once the agent stopped asking this client for TWCC feedback (it
     /// declined it or sent none; `media::feedback_guard`).
     pub without_feedback: AtomicU64,
+    /// SCTP packets from the client dropped over its data-channel budget
+    /// (`media::sctp_budget`).
+    pub inbound_dropped: AtomicU64,
     queue: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
 }
 
@@ -214,7 +217,7 @@ impl PeerTraffic {
 }
 
 /// `(packets, bytes)` in a probe's buffer or buffer list.
-fn packets(info: &gst::PadProbeInfo) -> (u64, u64) {
+pub(crate) fn packets(info: &gst::PadProbeInfo) -> (u64, u64) {
     match &info.data {
         Some(gst::PadProbeData::Buffer(b)) => (1, b.size() as u64),
         Some(gst::PadProbeData::BufferList(l)) => (

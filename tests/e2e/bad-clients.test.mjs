@@ -230,6 +230,7 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   await waitFor(() => flooder.evaluate(() => window.oriel.inputReady()), 10000, 'flooder input channels');
   const s0 = await snapshot();
   const [lim0, view0, cut0] = await Promise.all([dropped('rate_limited'), dropped('viewer'), cut('input_flood')]);
+  const kib0 = rssKiB();
   const t0 = Date.now();
   // As fast as the page can: 6-byte pointer messages; when Chromium's
   // send queue is full it throws, and the loop yields.
@@ -259,6 +260,11 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   assert.ok(limited > 0, `rate_limited drops counted (page sent ${result.sent})`);
   assert.ok(byRole / secs < 12000, `what passed the limit stays near 4000/s: ${Math.round(byRole / secs)}/s`);
   assert.equal(await cut('input_flood') - cut0, 1, 'the flooder was cut off');
+  // The flooder's SCTP packets over its budget never reach webrtcbin's
+  // unbounded queues (media::sctp_budget): the agent stays small. Without
+  // the budget it grew by ~100 MiB in such a flood.
+  const grew = (rssKiB() - kib0) / 1024;
+  assert.ok(grew < 30, `the agent grew ${grew.toFixed(1)} MiB during the flood`);
   assert.ok(result.closed, `the flooder's channel closed (sent ${result.sent} in ${secs.toFixed(1)} s)`);
   await waitFor(async () => (await status(flooder)).errors.some((e) => e === 'connection closed (1008: input flood)'),
     5000, 'the flooder page saw why');
@@ -266,6 +272,23 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   await inputLands('after the flood');
   await flooder.evaluate(() => window.oriel.disconnect());
   await flooder.close();
+});
+
+h.test('a client that opens a data channel of its own and floods it is cut off with the reason', async () => {
+  const rogue = await h.openClient(browser, agent);
+  await waitDecoding(rogue);
+  const s0 = await snapshot();
+  const [foreign0, kib0] = [await metric('oriel_foreign_data_channels_total'), rssKiB()];
+  const result = await rogue.evaluate(() => window.oriel.ownChannel('mine', 5000));
+  await waitFor(async () => /opened a data channel of its own \("mine"\)/.test((await status(rogue)).lastBye ?? ''),
+    5000, `the rogue page was told why (${JSON.stringify(result)}; bye ${JSON.stringify((await status(rogue)).lastBye)})`);
+  assert.equal(await metric('oriel_foreign_data_channels_total') - foreign0, 1, 'counted once');
+  assert.ok(result.state !== 'open', `its channel did not stay open: ${JSON.stringify(result)}`);
+  await stillPlaying(s0, 'after the rogue channel');
+  await inputLands('after the rogue channel');
+  const grew = (rssKiB() - kib0) / 1024;
+  assert.ok(grew < 30, `the agent grew ${grew.toFixed(1)} MiB`);
+  await rogue.close();
 });
 
 h.test('bad-token hellos from one address are rate-limited; another address still joins', async () => {

@@ -87,11 +87,14 @@ impl Default for FloodLimits {
     /// 4000 a second: a 1000 Hz mouse plus a gamepad polled at 250 Hz with
     /// six axes moving (2500 a second) fits with room to spare; the web
     /// client sends far less (pointer events per frame, the pad per frame).
+    /// Cut after 1 s over it: no person does that, and what a flooder sent
+    /// waits in webrtcbin's unbounded queues until its branch is gone
+    /// (5 s let a Chromium flood grow the agent by 100 MiB).
     fn default() -> Self {
         FloodLimits {
             rate: 4000.0,
             burst: 4000.0,
-            cut_after: Duration::from_secs(5),
+            cut_after: Duration::from_secs(1),
             calm: Duration::from_secs(1),
         }
     }

@@ -196,6 +196,15 @@ impl Service {
             BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
             BranchEvent::KeyframeRequest => self.request_keyframe_for(peer),
             BranchEvent::GatheringDone => (self.events)(MediaEvent::GatheringDone { peer }),
+            BranchEvent::ForeignChannel(label) => {
+                self.stats.foreign_channels.fetch_add(1, Ordering::Relaxed);
+                let reason = format!(
+                    "the client opened a data channel of its own ({label:?}): only the agent opens channels"
+                );
+                tracing::warn!(peer, "{reason}: cutting the client off");
+                self.remove_peer(peer);
+                (self.events)(MediaEvent::PeerFailed { peer, reason });
+            }
             BranchEvent::State(state) => {
                 if state == "failed" {
                     let ice = self.peers.get(&peer).map(PeerBranch::ice_state);

@@ -17,6 +17,8 @@ pub struct MediaStats {
     pub keyframes_requested: AtomicU64,
     pub keyframes_forced: AtomicU64,
     pub keyframes_coalesced: AtomicU64,
+    /// Clients cut off for opening a data channel of their own.
+    pub foreign_channels: AtomicU64,
     /// The shared encoder's current target bitrate, kbit/s.
     pub encoder_bitrate_kbps: AtomicU64,
     /// Extra encodes running for slow viewers (0 or 1), and its bitrate.

@@ -1,0 +1,75 @@
+//! The data channels of a client's connection. The agent opens every one
+//! of them, before the offer so that it carries them; a channel the client
+//! opens itself is not part of the protocol. webrtcbin builds elements and
+//! unbounded queues for each channel it is handed, and its delivery thread
+//! can fall behind a client that sends as fast as it can, so such a channel
+//! is never served: the client is reported (and then cut off) instead.
+
+use gst::prelude::*;
+
+use std::sync::Arc;
+
+use crate::media::PeerId;
+
+/// Receives the bytes of every data-channel message of a peer.
+pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
+
+/// Keys and buttons reliable and ordered (a lost key-up is a stuck key);
+/// pointer motion and gamepad axes unordered without retransmits (the
+/// latest value wins).
+const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
+
+/// Opens the agent's channels on a READY webrtcbin; every message on them
+/// goes to `input` (which rate-limits and checks roles).
+pub fn open(
+    webrtcbin: &gst::Element,
+    id: PeerId,
+    input: &InputSink,
+) -> Vec<gst_webrtc::WebRTCDataChannel> {
+    let mut channels = Vec::new();
+    for (label, reliable) in CHANNELS {
+        let mut config = gst::Structure::builder("config").field("ordered", *reliable);
+        if !reliable {
+            config = config.field("max-retransmits", 0i32);
+        }
+        let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+            "create-data-channel",
+            &[label, &Some(config.build())],
+        );
+        let Some(c) = channel else {
+            tracing::warn!(peer = id, label, "could not create a data channel");
+            continue;
+        };
+        let sink = input.clone();
+        c.connect("on-message-data", false, move |values| {
+            if let Some(Ok(Some(data))) = values.get(1).map(|v| v.get::<Option<gst::glib::Bytes>>())
+            {
+                sink(id, &data);
+            }
+            None
+        });
+        let sink = input.clone();
+        // Text is not part of the input protocol: passed on empty, it is
+        // counted as malformed.
+        c.connect("on-message-string", false, move |_| {
+            sink(id, &[]);
+            None
+        });
+        channels.push(c);
+    }
+    channels
+}
+
+/// Tells `refused` the label (cut short) of each channel the client opens.
+pub fn refuse_foreign(webrtcbin: &gst::Element, refused: impl Fn(String) + Send + Sync + 'static) {
+    webrtcbin.connect("on-data-channel", false, move |values| {
+        let label = values
+            .get(1)
+            .and_then(|v| v.get::<gst_webrtc::WebRTCDataChannel>().ok())
+            .and_then(|c| c.label())
+            .map(|l| l.chars().take(64).collect::<String>())
+            .unwrap_or_default();
+        refused(label);
+        None
+    });
+}
