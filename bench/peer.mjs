@@ -183,7 +183,9 @@ function tcpOpen(port) {
 /** A fresh server of `system` on `display`, and how to reach it. */
 async function startServer(system, display) {
   if (system === 'oriel') {
-    const agent = await startAgent(display);
+    // The same capture as webrtcsink's (ximagesrc on the clock), so the
+    // per-viewer costs compare; the damage capture is part `still`.
+    const agent = await startAgent(display, { args: ['--x11-capture', 'clock'] });
     return {
       system, pid: agent.pid, rec: agent.rec, args: agent.args(), alive: () => agent.alive,
       receiver: [PEER.receiver, ['--link', agent.viewerUrl]], agent,

@@ -21,6 +21,7 @@ export const PARTS = [
   ['viewers', 'viewers.mjs', 'cost per viewer, up to 32 viewers'],
   ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
   ['ttff', 'ttff.mjs', 'time to first frame with viewers connected'],
+  ['still', 'still.mjs', 'the X11 capture by damage against the clock, still and moving desktop'],
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
         eprintln!("oriel: GStreamer could not start: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = oriel::media::x11src::register() {
+        eprintln!("oriel: could not register the X11 capture element: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => {
             let result = oriel::agent::serve(*args);

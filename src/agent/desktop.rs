@@ -65,7 +65,7 @@ impl Desktop {
         } else {
             desktop
                 .capture
-                .check(media_args.framerate, dir.as_deref())
+                .check(media_args.framerate, media_args.x11_capture, dir.as_deref())
                 .map_err(|e| {
                     anyhow::anyhow!("capture `{}` does not work: {e}", desktop.capture.name())
                 })?;

@@ -47,7 +47,7 @@ pub fn producer(
             // Rendered per portal session by the live source.
             Capture::Wayland => String::new(),
             _ => capture
-                .description(media_args.framerate, dir.as_deref())
+                .description(media_args.framerate, media_args.x11_capture, dir.as_deref())
                 .map_err(anyhow::Error::msg)?,
         },
         encoder: encoder::description(encoder_name, media_args.encoder_settings(), dir.as_deref())

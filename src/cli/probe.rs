@@ -15,10 +15,13 @@ pub fn run(args: MediaArgs) -> Result<()> {
     let env = capture::SessionEnv::from_env(args.display.clone());
     let display = env.display.clone().filter(|d| !d.trim().is_empty());
     match &display {
-        Some(d) => match (Capture::X11 { display: d.clone() }).check(args.framerate, dir) {
-            Ok(()) => println!("  x11      available    display {d}"),
-            Err(e) => println!("  x11      unavailable  display {d}: {e}"),
-        },
+        Some(d) => {
+            match (Capture::X11 { display: d.clone() }).check(args.framerate, args.x11_capture, dir)
+            {
+                Ok(()) => println!("  x11      available    display {d}"),
+                Err(e) => println!("  x11      unavailable  display {d}: {e}"),
+            }
+        }
         None => println!("  x11      unavailable  no $DISPLAY (auto starts a virtual display)"),
     }
     match which("Xvfb") {
@@ -77,7 +80,7 @@ pub fn run(args: MediaArgs) -> Result<()> {
         width: args.virtual_display_size.0,
         height: args.virtual_display_size.1,
     };
-    match test.check(args.framerate, dir) {
+    match test.check(args.framerate, args.x11_capture, dir) {
         Ok(()) => println!("  test     available    moving test pattern"),
         Err(e) => println!("  test     unavailable  {e}"),
     }

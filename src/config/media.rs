@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 /// Which desktop to capture: the capture logic owns the choice.
-pub use crate::media::capture::CaptureChoice;
+pub use crate::media::capture::{CaptureChoice, X11Timing};
 use crate::media::encoder::EncoderSettings;
 
 /// Options shared by `serve` and `probe`: what to capture and how to encode.
@@ -40,7 +40,17 @@ pub struct MediaArgs {
     #[arg(long, env = "ORIEL_SESSION_CMD", help_heading = "Capture and encoding")]
     pub session_cmd: Option<String>,
 
-    /// Capture frame rate.
+    /// X11: when to read the screen.
+    #[arg(
+        long,
+        env = "ORIEL_X11_CAPTURE",
+        help_heading = "Capture and encoding",
+        value_enum,
+        default_value = "damage"
+    )]
+    pub x11_capture: X11Timing,
+
+    /// Capture frame rate (with `--x11-capture damage`, the most).
     #[arg(long, env = "ORIEL_FRAMERATE", help_heading = "Capture and encoding", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub framerate: u32,
 

@@ -22,6 +22,20 @@ pub enum CaptureChoice {
     Test,
 }
 
+/// When the X11 capture reads the screen. Parsed by clap from
+/// `--x11-capture`: the variants' docs are its help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum X11Timing {
+    /// When something was drawn or the pointer moved (XDamage), at once but
+    /// at most --framerate times a second; a still screen sends its last
+    /// frame again once a second.
+    #[default]
+    Damage,
+    /// Every frame on a fixed clock, changed or not (ximagesrc), for
+    /// comparison.
+    Clock,
+}
+
 /// A resolved capture source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capture {
@@ -45,10 +59,18 @@ impl Capture {
     }
 
     /// The rendered gst-launch text of this source.
-    pub fn description(&self, framerate: u32, config_dir: Option<&Path>) -> Result<String, String> {
+    pub fn description(
+        &self,
+        framerate: u32,
+        timing: X11Timing,
+        config_dir: Option<&Path>,
+    ) -> Result<String, String> {
         let (fragment, vars) = match self {
             Capture::X11 { display } => (
-                "capture-x11",
+                match timing {
+                    X11Timing::Damage => "capture-x11",
+                    X11Timing::Clock => "capture-x11-clock",
+                },
                 vec![
                     ("display", display.clone()),
                     ("framerate", framerate.to_string()),
@@ -77,8 +99,13 @@ impl Capture {
     /// Grabs a couple of frames to prove the source works. Not for
     /// Wayland: a trial would need its own portal session (and on first
     /// use a dialog); the portal is checked instead.
-    pub fn check(&self, framerate: u32, config_dir: Option<&Path>) -> Result<(), String> {
-        let desc = self.description(framerate, config_dir)?;
+    pub fn check(
+        &self,
+        framerate: u32,
+        timing: X11Timing,
+        config_dir: Option<&Path>,
+    ) -> Result<(), String> {
+        let desc = self.description(framerate, timing, config_dir)?;
         trial::run(&desc, 2, Duration::from_secs(5))
     }
 }
@@ -264,8 +291,11 @@ mod tests {
         let c = Capture::X11 {
             display: ":7".into(),
         };
-        let d = c.description(60, None).unwrap();
-        assert!(d.contains("display-name=:7"), "{d}");
+        let d = c.description(60, X11Timing::Damage, None).unwrap();
+        assert!(d.contains("orielx11src display=:7"), "{d}");
+        assert!(d.contains("framerate=60"), "{d}");
+        let d = c.description(60, X11Timing::Clock, None).unwrap();
+        assert!(d.contains("ximagesrc display-name=:7"), "{d}");
         assert!(d.contains("framerate=60/1"), "{d}");
     }
 }

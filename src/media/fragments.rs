@@ -12,6 +12,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../pipelines/capture-x11.txt"),
     ),
     (
+        "capture-x11-clock",
+        include_str!("../../pipelines/capture-x11-clock.txt"),
+    ),
+    (
         "capture-wayland",
         include_str!("../../pipelines/capture-wayland.txt"),
     ),

@@ -27,6 +27,7 @@ pub mod service;
 pub mod traffic;
 pub mod trial;
 pub mod twcc;
+pub mod x11src;
 
 /// Identifies one client's media branch.
 pub type PeerId = u64;

@@ -45,6 +45,9 @@ pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
 
 pub use crate::media::channels::InputSink;
 
+/// What a client's queue holds at most: 200 ms at 40 Mbit/s.
+const QUEUE_BYTES: u32 = 1024 * 1024;
+
 /// At most one keyframe request this often for packets a client lost and
 /// will not get again.
 const UNREPAIRED_KEYFRAME: Duration = Duration::from_millis(500);
@@ -87,9 +90,14 @@ impl PeerBranch {
     ) -> Result<Self> {
         let bin = gst::Bin::with_name(&bin_name(id));
         let queue = gst::ElementFactory::make("queue")
+            // Bounded in bytes, not time: GstQueue measures time as newest
+            // in minus newest out, so a frame a second after the last (a
+            // still desktop's repeat, media::x11src) would read as a full
+            // second queued and lose its first packets. Whole frames are
+            // dropped long before this (media::frame_drop, 100 ms).
             .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 200_000_000u64)
+            .property("max-size-bytes", QUEUE_BYTES)
+            .property("max-size-time", 0u64)
             // A stalled client loses its own oldest packets; it never
             // blocks the tee and so never stalls anyone else.
             .property_from_str("leaky", "downstream")

@@ -1,5 +1,8 @@
-//! Is an X display reachable? Asked before rebuilding the capture, through
-//! x11rb (pure Rust), so that the check itself can never trip Xlib's exit.
+//! An X display: is it reachable (asked before rebuilding the capture),
+//! and its screen read by damage (`screen`). Through x11rb (pure Rust), so
+//! that neither can trip Xlib's exit.
+
+pub mod screen;
 
 use std::sync::mpsc;
 use std::time::Duration;

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// oriel benchmark part `still`: what the X11 capture costs on a still
+// desktop and on a moving one, by damage (`--x11-capture damage`, the
+// default) against the fixed clock (`--x11-capture clock`, ximagesrc).
+//
+//   cd bench && node still.mjs      (or `make bench-still`)
+//
+// What it does, unattended (about 5 minutes):
+//   1. A bare Xvfb (nothing moving, the pointer parked) at 720p.
+//   2. BENCH_STILL_ROUNDS (3) rounds, the two modes alternating: the agent
+//      at 720p30, one lightweight viewer (examples/bench_receiver); after
+//      BENCH_SETTLE_MS, BENCH_STILL_SECONDS (20) s still, then a full-screen
+//      moving scene (BENCH_SCENE) for as long. Recorded per phase: the
+//      agent's CPU (% of one core), the frames the agent encoded and the
+//      viewer received, the damage capture's grabbed and repeated frames,
+//      the agent's RSS.
+//
+// Knobs (environment): ORIEL_BIN, BENCH_RECEIVER, BENCH_STILL_ROUNDS,
+// BENCH_STILL_SECONDS, BENCH_SETTLE_MS, BENCH_SCENE, BENCH_NO_MARKDOWN=1,
+// BENCH_TIMEOUT_MS (600000).
+
+import { spawnSync } from 'node:child_process';
+import {
+  CFG, agentInfo, childEnv, envNum, fmt, freeDisplay, log, machineInfo, median, moverPipeline, procCpuSec, procStatus,
+  sleep, start, startAgent, stopChild, waitFor,
+} from './lib/harness.mjs';
+import { isMain, noteAgentWarnings, readingAndOddities, runPart } from './lib/run.mjs';
+import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
+
+const ROUNDS = envNum('BENCH_STILL_ROUNDS', 3);
+const SECONDS = envNum('BENCH_STILL_SECONDS', 20);
+CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', 600000);
+const MODES = ['damage', 'clock'];
+
+async function bareDisplay() {
+  const display = `:${freeDisplay()}`;
+  const xvfb = start('Xvfb', 'Xvfb', [display, '-screen', '0', `${CFG.width}x${CFG.height}x24`, '-nolisten', 'tcp', '-noreset'], childEnv());
+  await waitFor(() => spawnSync('xdpyinfo', ['-display', display], { stdio: 'ignore' }).status === 0, 10000, `Xvfb ${display}`);
+  spawnSync('xdotool', ['mousemove', String(CFG.width - 1), String(CFG.height - 1)], { env: { ...process.env, DISPLAY: display } });
+  return { display, xvfb };
+}
+
+/** The agent's and viewer's counters now. */
+async function snapshot(agent, rx, id) {
+  const m = await agent.metrics();
+  const st = await rx.stats();
+  return {
+    at: Date.now(),
+    cpu: procCpuSec(agent.pid),
+    encoded: m.oriel_frames_encoded_total ?? null,
+    grabbed: m['oriel_capture_frames_total{how="grabbed"}'] ?? null,
+    repeated: m['oriel_capture_frames_total{how="repeated"}'] ?? null,
+    received: st.viewers.get(id)?.frames ?? null,
+    rssMiB: procStatus(agent.pid).rssKb / 1024,
+  };
+}
+
+function phase(a, b) {
+  const s = (b.at - a.at) / 1000;
+  const per = (k) => (a[k] === null || b[k] === null ? null : (b[k] - a[k]) / s);
+  return { seconds: s, cpuPct: ((b.cpu - a.cpu) / s) * 100, encodedPerSec: per('encoded'), receivedPerSec: per('received'),
+    grabbedPerSec: per('grabbed'), repeatedPerSec: per('repeated'), rssMiB: b.rssMiB };
+}
+
+async function round(display, mode, notes) {
+  const agent = await startAgent(display, { args: ['--x11-capture', mode] });
+  const rx = await Receivers.start(agent.viewerUrl, { name: `bench-still-${mode}` });
+  const [id] = rx.add(1);
+  await rx.waitFirstFrames([id], 30000);
+  await sleep(CFG.settleMs);
+  const s0 = await snapshot(agent, rx, id);
+  await sleep(SECONDS * 1000);
+  const s1 = await snapshot(agent, rx, id);
+  const mover = start('mover', 'gst-launch-1.0', moverPipeline(), childEnv({ DISPLAY: display }));
+  await sleep(CFG.settleMs);
+  const m0 = await snapshot(agent, rx, id);
+  await sleep(SECONDS * 1000);
+  const m1 = await snapshot(agent, rx, id);
+  await stopChild(mover);
+  const rxNote = receiverErrorsNote(rx);
+  if (rxNote) notes.push(`${mode}: ${rxNote}`);
+  await rx.quit();
+  noteAgentWarnings({}, notes, agent.rec.log);
+  await stopChild(agent.rec);
+  return { mode, still: phase(s0, s1), moving: phase(m0, m1) };
+}
+
+async function main(res) {
+  res.command = 'cd bench && node still.mjs';
+  res.config = { width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps, scene: CFG.scene, rounds: ROUNDS, seconds: SECONDS };
+  res.machine = machineInfo();
+  res.agent = agentInfo();
+  const { display, xvfb } = await bareDisplay();
+  res.notes = [];
+  res.rounds = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const mode of r % 2 ? [...MODES].reverse() : MODES) {
+      log(`round ${r + 1}: --x11-capture ${mode}`);
+      const out = await round(display, mode, res.notes);
+      log(`  ${JSON.stringify(out)}`);
+      res.rounds.push({ round: r + 1, ...out });
+    }
+  }
+  await stopChild(xvfb);
+  res.summary = summarize(res);
+  const d = res.summary.damage;
+  const c = res.summary.clock;
+  return `still: agent CPU on a still desktop ${fmt(d.still.cpuPct)} % (damage) vs ${fmt(c.still.cpuPct)} % (clock); moving ${fmt(d.moving.cpuPct)} % vs ${fmt(c.moving.cpuPct)} %`;
+}
+
+/** Medians over the rounds, per mode and phase. */
+function summarize(res) {
+  const out = {};
+  for (const mode of MODES) {
+    const rs = res.rounds.filter((r) => r.mode === mode);
+    out[mode] = {};
+    for (const ph of ['still', 'moving']) {
+      const med = (k) => (rs.some((r) => r[ph][k] === null) ? null : median(rs.map((r) => r[ph][k])));
+      out[mode][ph] = Object.fromEntries(['cpuPct', 'encodedPerSec', 'receivedPerSec', 'grabbedPerSec', 'repeatedPerSec', 'rssMiB'].map((k) => [k, med(k)]));
+    }
+  }
+  return out;
+}
+
+// --------------------------------------------------------------- report
+
+export function headline(res) {
+  const d = res.summary.damage;
+  const c = res.summary.clock;
+  return [`A still desktop with one viewer: the agent uses ${fmt(d.still.cpuPct)} % of a core capturing by damage, ${fmt(c.still.cpuPct)} % on the clock; a moving one ${fmt(d.moving.cpuPct)} % against ${fmt(c.moving.cpuPct)} % (part \`still\`).`];
+}
+
+export function render(res, jsonRel) {
+  const s = res.summary;
+  const row = (mode, ph) => {
+    const x = s[mode][ph];
+    return `| \`${mode}\` | ${ph} | ${fmt(x.cpuPct)} | ${fmt(x.encodedPerSec)} | ${fmt(x.receivedPerSec)} | ${x.grabbedPerSec === null ? '-' : fmt(x.grabbedPerSec)} | ${x.repeatedPerSec === null ? '-' : fmt(x.repeatedPerSec)} | ${fmt(x.rssMiB)} |`;
+  };
+  const L = [
+    '## Capture by damage: a still desktop and a moving one',
+    '',
+    `Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`,
+    '',
+    `A bare Xvfb at ${res.config.width}x${res.config.height}, the pointer parked; the agent at ${res.config.framerate} fps with one \`bench_receiver\` viewer; ${res.config.seconds} s still, then ${res.config.seconds} s of the full-screen \`${res.config.scene}\` scene. ${res.config.rounds} rounds, the two \`--x11-capture\` modes alternating, fresh agent each; medians over the rounds. CPU is the agent's, % of one core.`,
+    '',
+    '| capture | desktop | agent CPU % | frames encoded /s | frames received /s | grabbed /s | repeated /s | RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    row('damage', 'still'), row('clock', 'still'), row('damage', 'moving'), row('clock', 'moving'),
+    '',
+  ];
+  const reading = `On the still desktop the damage capture encodes ${fmt(s.damage.still.encodedPerSec)} frames a second (its once-a-second repeat) where the clock encodes ${fmt(s.clock.still.encodedPerSec)}; ` +
+    `the agent's CPU goes from ${fmt(s.clock.still.cpuPct)} % to ${fmt(s.damage.still.cpuPct)} % of a core. On the moving desktop both encode every frame: ${fmt(s.damage.moving.cpuPct)} % (damage) against ${fmt(s.clock.moving.cpuPct)} % (clock).`;
+  L.push(...readingAndOddities(reading, res.notes));
+  return L.join('\n');
+}
+
+if (isMain(import.meta.url)) runPart('still', main);

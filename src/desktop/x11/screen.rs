@@ -1,0 +1,350 @@
+//! The X screen read the way a compositor would: XDamage says when
+//! something was drawn, XShm copies the root window without a trip through
+//! the socket, XFixes gives the pointer's image and place (Xvfb and most
+//! servers keep the pointer out of the framebuffer, so it is drawn in here).
+//! Used by the `orielx11src` element (`media::x11src`); nothing in here
+//! knows GStreamer.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use x11rb::connection::Connection;
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::shm::{self, ConnectionExt as _};
+use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, Window};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+
+/// What happened while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Something was drawn, or the pointer moved or changed shape.
+    Drawn,
+    /// Nothing by the deadline.
+    Nothing,
+}
+
+/// The pointer as last drawn: place and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct PointerState {
+    x: i16,
+    y: i16,
+    serial: u32,
+}
+
+pub struct Screen {
+    conn: RustConnection,
+    root: Window,
+    width: u16,
+    height: u16,
+    segment: Segment,
+    seg: shm::Seg,
+    damage: damage::Damage,
+    pointer: Option<PointerState>,
+    show_pointer: bool,
+}
+
+impl Screen {
+    /// Connects to `display` and sets up the shared segment and the damage
+    /// watch over the whole root window.
+    pub fn open(display: &str, show_pointer: bool) -> Result<Self> {
+        let (conn, screen) = x11rb::connect(Some(display))
+            .with_context(|| format!("connecting to display {display}"))?;
+        let s = conn
+            .setup()
+            .roots
+            .get(screen)
+            .ok_or_else(|| anyhow!("display {display} has no screen {screen}"))?;
+        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        if s.root_depth != 24 && s.root_depth != 32 {
+            bail!(
+                "display {display} has depth {}: only 24 and 32 bits are read",
+                s.root_depth
+            );
+        }
+        conn.shm_query_version()?
+            .reply()
+            .with_context(|| format!("display {display} has no MIT-SHM"))?;
+        conn.damage_query_version(1, 1)?
+            .reply()
+            .with_context(|| format!("display {display} has no DAMAGE"))?;
+        conn.xfixes_query_version(4, 0)?
+            .reply()
+            .with_context(|| format!("display {display} has no XFIXES"))?;
+        let segment = Segment::new(width as usize * height as usize * 4)?;
+        let seg = conn.generate_id()?;
+        conn.shm_attach(seg, segment.id, false)?
+            .check()
+            .context("attaching the shared segment (is the X server on this machine?)")?;
+        // Both sides are attached: Linux keeps it until the last detach, so
+        // a crash leaves no segment behind.
+        segment.remove_when_detached();
+        let damage = conn.generate_id()?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)?
+            .check()
+            .context("watching the screen for damage")?;
+        Ok(Screen {
+            conn,
+            root,
+            width,
+            height,
+            segment,
+            seg,
+            damage,
+            pointer: None,
+            show_pointer,
+        })
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width as u32, self.height as u32)
+    }
+
+    /// Waits until something is drawn or the pointer moves, or `deadline`.
+    /// The pointer is looked at every `pointer_every` (XFixes tells of
+    /// shape changes but not of motion).
+    pub fn wait(&mut self, deadline: Instant, pointer_every: Duration) -> Result<Change> {
+        loop {
+            if self.drain_damage()? {
+                return Ok(Change::Drawn);
+            }
+            if self.show_pointer && self.pointer_moved()? {
+                return Ok(Change::Drawn);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Change::Nothing);
+            }
+            let slice = (deadline - now).min(pointer_every);
+            self.readable_within(slice)?;
+        }
+    }
+
+    /// Copies the screen (and the pointer on it) into `frame`, BGRx rows of
+    /// `width * 4` bytes.
+    pub fn grab(&mut self, frame: &mut [u8]) -> Result<()> {
+        let len = self.width as usize * self.height as usize * 4;
+        if frame.len() < len {
+            bail!(
+                "frame buffer of {} bytes for a {len}-byte screen",
+                frame.len()
+            );
+        }
+        self.conn
+            .shm_get_image(
+                self.root,
+                0,
+                0,
+                self.width,
+                self.height,
+                !0,
+                ImageFormat::Z_PIXMAP.into(),
+                self.seg,
+                0,
+            )?
+            .reply()
+            .context("reading the screen (XShmGetImage)")?;
+        frame[..len].copy_from_slice(&self.segment.bytes()[..len]);
+        if self.show_pointer {
+            let cursor = self.conn.xfixes_get_cursor_image()?.reply()?;
+            self.pointer = Some(PointerState {
+                x: cursor.x,
+                y: cursor.y,
+                serial: cursor.cursor_serial,
+            });
+            draw_pointer(frame, self.width as usize, self.height as usize, &cursor);
+        }
+        Ok(())
+    }
+
+    /// The root window's size now (it changes with RandR).
+    pub fn current_size(&self) -> Result<(u32, u32)> {
+        let g = self.conn.get_geometry(self.root)?.reply()?;
+        Ok((g.width as u32, g.height as u32))
+    }
+
+    /// Takes every queued event; true when the screen was drawn on. The
+    /// damage is cleared, so the next drawing reports again.
+    fn drain_damage(&mut self) -> Result<bool> {
+        let mut drawn = false;
+        while let Some(event) = self.conn.poll_for_event()? {
+            if let Event::DamageNotify(_) = event {
+                drawn = true;
+            }
+        }
+        if drawn {
+            self.conn
+                .damage_subtract(self.damage, x11rb::NONE, x11rb::NONE)?;
+            self.conn.flush()?;
+        }
+        Ok(drawn)
+    }
+
+    fn pointer_moved(&mut self) -> Result<bool> {
+        let c = self.conn.xfixes_get_cursor_image()?.reply()?;
+        let now = PointerState {
+            x: c.x,
+            y: c.y,
+            serial: c.cursor_serial,
+        };
+        Ok(self.pointer.is_some_and(|p| p != now))
+    }
+
+    /// Sleeps until the X connection has something to read, or `within`.
+    fn readable_within(&self, within: Duration) -> Result<()> {
+        let mut fd = libc::pollfd {
+            fd: self.conn.stream().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = within.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the call's duration.
+        let r = unsafe { libc::poll(&mut fd, 1, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).context("waiting on the X connection");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.conn.damage_destroy(self.damage);
+        let _ = self.conn.shm_detach(self.seg);
+        let _ = self.conn.flush();
+    }
+}
+
+/// Blends the pointer image (premultiplied ARGB) onto a BGRx frame.
+fn draw_pointer(frame: &mut [u8], width: usize, height: usize, c: &xfixes::GetCursorImageReply) {
+    let (cw, ch) = (c.width as usize, c.height as usize);
+    if c.cursor_image.len() < cw * ch {
+        return;
+    }
+    let left = c.x as i64 - c.xhot as i64;
+    let top = c.y as i64 - c.yhot as i64;
+    for row in 0..ch {
+        let y = top + row as i64;
+        if y < 0 || y >= height as i64 {
+            continue;
+        }
+        for col in 0..cw {
+            let x = left + col as i64;
+            if x < 0 || x >= width as i64 {
+                continue;
+            }
+            let argb = c.cursor_image[row * cw + col];
+            let a = argb >> 24;
+            if a == 0 {
+                continue;
+            }
+            let at = (y as usize * width + x as usize) * 4;
+            let px = &mut frame[at..at + 3];
+            for (i, shift) in [(0, 0u32), (1, 8), (2, 16)] {
+                let src = (argb >> shift) & 0xff;
+                let dst = px[i] as u32;
+                px[i] = (src + dst * (255 - a) / 255).min(255) as u8;
+            }
+        }
+    }
+}
+
+/// A System V shared-memory segment the X server writes the screen into.
+struct Segment {
+    id: u32,
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this struct and only read through &self.
+unsafe impl Send for Segment {}
+
+impl Segment {
+    fn new(len: usize) -> Result<Self> {
+        // SAFETY: plain SysV calls; every result is checked.
+        unsafe {
+            let id = libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600);
+            if id < 0 {
+                return Err(std::io::Error::last_os_error()).context("shmget");
+            }
+            let addr = libc::shmat(id, std::ptr::null(), 0);
+            if addr as isize == -1 {
+                let e = std::io::Error::last_os_error();
+                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                return Err(e).context("shmat");
+            }
+            Ok(Segment {
+                id: id as u32,
+                addr,
+                len,
+            })
+        }
+    }
+
+    fn remove_when_detached(&self) {
+        // SAFETY: marks our own segment; attached mappings stay valid.
+        unsafe {
+            libc::shmctl(self.id as i32, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `addr` maps `len` bytes for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: detaching our own mapping and removing our own segment.
+        unsafe {
+            libc::shmdt(self.addr);
+            libc::shmctl(self.id as i32, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(w: u16, h: u16, x: i16, y: i16, pixels: Vec<u32>) -> xfixes::GetCursorImageReply {
+        xfixes::GetCursorImageReply {
+            sequence: 0,
+            length: 0,
+            x,
+            y,
+            width: w,
+            height: h,
+            xhot: 0,
+            yhot: 0,
+            cursor_serial: 1,
+            cursor_image: pixels,
+        }
+    }
+
+    #[test]
+    fn an_opaque_pointer_replaces_the_pixels_and_a_clear_one_leaves_them() {
+        let mut frame = vec![10u8; 4 * 4 * 4];
+        // Opaque red at (1,1), fully transparent at (2,1).
+        let c = cursor(2, 1, 1, 1, vec![0xffff0000, 0x00000000]);
+        draw_pointer(&mut frame, 4, 4, &c);
+        let at = |x: usize, y: usize| &frame[(y * 4 + x) * 4..(y * 4 + x) * 4 + 3];
+        assert_eq!(at(1, 1), &[0, 0, 255]); // BGR
+        assert_eq!(at(2, 1), &[10, 10, 10]);
+    }
+
+    #[test]
+    fn a_pointer_half_off_the_screen_is_clipped() {
+        let mut frame = vec![0u8; 2 * 2 * 4];
+        let c = cursor(3, 3, 1, 1, vec![0xffffffff; 9]);
+        draw_pointer(&mut frame, 2, 2, &c);
+        assert_eq!(&frame[12..15], &[255, 255, 255]);
+        assert_eq!(&frame[0..3], &[0, 0, 0]);
+    }
+}

@@ -1,0 +1,438 @@
+//! `orielx11src`: the X11 capture by damage. A live source that pushes a
+//! frame when the screen was drawn on or the pointer moved, as soon as it
+//! happens but at most `framerate` times a second, and otherwise repeats
+//! the last frame every `repeat-ms` (browsers and the capture watchdog want
+//! to hear from a still screen now and then; a repeat costs no grab, and
+//! the encoder turns it into a few hundred bytes of skipped blocks). The
+//! grabbing itself is `desktop::x11::screen`.
+//!
+//! Registered with GStreamer at start-up ([`register`]), so capture
+//! fragments name it like any element.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use crate::desktop::x11::screen::{Change, Screen};
+
+/// How often a changed screen size is looked for.
+const SIZE_CHECK: Duration = Duration::from_secs(1);
+/// The longest the streaming thread waits before looking at `unlock`.
+const UNLOCK_CHECK: Duration = Duration::from_millis(50);
+
+/// What the source did, for `/metrics` (one set for the process: there is
+/// one desktop).
+#[derive(Debug, Default)]
+pub struct CaptureCounters {
+    /// Frames grabbed because something changed.
+    pub grabbed: AtomicU64,
+    /// Frames pushed again because nothing changed.
+    pub repeated: AtomicU64,
+    /// Time spent in XShmGetImage and the copy, microseconds in total.
+    pub grab_us: AtomicU64,
+}
+
+impl CaptureCounters {
+    /// The counters in the Prometheus text format.
+    pub fn render(&self, s: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "# HELP oriel_capture_frames_total Frames from the X11 damage capture: `grabbed` when the screen changed, `repeated` (no grab) while it did not.\n# TYPE oriel_capture_frames_total counter\noriel_capture_frames_total{{how=\"grabbed\"}} {}\noriel_capture_frames_total{{how=\"repeated\"}} {}",
+            self.grabbed.load(Ordering::Relaxed),
+            self.repeated.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP oriel_capture_grab_seconds_total Time the X11 damage capture spent reading the screen (XShmGetImage, copy, pointer).\n# TYPE oriel_capture_grab_seconds_total counter\noriel_capture_grab_seconds_total {}",
+            self.grab_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+    }
+}
+
+/// The process's counters.
+pub fn counters() -> &'static Arc<CaptureCounters> {
+    static C: LazyLock<Arc<CaptureCounters>> = LazyLock::new(Default::default);
+    &C
+}
+
+glib::wrapper! {
+    pub struct X11Src(ObjectSubclass<imp::X11Src>)
+        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+}
+
+/// Makes `orielx11src` known to GStreamer (after `gst::init`).
+pub fn register() -> Result<(), glib::BoolError> {
+    gst::Element::register(None, "orielx11src", gst::Rank::NONE, X11Src::static_type())
+}
+
+mod imp {
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct Settings {
+        display: String,
+        framerate: u32,
+        show_pointer: bool,
+        repeat_ms: u32,
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Settings {
+                display: String::new(),
+                framerate: 30,
+                show_pointer: true,
+                repeat_ms: 1000,
+            }
+        }
+    }
+
+    struct State {
+        screen: Screen,
+        pool: gst::BufferPool,
+        frame_len: usize,
+        last: Option<gst::Buffer>,
+        last_push: Option<Instant>,
+        dirty: bool,
+        size_checked: Instant,
+    }
+
+    #[derive(Default)]
+    pub struct X11Src {
+        settings: Mutex<Settings>,
+        state: Mutex<Option<State>>,
+        unlocked: AtomicBool,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for X11Src {
+        const NAME: &'static str = "OrielX11Src";
+        type Type = super::X11Src;
+        type ParentType = gst_base::PushSrc;
+    }
+
+    impl ObjectImpl for X11Src {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static P: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+                vec![
+                    glib::ParamSpecString::builder("display")
+                        .blurb("X display to read, e.g. :0 (default: $DISPLAY)")
+                        .build(),
+                    glib::ParamSpecUInt::builder("framerate")
+                        .blurb("At most this many frames a second")
+                        .minimum(1)
+                        .maximum(240)
+                        .default_value(30)
+                        .build(),
+                    glib::ParamSpecBoolean::builder("show-pointer")
+                        .blurb("Draw the pointer into the picture")
+                        .default_value(true)
+                        .build(),
+                    glib::ParamSpecUInt::builder("repeat-ms")
+                        .blurb("Repeat the last frame this often while nothing changes")
+                        .minimum(50)
+                        .maximum(3000)
+                        .default_value(1000)
+                        .build(),
+                ]
+            });
+            P.as_ref()
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            let Ok(mut s) = self.settings.lock() else {
+                return;
+            };
+            match pspec.name() {
+                "display" => {
+                    s.display = value
+                        .get::<Option<String>>()
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                }
+                "framerate" => s.framerate = value.get().unwrap_or(30),
+                "show-pointer" => s.show_pointer = value.get().unwrap_or(true),
+                "repeat-ms" => s.repeat_ms = value.get().unwrap_or(1000),
+                _ => {}
+            }
+        }
+
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+            match pspec.name() {
+                "display" => s.display.to_value(),
+                "framerate" => s.framerate.to_value(),
+                "show-pointer" => s.show_pointer.to_value(),
+                _ => s.repeat_ms.to_value(),
+            }
+        }
+
+        fn constructed(&self) {
+            self.parent_constructed();
+            let obj = self.obj();
+            obj.set_live(true);
+            obj.set_format(gst::Format::Time);
+            obj.set_do_timestamp(true);
+        }
+    }
+
+    impl GstObjectImpl for X11Src {}
+
+    impl ElementImpl for X11Src {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static M: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new(
+                    "oriel X11 damage capture",
+                    "Source/Video",
+                    "Reads an X screen when it changes (XDamage, XShm), with the pointer",
+                    "oriel",
+                )
+            });
+            Some(&M)
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+                let caps = gst::Caps::builder("video/x-raw")
+                    .field("format", "BGRx")
+                    .field("width", gst::IntRange::new(1, i32::MAX))
+                    .field("height", gst::IntRange::new(1, i32::MAX))
+                    .field(
+                        "framerate",
+                        gst::FractionRange::new(
+                            gst::Fraction::new(0, 1),
+                            gst::Fraction::new(i32::MAX, 1),
+                        ),
+                    )
+                    .build();
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .map(|t| vec![t])
+                .unwrap_or_default()
+            });
+            T.as_ref()
+        }
+    }
+
+    impl BaseSrcImpl for X11Src {
+        fn start(&self) -> Result<(), gst::ErrorMessage> {
+            let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+            let display = if s.display.is_empty() {
+                std::env::var("DISPLAY").unwrap_or_default()
+            } else {
+                s.display.clone()
+            };
+            let screen = Screen::open(&display, s.show_pointer).map_err(|e| {
+                gst::error_msg!(gst::ResourceError::OpenRead, ["X display {display}: {e:#}"])
+            })?;
+            if let Ok(mut s) = self.settings.lock() {
+                s.display = display.clone();
+            }
+            let (w, h) = screen.size();
+            let frame_len = w as usize * h as usize * 4;
+            let pool = gst::BufferPool::new();
+            let mut config = pool.config();
+            config.set_params(
+                Some(&self.fixed_caps(w, h, s.framerate)),
+                frame_len as u32,
+                2,
+                0,
+            );
+            pool.set_config(config)
+                .and_then(|_| pool.set_active(true))
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["buffer pool: {e}"]))?;
+            if let Ok(mut st) = self.state.lock() {
+                *st = Some(State {
+                    screen,
+                    pool,
+                    frame_len,
+                    last: None,
+                    last_push: None,
+                    dirty: true,
+                    size_checked: Instant::now(),
+                });
+            }
+            Ok(())
+        }
+
+        fn stop(&self) -> Result<(), gst::ErrorMessage> {
+            if let Ok(mut st) = self.state.lock() {
+                if let Some(st) = st.take() {
+                    let _ = st.pool.set_active(false);
+                }
+            }
+            Ok(())
+        }
+
+        fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+            let fps = self.settings.lock().map(|s| s.framerate).unwrap_or(30);
+            let caps = match self
+                .state
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().map(|s| s.screen.size()))
+            {
+                Some((w, h)) => self.fixed_caps(w, h, fps),
+                None => self.obj().src_pad().pad_template_caps(),
+            };
+            Some(match filter {
+                Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+                None => caps,
+            })
+        }
+
+        fn is_seekable(&self) -> bool {
+            false
+        }
+
+        fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+            self.unlocked.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+            self.unlocked.store(false, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    impl PushSrcImpl for X11Src {
+        fn create(
+            &self,
+            _buffer: Option<&mut gst::BufferRef>,
+        ) -> Result<CreateSuccess, gst::FlowError> {
+            let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+            let interval = Duration::from_secs(1) / s.framerate.max(1);
+            let repeat = Duration::from_millis(s.repeat_ms as u64);
+            let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
+            let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            loop {
+                if self.unlocked.load(Ordering::SeqCst) {
+                    return Err(gst::FlowError::Flushing);
+                }
+                let now = Instant::now();
+                if now.duration_since(st.size_checked) >= SIZE_CHECK {
+                    st.size_checked = now;
+                    self.check_size(st)?;
+                }
+                let since = st.last_push.map(|t| now.duration_since(t));
+                if st.dirty && since.is_none_or(|d| d >= interval) {
+                    let buffer = self.grab(st)?;
+                    st.dirty = false;
+                    st.last = Some(buffer.clone());
+                    st.last_push = Some(now);
+                    return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
+                }
+                if !st.dirty && since.is_some_and(|d| d >= repeat) {
+                    if let Some(last) = st.last.as_ref() {
+                        counters().repeated.fetch_add(1, Ordering::Relaxed);
+                        st.last_push = Some(now);
+                        let again = last.copy();
+                        return Ok(CreateSuccess::NewBuffer(self.stamp(again, interval)));
+                    }
+                }
+                let last = st.last_push.unwrap_or(now);
+                if st.dirty {
+                    // Changed, but too soon after the last frame.
+                    let until = (last + interval).saturating_duration_since(now);
+                    std::thread::sleep(until.min(UNLOCK_CHECK));
+                    continue;
+                }
+                let deadline = (last + repeat).min(now + UNLOCK_CHECK);
+                match st.screen.wait(deadline, interval) {
+                    Ok(Change::Drawn) => st.dirty = true,
+                    Ok(Change::Nothing) => {}
+                    Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                }
+            }
+        }
+    }
+
+    impl X11Src {
+        fn fixed_caps(&self, w: u32, h: u32, fps: u32) -> gst::Caps {
+            gst::Caps::builder("video/x-raw")
+                .field("format", "BGRx")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(fps as i32, 1))
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build()
+        }
+
+        fn grab(&self, st: &mut State) -> Result<gst::Buffer, gst::FlowError> {
+            let started = Instant::now();
+            let mut buffer = st.pool.acquire_buffer(None)?;
+            {
+                let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+                let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
+                let len = st.frame_len.min(map.len());
+                if let Err(e) = st.screen.grab(&mut map[..len]) {
+                    drop(map);
+                    return Err(self.fail(&format!("{e:#}")));
+                }
+            }
+            let c = counters();
+            c.grabbed.fetch_add(1, Ordering::Relaxed);
+            c.grab_us
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            Ok(buffer)
+        }
+
+        /// Leaves the timestamps to the base class (`do-timestamp`: the
+        /// running time when the frame leaves `create`, as a live source
+        /// should); a repeat must not carry its original's.
+        fn stamp(&self, mut buffer: gst::Buffer, interval: Duration) -> gst::Buffer {
+            if let Some(b) = buffer.get_mut() {
+                b.set_pts(gst::ClockTime::NONE);
+                b.set_dts(gst::ClockTime::NONE);
+                b.set_duration(gst::ClockTime::from_nseconds(interval.as_nanos() as u64));
+            }
+            buffer
+        }
+
+        /// A resized screen ends this source with an error: the producer is
+        /// rebuilt at the new size (`media::service::recovery`).
+        fn check_size(&self, st: &State) -> Result<(), gst::FlowError> {
+            match st.screen.current_size() {
+                Ok(now) if now != st.screen.size() => Err(self.fail(&format!(
+                    "the screen changed size from {}x{} to {}x{}",
+                    st.screen.size().0,
+                    st.screen.size().1,
+                    now.0,
+                    now.1
+                ))),
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.fail(&format!("{e:#}"))),
+            }
+        }
+
+        /// Posts the error (the bus tells the media thread: the capture is
+        /// lost and rebuilt) and ends the stream.
+        fn fail(&self, why: &str) -> gst::FlowError {
+            let display = self
+                .settings
+                .lock()
+                .map(|s| s.display.clone())
+                .unwrap_or_default();
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::Read,
+                ["X display {display}: {why}"]
+            );
+            gst::FlowError::Error
+        }
+    }
+}
