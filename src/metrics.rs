@@ -414,29 +414,22 @@ impl Metrics {
             "TLS handshakes that failed or timed out.",
             self.tls_handshake_failed.load(Ordering::Relaxed),
         );
-        let w = &m.frames.capture_to_encoded;
-        let frames = w.count.load(Ordering::Relaxed);
-        if frames > 0 {
-            // Quantiles only while frames flow; sum and count stay (counters).
-            let age = crate::media::traffic::LatencyWindow::MAX_AGE.as_secs();
-            let _ = writeln!(
-                s,
-                "# HELP oriel_capture_to_encoded_seconds Frame capture timestamp to the encoded frame leaving the encoder (capture, conversion, encoding), pipeline clock; quantiles over the frames of the last {age} s.\n# TYPE oriel_capture_to_encoded_seconds summary"
-            );
-            if let Some(([p50, p99], _)) = w.quantiles_us([0.5, 0.99]) {
-                let _ = writeln!(
-                    s,
-                    "oriel_capture_to_encoded_seconds{{quantile=\"0.5\"}} {}\noriel_capture_to_encoded_seconds{{quantile=\"0.99\"}} {}",
-                    p50 as f64 / 1e6,
-                    p99 as f64 / 1e6
-                );
-            }
-            let _ = writeln!(
-                s,
-                "oriel_capture_to_encoded_seconds_sum {}\noriel_capture_to_encoded_seconds_count {frames}",
-                w.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-            );
-        }
+        let f = &m.frames;
+        f.capture_to_converted.render(
+            &mut s,
+            "oriel_capture_to_converted_seconds",
+            "Frame capture timestamp to the raw frame out of the colour conversion, pipeline clock",
+        );
+        f.capture_to_encoded.render(
+            &mut s,
+            "oriel_capture_to_encoded_seconds",
+            "Frame capture timestamp to the encoded frame leaving the encoder (capture, conversion, encoding), pipeline clock",
+        );
+        f.capture_to_payloaded.render(
+            &mut s,
+            "oriel_capture_to_payloaded_seconds",
+            "Frame capture timestamp to its RTP packets entering the fan-out tee (parse and payload done), pipeline clock",
+        );
         let _ = writeln!(
             s,
             "# HELP oriel_clients_by_role Clients with a media session, by role (`pending`: connected, no session yet).\n# TYPE oriel_clients_by_role gauge"

@@ -216,6 +216,16 @@ impl Producer {
         if let Some(sink) = encoder_sink {
             counters.watch(&sink, &self.encoder_src);
         }
+        if let Some(src) = self
+            .pipeline
+            .by_name("convert")
+            .and_then(|c| c.static_pad("src"))
+        {
+            counters.watch_point(&src, false, |c| &c.capture_to_converted);
+        }
+        if let Some(sink) = self.tee.static_pad("sink") {
+            counters.watch_point(&sink, true, |c| &c.capture_to_payloaded);
+        }
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {

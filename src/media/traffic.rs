@@ -24,6 +24,11 @@ pub struct FrameCounters {
     /// leaving the encoder fragment, against the pipeline clock: capture,
     /// colour conversion and encoding.
     pub capture_to_encoded: LatencyWindow,
+    /// The same clock at two more points: the raw frame out of the colour
+    /// conversion, and its RTP packets into the fan-out tee (parse and
+    /// payload done). Differences of the three give each stage.
+    pub capture_to_converted: LatencyWindow,
+    pub capture_to_payloaded: LatencyWindow,
 }
 
 /// Latencies of the last [`LatencyWindow::MAX_AGE`] (at most
@@ -42,6 +47,34 @@ impl LatencyWindow {
     pub const MAX_AGE: Duration = Duration::from_secs(30);
     /// 30 s at 120 fps; bounds the memory whatever the frame rate.
     pub const CAPACITY: usize = 3600;
+
+    /// The window as a Prometheus summary `name` (quantiles only while
+    /// frames flow; sum and count stay, as counters).
+    pub fn render(&self, s: &mut String, name: &str, help: &str) {
+        use std::fmt::Write;
+        let frames = self.count.load(Ordering::Relaxed);
+        if frames == 0 {
+            return;
+        }
+        let age = Self::MAX_AGE.as_secs();
+        let _ = writeln!(
+            s,
+            "# HELP {name} {help}; quantiles over the frames of the last {age} s.\n# TYPE {name} summary"
+        );
+        if let Some(([p50, p99], _)) = self.quantiles_us([0.5, 0.99]) {
+            let _ = writeln!(
+                s,
+                "{name}{{quantile=\"0.5\"}} {}\n{name}{{quantile=\"0.99\"}} {}",
+                p50 as f64 / 1e6,
+                p99 as f64 / 1e6
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{name}_sum {}\n{name}_count {frames}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+    }
 
     pub fn record_us(&self, us: u64) {
         self.record_at(Instant::now(), us);
@@ -101,6 +134,30 @@ impl FrameCounters {
             .saturating_sub(self.encoded.load(Ordering::Relaxed))
     }
 
+    /// Records capture-to-here latencies of the frames through `pad` into
+    /// the window `pick` chooses. With `rtp`, once per frame: at the packet
+    /// with the marker bit, its last.
+    pub fn watch_point(
+        self: &Arc<Self>,
+        pad: &gst::Pad,
+        rtp: bool,
+        pick: fn(&FrameCounters) -> &LatencyWindow,
+    ) {
+        let me = self.clone();
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |pad, info| {
+                if rtp && !ends_frame(info) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                if let Some(us) = since_capture_us(pad, info) {
+                    pick(&me).record_us(us);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+
     /// Counts buffers into `encoder_sink` and out of `encoder_src`.
     pub fn watch(self: &Arc<Self>, encoder_sink: &gst::Pad, encoder_src: &gst::Pad) {
         let me = self.clone();
@@ -119,16 +176,27 @@ impl FrameCounters {
     }
 }
 
+/// Whether the RTP packet (a list: its last) ends a frame (marker bit).
+fn ends_frame(info: &gst::PadProbeInfo) -> bool {
+    let last = match &info.data {
+        Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
+        Some(gst::PadProbeData::BufferList(l)) => l.get(l.len().saturating_sub(1)),
+        _ => None,
+    };
+    last.is_some_and(|b| gst_rtp::RTPBuffer::from_buffer_readable(b).is_ok_and(|r| r.is_marker()))
+}
+
 /// Microseconds from a buffer's capture to now, both as running time of the
 /// pipeline clock. Live sources stamp each frame with the running time at
 /// which they grab it (ximagesrc: the frame slot it waited for), and the
 /// encoder keeps that PTS, so at the encoder's output this is capture +
 /// conversion + encoding. `None` without a timestamp, clock or segment.
 fn since_capture_us(pad: &gst::Pad, info: &gst::PadProbeInfo) -> Option<u64> {
-    let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-        return None;
+    let pts = match &info.data {
+        Some(gst::PadProbeData::Buffer(b)) => b.pts()?,
+        Some(gst::PadProbeData::BufferList(l)) => l.get(0)?.pts()?,
+        _ => return None,
     };
-    let pts = buffer.pts()?;
     let segment = pad.sticky_event::<gst::event::Segment>(0)?;
     let captured = segment
         .segment()
