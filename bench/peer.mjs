@@ -183,8 +183,8 @@ function tcpOpen(port) {
 /** A fresh server of `system` on `display`, and how to reach it. */
 async function startServer(system, display) {
   if (system === 'oriel') {
-    // The same capture as webrtcsink's (ximagesrc on the clock), so the
-    // per-viewer costs compare; the damage capture is part `still`.
+    // The same capture as webrtcsink's (ximagesrc on the clock), whatever
+    // the default, so the per-viewer costs compare; damage is part `still`.
     const agent = await startAgent(display, { args: ['--x11-capture', 'clock'] });
     return {
       system, pid: agent.pid, rec: agent.rec, args: agent.args(), alive: () => agent.alive,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // oriel benchmark part `still`: what the X11 capture costs on a still
-// desktop and on a moving one, by damage (`--x11-capture damage`, the
-// default) against the fixed clock (`--x11-capture clock`, ximagesrc).
+// desktop and on a moving one, by damage (`--x11-capture damage`) against
+// the fixed clock (`--x11-capture clock`, ximagesrc, the default).
 //
 //   cd bench && node still.mjs      (or `make bench-still`)
 //

@@ -29,10 +29,10 @@ pub enum X11Timing {
     /// When something was drawn or the pointer moved (XDamage), at once but
     /// at most --framerate times a second; a still screen sends its last
     /// frame again once a second.
-    #[default]
     Damage,
-    /// Every frame on a fixed clock, changed or not (ximagesrc), for
-    /// comparison.
+    /// Every frame on a fixed clock, changed or not (ximagesrc). The
+    /// default until the churn check runs clean with `damage` (issue 15).
+    #[default]
     Clock,
 }
 
@@ -68,8 +68,8 @@ impl Capture {
         let (fragment, vars) = match self {
             Capture::X11 { display } => (
                 match timing {
-                    X11Timing::Damage => "capture-x11",
-                    X11Timing::Clock => "capture-x11-clock",
+                    X11Timing::Damage => "capture-x11-damage",
+                    X11Timing::Clock => "capture-x11",
                 },
                 vec![
                     ("display", display.clone()),

@@ -12,8 +12,8 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../pipelines/capture-x11.txt"),
     ),
     (
-        "capture-x11-clock",
-        include_str!("../../pipelines/capture-x11-clock.txt"),
+        "capture-x11-damage",
+        include_str!("../../pipelines/capture-x11-damage.txt"),
     ),
     (
         "capture-wayland",

@@ -45,7 +45,8 @@ pub type EventSink = Arc<dyn Fn(PeerId, BranchEvent) + Send + Sync>;
 
 pub use crate::media::channels::InputSink;
 
-/// What a client's queue holds at most: 200 ms at 40 Mbit/s.
+/// What a client's queue holds at most with sparse frames: 200 ms at
+/// 40 Mbit/s.
 const QUEUE_BYTES: u32 = 1024 * 1024;
 
 /// At most one keyframe request this often for packets a client lost and
@@ -89,15 +90,20 @@ impl PeerBranch {
         bitrate: (u32, u32),
     ) -> Result<Self> {
         let bin = gst::Bin::with_name(&bin_name(id));
+        // 200 ms of media, or with sparse frames 1 MiB: GstQueue measures
+        // time as newest in minus newest out, so a frame a second after the
+        // last (a still desktop's repeat, media::x11src) would read as a
+        // second queued and lose its first packets. Whole frames are
+        // dropped before either limit (media::frame_drop, 100 ms).
+        let (max_bytes, max_time) = if producer.sparse_frames() {
+            (QUEUE_BYTES, 0u64)
+        } else {
+            (0u32, 200_000_000u64)
+        };
         let queue = gst::ElementFactory::make("queue")
-            // Bounded in bytes, not time: GstQueue measures time as newest
-            // in minus newest out, so a frame a second after the last (a
-            // still desktop's repeat, media::x11src) would read as a full
-            // second queued and lose its first packets. Whole frames are
-            // dropped long before this (media::frame_drop, 100 ms).
             .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", QUEUE_BYTES)
-            .property("max-size-time", 0u64)
+            .property("max-size-bytes", max_bytes)
+            .property("max-size-time", max_time)
             // A stalled client loses its own oldest packets; it never
             // blocks the tee and so never stalls anyone else.
             .property_from_str("leaky", "downstream")

@@ -34,6 +34,10 @@ pub struct ProducerConfig {
     /// [`Producer::replace_capture`] can swap it while everything after it
     /// (encoder, tee, every client's branch) keeps running.
     pub swappable_capture: bool,
+    /// The capture sends frames only when the screen changed (seconds
+    /// apart on a still desktop): client queues are then bounded in bytes,
+    /// since GstQueue would take the gap for a backlog (`media::peer`).
+    pub sparse_frames: bool,
 }
 
 pub struct Producer {
@@ -50,6 +54,7 @@ pub struct Producer {
     pay: PayInfo,
     rtp_caps: gst::Caps,
     playout_delay: Option<(u32, u32)>,
+    sparse_frames: bool,
 }
 
 /// What a second payloader needs to continue the main one's stream.
@@ -160,6 +165,7 @@ impl Producer {
             pay,
             rtp_caps,
             playout_delay: config.playout_delay,
+            sparse_frames: config.sparse_frames,
         })
     }
 
@@ -226,6 +232,11 @@ impl Producer {
         if let Some(sink) = self.tee.static_pad("sink") {
             counters.watch_point(&sink, true, |c| &c.capture_to_payloaded);
         }
+    }
+
+    /// Whether frames may come seconds apart (see [`ProducerConfig`]).
+    pub fn sparse_frames(&self) -> bool {
+        self.sparse_frames
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {

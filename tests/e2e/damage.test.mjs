@@ -1,7 +1,7 @@
 // X11 capture by damage (issue 15): a still desktop is not grabbed again,
 // only its last frame repeated once a second; something drawn reaches the
 // page at once; the pointer moving is a change too. A bare Xvfb (nothing
-// moving on it), the agent's default capture, one Chromium viewer.
+// moving on it), the agent with `--x11-capture damage`, one Chromium viewer.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ let page;
 
 before(async () => {
   ({ display } = await h.startDisplay({ mover: false }));
-  agent = await h.startAgent({ display, capture: 'x11' });
+  agent = await h.startAgent({ display, capture: 'x11', args: ['--x11-capture', 'damage'] });
   browser = await h.launchBrowser();
   page = await h.openClient(browser, agent);
   await waitDecoding(page, 20000);

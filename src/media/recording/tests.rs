@@ -64,6 +64,7 @@ fn producer() -> Producer {
         rung_encoder: None,
         playout_delay: None,
         swappable_capture: false,
+        sparse_frames: false,
     })
     .unwrap()
 }

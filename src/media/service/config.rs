@@ -45,6 +45,7 @@ pub fn test_pattern() -> MediaConfig {
             rung_encoder: None,
             playout_delay: None,
             swappable_capture: false,
+            sparse_frames: false,
         },
         ice: Default::default(),
         keyframe_interval: Duration::from_millis(250),
