@@ -17,14 +17,15 @@
 //   4. Every BENCH_SOAK_SAMPLE_S (60) s for BENCH_SOAK_MINUTES (60): each
 //      viewer's and the controller page's frame rate over the interval, the
 //      agent's RSS, threads, fds and CPU, input injected; then the page
-//      pauses its motions for 300 ms and the X pointer (xdotool) must sit
-//      where the page last put it: the input still lands.
+//      pauses its motions and the X pointer (xdotool) must come to sit
+//      where the page last put it (within 3 s): the input still lands.
 //   5. RSS slope (least squares, MiB per hour) over the samples after the
 //      first BENCH_SOAK_WARM_S (300) s; first and last interval's frame
 //      rates side by side.
 //
 // BENCH_CHECK=1 (make test's 3-minute form): fail on a crash, a viewer whose
-// last interval is below 70 % of its first, input that did not land, or RSS
+// mean frame rate over the second half of the run is below 70 % of the first
+// half's, input that did not land within 3 s of the last motion, or RSS
 // grown by more than BENCH_SOAK_MAX_GROWTH_MIB (15) over the run.
 //
 // Knobs: ORIEL_BIN, BENCH_RECEIVER, CHROMIUM, BENCH_SOAK_MINUTES, BENCH_SOAK_VIEWERS,
@@ -48,6 +49,8 @@ const CHECK = process.env.BENCH_CHECK === '1';
 const MAX_GROWTH_MIB = Number(process.env.BENCH_SOAK_MAX_GROWTH_MIB ?? 15);
 /** A viewer's last interval must reach this share of its first (check mode; CI machines are noisy). */
 const KEEP = 0.7;
+/** How long the last motion before a check may take to reach the X pointer. */
+const INPUT_WAIT_MS = envNum('BENCH_SOAK_INPUT_WAIT_MS', 3000);
 CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', (MINUTES * 60 + 600) * 1000);
 
 /** Starts the page's 60 Hz pointer stream; window.__soak holds its state. */
@@ -75,14 +78,26 @@ function startInput(page) {
 /** Pauses the motions, checks the X pointer is where the page last put it, resumes. */
 async function inputLands(page, display) {
   await page.evaluate(() => { window.__soak.paused = true; });
-  await sleep(300);
+  await sleep(100);
   const st = await page.evaluate(() => ({ ...window.__soak }));
-  const out = spawnSync('xdotool', ['getmouselocation', '--shell'], { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' }).stdout ?? '';
+  // The last motion may still be on its way on a loaded machine (a debug
+  // build on CI's 2 cores): give it up to INPUT_WAIT_MS to land.
+  const deadline = Date.now() + INPUT_WAIT_MS;
+  let x;
+  let y;
+  let landed = false;
+  const waitStart = Date.now();
+  for (;;) {
+    const out = spawnSync('xdotool', ['getmouselocation', '--shell'], { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' }).stdout ?? '';
+    x = Number(out.match(/X=(\d+)/)?.[1]);
+    y = Number(out.match(/Y=(\d+)/)?.[1]);
+    landed = st.last !== null && Math.abs(x - st.last[0]) <= 1 && Math.abs(y - st.last[1]) <= 1;
+    if (landed || Date.now() >= deadline) break;
+    await sleep(50);
+  }
+  const waitedMs = Date.now() - waitStart;
   await page.evaluate(() => { window.__soak.paused = false; });
-  const x = Number(out.match(/X=(\d+)/)?.[1]);
-  const y = Number(out.match(/Y=(\d+)/)?.[1]);
-  const landed = st.last !== null && Math.abs(x - st.last[0]) <= 1 && Math.abs(y - st.last[1]) <= 1;
-  return { landed, pointer: [x, y], sentTo: st.last, sent: st.sent, failed: st.failed };
+  return { landed, waitedMs, pointer: [x, y], sentTo: st.last, sent: st.sent, failed: st.failed };
 }
 
 async function sample(agent, rx, page, display, prev) {
@@ -126,11 +141,23 @@ export function derive(res) {
   const warm = res.samples.filter((x) => x.t >= res.config.warmS);
   const fit = linearFit(warm.map((x) => x.t / 3600), warm.map((x) => x.rssMiB));
   const ids = Object.keys(first.viewerFps);
-  const perViewer = ids.map((id) => ({ id, first: first.viewerFps[id], last: last.viewerFps[id], ratio: first.viewerFps[id] ? last.viewerFps[id] / first.viewerFps[id] : null }));
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const half = Math.max(1, Math.floor(s.length / 2));
+  const perViewer = ids.map((id) => {
+    const early = mean(s.slice(0, half).map((x) => x.viewerFps[id] ?? 0));
+    const late = mean(s.slice(s.length - half).map((x) => x.viewerFps[id] ?? 0));
+    return {
+      id, first: first.viewerFps[id], last: last.viewerFps[id],
+      ratio: first.viewerFps[id] ? last.viewerFps[id] / first.viewerFps[id] : null,
+      halvesRatio: early ? late / early : null,
+    };
+  });
   return {
     intervals: s.length,
     perViewer,
     minRatio: Math.min(...perViewer.map((v) => v.ratio ?? 0)),
+    // The verdict's figure: one noisy interval on a busy machine moves it less.
+    minHalvesRatio: Math.min(...perViewer.map((v) => v.halvesRatio ?? 0)),
     page: { first: first.pageFps, last: last.pageFps },
     rssSlopeMiBPerHour: fit ? round1(fit.slope) : null,
     rssR2: fit?.r2 ?? null,
@@ -224,7 +251,7 @@ async function main(res) {
   res.derived = derive(res);
   const d = res.derived;
   const bad = [];
-  if (d.minRatio < KEEP) bad.push(`a viewer's last interval is ${fmt(d.minRatio * 100, 0)} % of its first`);
+  if (d.minHalvesRatio < KEEP) bad.push(`a viewer's mean frame rate over the second half is ${fmt(d.minHalvesRatio * 100, 0)} % of the first half's`);
   if (d.inputLanded < d.inputChecks) bad.push(`input landed in ${d.inputLanded} of ${d.inputChecks} checks`);
   // The 3-minute check: a per-packet leak shows within it (32.8 MiB in 3 min
   // with 8 viewers before the TWCC guard, 3.0 MiB after; media::feedback_guard).
@@ -233,7 +260,7 @@ async function main(res) {
   }
   res.verdict = bad;
   const summary = `soak ${MINUTES} min: rss slope ${fmt(d.rssSlopeMiBPerHour)} MiB/h (${fmt(d.rssFirst)} -> ${fmt(d.rssLast)} MiB), ` +
-    `slowest viewer last/first ${fmt(d.minRatio * 100, 0)} %, input landed ${d.inputLanded}/${d.inputChecks}` + (bad.length ? `\nNOT OK: ${bad.join('; ')}` : '\nOK');
+    `slowest viewer last/first interval ${fmt(d.minRatio * 100, 0)} %, second/first half ${fmt(d.minHalvesRatio * 100, 0)} %, input landed ${d.inputLanded}/${d.inputChecks}` + (bad.length ? `\nNOT OK: ${bad.join('; ')}` : '\nOK');
   if (CHECK && bad.length) {
     console.log(summary);
     throw new Error(`soak check failed: ${bad.join('; ')}`);
