@@ -226,14 +226,20 @@ async function assertRecordingFailedAlone(agent, { controller, viewer, recorded,
   const panel = controller.locator('#control li[data-state="failed"]');
   assert.equal(await panel.count(), 1, 'a failed row in the panel');
   assert.match(await panel.innerText(), message);
-  // Every page plays on, in the session it had, for 10 s after the failure.
+  // Every page plays on, in the session it had, until 10 s after the
+  // failure (at least 5 s from here): at a third of the frame rate or more,
+  // so a busy 2-core machine passes and a frozen picture does not.
   const before = await Promise.all([status(controller), status(viewer)]);
-  await sleep(Math.max(0, 10000 - (Date.now() - failedAt)));
+  const windowStart = Date.now();
+  await sleep(Math.max(5000, 10000 - (windowStart - failedAt)));
   const after = await Promise.all([status(controller), status(viewer)]);
+  const windowS = (Date.now() - windowStart) / 1000;
+  const least = Math.floor(windowS * 10);
   for (const [i, name] of ['controller', 'viewer'].entries()) {
     assert.equal(after[i].connects, before[i].connects, `${name} kept its session`);
-    assert.ok(after[i].framesDecoded >= before[i].framesDecoded + 150,
-      `${name} decoded ${after[i].framesDecoded - before[i].framesDecoded} frames in the ${((Date.now() - failedAt) / 1000).toFixed(1)} s after the failure`);
+    const decoded = after[i].framesDecoded - before[i].framesDecoded;
+    assert.ok(decoded >= least,
+      `${name} decoded ${decoded} frames in the ${windowS.toFixed(1)} s from ${((windowStart - failedAt) / 1000).toFixed(1)} s after the failure (at least ${least})`);
   }
   assert.ok(agent.alive, 'the agent lives');
   assert.equal((await agent.healthz()).pipeline, 'playing');
