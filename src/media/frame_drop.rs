@@ -68,7 +68,7 @@ pub fn install(queue: &gst::Element, want_keyframe: impl Fn() + Send + Sync + 's
             if s == PASSING {
                 gst::PadProbeReturn::Ok
             } else {
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             }
         },
     );

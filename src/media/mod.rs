@@ -17,6 +17,7 @@ pub mod keyframes;
 pub mod leaks;
 pub mod link;
 pub mod peer;
+pub mod probe;
 pub mod producer;
 pub mod recording;
 pub mod renumber;

@@ -433,7 +433,7 @@ fn gate_until_connected(pad: &gst::Pad, connected: Arc<AtomicBool>) {
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
             if !connected.load(Ordering::Relaxed) {
-                return gst::PadProbeReturn::Drop;
+                return crate::media::probe::DROP;
             }
             let keyframe_starts = match info.data.as_ref() {
                 Some(gst::PadProbeData::Buffer(b)) => {
@@ -449,7 +449,7 @@ fn gate_until_connected(pad: &gst::Pad, connected: Arc<AtomicBool>) {
                 tracing::debug!(dropped, keyframe_starts, "media gate open");
                 gst::PadProbeReturn::Remove
             } else {
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             }
         },
     );

@@ -346,7 +346,7 @@ fn keep_pipewire_stream(src: &gst::Element) {
     peer.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
         match &info.data {
             Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Reconfigure => {
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             }
             _ => gst::PadProbeReturn::Ok,
         }

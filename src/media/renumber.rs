@@ -95,7 +95,7 @@ pub fn wait_for_keyframe(pad: &gst::Pad) {
             if keyframe {
                 gst::PadProbeReturn::Remove
             } else {
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             }
         },
     );

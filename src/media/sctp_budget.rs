@@ -55,7 +55,7 @@ fn limit(pad: &gst::Pad, traffic: Arc<PeerTraffic>) {
                 .unwrap_or(false);
             if over {
                 traffic.inbound_dropped.fetch_add(n, Ordering::Relaxed);
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             } else {
                 gst::PadProbeReturn::Ok
             }

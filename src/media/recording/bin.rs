@@ -242,7 +242,7 @@ fn drop_until_keyframe(pad: &gst::Pad) {
             Some(gst::PadProbeData::Buffer(b))
                 if b.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
             {
-                gst::PadProbeReturn::Drop
+                crate::media::probe::DROP
             }
             // The first keyframe passes, and the gate goes.
             _ => gst::PadProbeReturn::Remove,
