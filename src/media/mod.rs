@@ -19,6 +19,7 @@ pub mod link;
 pub mod peer;
 pub mod probe;
 pub mod producer;
+pub mod receive_guard;
 pub mod recording;
 pub mod renumber;
 pub mod rtcp_seen;

@@ -212,7 +212,7 @@ impl PeerBranch {
         // the tee hands upstream; the capture task then pauses for good,
         // silently, and every client freezes.
         if let Err(e) = bin.sync_state_with_parent() {
-            let _ = bin.set_state(gst::State::Null);
+            crate::media::receive_guard::stop(&bin);
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("starting the peer branch: {e}"));
         }
@@ -228,7 +228,7 @@ impl PeerBranch {
         create_offer(&webrtcbin, id, events.clone());
 
         let Some(tee_pad) = producer.tee().request_pad_simple("src_%u") else {
-            let _ = bin.set_state(gst::State::Null);
+            crate::media::receive_guard::stop(&bin);
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("tee gave no src pad"));
         };
@@ -238,7 +238,7 @@ impl PeerBranch {
         renumber.install(&tee_pad);
         if let Err(e) = tee_pad.link(&ghost) {
             producer.tee().release_request_pad(&tee_pad);
-            let _ = bin.set_state(gst::State::Null);
+            crate::media::receive_guard::stop(&bin);
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("linking tee to peer: {e}"));
         }
@@ -394,7 +394,7 @@ impl PeerBranch {
                 let done = done_tx.clone();
                 pipeline.call_async(move |pipeline| {
                     tee.release_request_pad(&pad);
-                    let _ = bin.set_state(gst::State::Null);
+                    crate::media::receive_guard::stop(&bin);
                     let _ = pipeline.remove(&bin);
                     drop(bin);
                     crate::media::heap::give_back();
