@@ -111,8 +111,13 @@ function renderValgrind(res, jsonRel) {
   L.push(`| **invalid reads or writes with an oriel frame on the stack** | **${m.oriel}** |`);
   L.push('');
   L.push(...mixTable(res), '');
+  L.push(...pointTable(res), '');
+  const p0 = c.points[0];
+  const objects = c.rested.gstObjects === null || p0.gstObjects === null ? 'not counted'
+    : `${p0.gstObjects} before, ${c.rested.gstObjects} at rest (${diff(p0.gstObjects, c.rested.gstObjects)}; types that differ: ${objectDiff(p0.gstByType, c.rested.gstByType)})`;
   const reading = `- ${m.oriel ? `**${m.oriel} invalid read(s)/write(s) in oriel's code**` : 'No invalid read or write with an oriel frame on the stack'}; ` +
-    `${m.errors} memcheck error(s) in all; crashes ${res.crashes.total}.`;
+    `${m.errors} memcheck error(s) in all; crashes ${res.crashes.total}.\n` +
+    `- Live GStreamer objects under Valgrind (its slowness changes every timing): ${objects}.`;
   L.push(...readingAndOddities(reading, res.notes));
   return L.join('\n');
 }
@@ -127,7 +132,9 @@ export function headlineChurn(res) {
   const c = res.churn;
   if (!c?.perMix) return [];
   if (res.mode === 'valgrind') {
-    return [`Churn under Valgrind: ${c.points[c.points.length - 1].cycles} cycles, ${res.memcheck.oriel} invalid read/write with an oriel frame, ${res.crashes.total} crashes (part \`churn-valgrind\`).`];
+    const d = churnDerived(res);
+    return [`Churn under Valgrind: ${c.points[c.points.length - 1].cycles} cycles, ${res.memcheck.oriel} invalid read/write with an oriel frame, ${res.crashes.total} crashes, ` +
+      `live GStreamer objects ${diff(0, d.restedObjects)} (part \`churn-valgrind\`).`];
   }
   const d = churnDerived(res);
   return [`Churn: ${d.cycles} cycles in every exit mix, ${res.crashes.total} crashes, the staying viewer's longest stall ${c.anchor.maxStallMs} ms, ` +

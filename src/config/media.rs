@@ -46,7 +46,7 @@ pub struct MediaArgs {
         env = "ORIEL_X11_CAPTURE",
         help_heading = "Capture and encoding",
         value_enum,
-        default_value = "damage"
+        default_value_t
     )]
     pub x11_capture: X11Timing,
 

@@ -160,3 +160,12 @@ fn connection_limits_default_and_must_cover_max_clients() {
     );
     assert!(serve(&["--max-connections", "0"]).is_err());
 }
+
+#[test]
+fn x11_capture_is_by_damage_unless_asked() {
+    use crate::media::capture::X11Timing;
+    assert_eq!(serve(&[]).unwrap().media.x11_capture, X11Timing::Damage);
+    assert_eq!(X11Timing::default(), X11Timing::Damage);
+    let s = serve(&["--x11-capture", "clock"]).unwrap();
+    assert_eq!(s.media.x11_capture, X11Timing::Clock);
+}

@@ -29,10 +29,10 @@ pub enum X11Timing {
     /// When something was drawn or the pointer moved (XDamage), at once but
     /// at most --framerate times a second; a still screen sends its last
     /// frame again once a second.
-    Damage,
-    /// Every frame on a fixed clock, changed or not (ximagesrc). The
-    /// default until the churn check runs clean with `damage` (issue 15).
     #[default]
+    Damage,
+    /// Every frame on a fixed clock, changed or not (ximagesrc), for
+    /// comparison.
     Clock,
 }
 
