@@ -2,6 +2,7 @@
 //! plain state machine (messages in, messages out) with no sockets or
 //! GStreamer inside, so it is tested by feeding it messages.
 
+pub mod cooldown;
 pub mod limiter;
 pub mod links;
 pub use oriel_input::roles;

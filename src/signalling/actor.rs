@@ -17,10 +17,11 @@ use crate::media::service::{MediaEvent, MediaHandle};
 use crate::media::PeerId;
 use crate::metrics::{Metrics, RoomSnapshot};
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::session::cooldown::CoolDown;
 use crate::session::limiter::FailureLimiter;
 use crate::session::links::{revoked_ids, LinkWatcher};
 use crate::session::room::{ClientId, Input, Output, Room};
-use crate::signalling::counters::Cut;
+use crate::signalling::counters::{Cut, Refused};
 
 /// Messages waiting to be written to one client. A client that reads
 /// keeps this near empty (the agent sends a few messages a second at
@@ -47,6 +48,8 @@ pub(super) struct ClientLink {
     /// Taken when the client is cut off.
     pub cut: Option<oneshot::Sender<CutOff>>,
     pub addr: Option<IpAddr>,
+    /// The link this socket's hello came with, for the flood cool-down.
+    pub token: Option<String>,
 }
 
 pub(super) enum ActorMsg {
@@ -165,6 +168,7 @@ async fn room_actor(
         links: HashMap::new(),
     };
     let mut limiter = FailureLimiter::default();
+    let mut cooldown = CoolDown::default();
     while let Some(msg) = rx.recv().await {
         let outputs = match msg {
             ActorMsg::Open(id, link) => {
@@ -173,7 +177,12 @@ async fn room_actor(
             }
             ActorMsg::Flood(peer, reason) => {
                 if let Some(id) = room.client_of(peer) {
-                    let addr = clients.links.get(&id).and_then(|l| l.addr);
+                    let link = clients.links.get(&id);
+                    let addr = link.and_then(|l| l.addr);
+                    if let (Some(a), Some(t)) = (addr, link.and_then(|l| l.token.as_deref())) {
+                        let wait = cooldown.cut(a, t, Instant::now());
+                        tracing::info!(client = id, %a, wait_s = wait.as_secs(), "link kept out after an input flood");
+                    }
                     metrics.connections.cut(Cut::InputFlood, addr, &reason);
                     clients.message(id, ServerMessage::Bye { reason });
                     clients.send(id, Outgoing::Close(1008, "input flood"));
@@ -182,12 +191,35 @@ async fn room_actor(
             }
             ActorMsg::Input(input) => {
                 let hello_from = match &input {
-                    Input::Message(id, ClientMessage::Hello { .. }) => {
-                        clients.links.get(id).and_then(|l| l.addr).map(|a| (*id, a))
+                    Input::Message(id, ClientMessage::Hello { token, .. }) => {
+                        clients.links.get_mut(id).and_then(|l| {
+                            l.token = Some(token.clone());
+                            l.addr.map(|a| (*id, a, token.clone()))
+                        })
                     }
                     _ => None,
                 };
-                if let Some((id, addr)) = hello_from {
+                if let Some((id, addr, token)) = &hello_from {
+                    let (id, addr) = (*id, *addr);
+                    if let Some(wait) = cooldown.blocked(addr, token, Instant::now()) {
+                        metrics.connections.refused(
+                            Refused::FloodCoolDown,
+                            addr,
+                            "a link cut off for flooding its input came back too soon",
+                        );
+                        clients.message(
+                            id,
+                            ServerMessage::Error {
+                                code: ErrorCode::RateLimited,
+                                message: format!(
+                                    "this link was cut off for flooding its input; try again in {} s",
+                                    wait.as_secs().max(1)
+                                ),
+                            },
+                        );
+                        clients.send(id, Outgoing::Close(1008, "flood cool-down"));
+                        continue;
+                    }
                     if let Some(wait) = limiter.blocked(addr, Instant::now()) {
                         metrics.token_rate_limited.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(client = id, %addr, "hello refused unchecked: too many failed tokens");
@@ -210,7 +242,7 @@ async fn room_actor(
                     _ => None,
                 };
                 let out = room.handle(input);
-                if let Some((id, addr)) = hello_from {
+                if let Some((id, addr, _)) = hello_from {
                     let refused = out.iter().any(|o| {
                         matches!(o, Output::Send(to, ServerMessage::Error { code: ErrorCode::Unauthorized, .. }) if *to == id)
                     });

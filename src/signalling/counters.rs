@@ -20,14 +20,18 @@ pub enum Refused {
     HttpPerAddress,
     /// A TCP connection over the total limit (closed at once).
     HttpTotal,
+    /// A hello with a link cut off for flooding its input, from the same
+    /// address, within its cool-down (`session::cooldown`; close 1008).
+    FloodCoolDown,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 4] = [
+    pub const ALL: [Refused; 5] = [
         Refused::PerAddress,
         Refused::Total,
         Refused::HttpPerAddress,
         Refused::HttpTotal,
+        Refused::FloodCoolDown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Refused {
             Refused::Total => "total",
             Refused::HttpPerAddress => "http_per_address",
             Refused::HttpTotal => "http_total",
+            Refused::FloodCoolDown => "flood_cooldown",
         }
     }
 }
@@ -112,7 +117,7 @@ impl LogGate {
 /// `oriel_cut_connections_total` and `oriel_signalling_throttled_total`.
 #[derive(Debug, Default)]
 pub struct ConnectionCounters {
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
     cut: [AtomicU64; 6],
     /// Times a socket's reads were paused because it sent faster than the
     /// signalling rate limit.
@@ -120,7 +125,7 @@ pub struct ConnectionCounters {
     /// Open right now (gauges).
     pub open_http: AtomicU64,
     pub open_websockets: AtomicU64,
-    gates: Mutex<[LogGate; 10]>,
+    gates: Mutex<[LogGate; 11]>,
 }
 
 impl ConnectionCounters {
@@ -190,7 +195,7 @@ impl ConnectionCounters {
     pub fn render(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "# HELP oriel_refused_connections_total Connections refused before being served, by reason (per_address/total: WebSocket upgrades answered 429/503; http_*: TCP connections closed at once).\n# TYPE oriel_refused_connections_total counter"
+            "# HELP oriel_refused_connections_total Connections refused before being served, by reason (per_address/total: WebSocket upgrades answered 429/503; http_*: TCP connections closed at once; flood_cooldown: hellos with a link cut off for an input flood, from the same address, within its cool-down).\n# TYPE oriel_refused_connections_total counter"
         );
         for why in Refused::ALL {
             let _ = writeln!(

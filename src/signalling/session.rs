@@ -101,6 +101,7 @@ where
         tx,
         cut: Some(cut_tx),
         addr: s.addr,
+        token: None,
     };
     if s.actor.send(ActorMsg::Open(s.id, link)).is_err() {
         return;

@@ -268,11 +268,41 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   assert.ok(result.closed, `the flooder's channel closed (sent ${result.sent} in ${secs.toFixed(1)} s)`);
   await waitFor(async () => (await status(flooder)).errors.some((e) => e === 'connection closed (1008: input flood)'),
     5000, 'the flooder page saw why');
-  await stillPlaying(s0, 'after the flood');
-  await inputLands('after the flood');
+  const cutAt = Date.now();
   await flooder.evaluate(() => window.oriel.disconnect());
   await flooder.close();
+  // Its link is kept out from its address for 10 s (session::cooldown), so
+  // a flooder cannot rejoin at once; the same link from elsewhere joins.
+  const cool0 = await refused('flood_cooldown');
+  const again = await hello('127.0.0.1', tokenOf(agent.viewerUrl()));
+  assert.equal(again.msg?.code, 'rateLimited', `the flooder's link rejoining: ${JSON.stringify(again)}`);
+  assert.match(again.msg?.message ?? '', /cut off for flooding its input; try again in \d+ s/);
+  assert.equal(again.close?.code, 1008);
+  assert.equal(await refused('flood_cooldown') - cool0, 1, 'counted');
+  const elsewhere = await hello('127.0.0.16', tokenOf(agent.viewerUrl()));
+  assert.equal(elsewhere.msg?.type, 'welcome', `the same link from another address: ${JSON.stringify(elsewhere)}`);
+  await stillPlaying(s0, 'after the flood');
+  await inputLands('after the flood');
+  // The next tests open pages with that link from this address.
+  await sleep(Math.max(0, cutAt + 10500 - Date.now()));
+  const later = await hello('127.0.0.1', tokenOf(agent.viewerUrl()));
+  assert.equal(later.msg?.type, 'welcome', `after the cool-down: ${JSON.stringify(later)}`);
 });
+
+/** A hello with `token` from `addr`: the first answer and how it closed. */
+async function hello(addr, token) {
+  const { ws } = await openSocket(addr);
+  if (!ws) return {};
+  const first = new Promise((r) => ws.on('message', (d) => {
+    const m = JSON.parse(String(d));
+    if (m.type === 'welcome' || m.type === 'error') r(m);
+  }));
+  ws.send(JSON.stringify({ type: 'hello', protocol: 1, token }));
+  const msg = await within(first, 5000, null);
+  if (msg?.type === 'welcome') ws.close();
+  const close = await within(ws.closed, 5000, null);
+  return { msg, close };
+}
 
 h.test('a client that opens a data channel of its own and floods it is cut off with the reason', async () => {
   const rogue = await h.openClient(browser, agent);
