@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
@@ -132,9 +133,8 @@ where
 }
 
 /// The built command and clap's reading of the command line and environment.
-fn parse_args(args: &[OsString]) -> Result<(clap::Command, clap::ArgMatches), LoadError> {
-    let mut cmd = Cli::command();
-    cmd.build();
+fn parse_args(args: &[OsString]) -> Result<(&'static clap::Command, clap::ArgMatches), LoadError> {
+    let cmd = built_command();
     let matches = cmd
         .clone()
         .try_get_matches_from(args)
@@ -142,9 +142,21 @@ fn parse_args(args: &[OsString]) -> Result<(clap::Command, clap::ArgMatches), Lo
     Ok((cmd, matches))
 }
 
+/// Building clap's command tree is most of a load's cost (the config
+/// fuzzer ran at ~850 inputs a second building it for each), so it is
+/// built once.
+fn built_command() -> &'static clap::Command {
+    static BUILT: OnceLock<clap::Command> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = Cli::command();
+        cmd.build();
+        cmd
+    })
+}
+
 /// Puts the file's values under the command line and environment.
 fn apply(
-    cmd: clap::Command,
+    cmd: &clap::Command,
     args: Vec<OsString>,
     matches: clap::ArgMatches,
     file: PathBuf,
@@ -152,12 +164,12 @@ fn apply(
 ) -> Result<Loaded, LoadError> {
     let file_found = text.is_some();
     let entries = match text {
-        Some(text) => parse_file(&file, text, &settable_args(&cmd))?,
+        Some(text) => parse_file(&file, text, settable_args())?,
         None => BTreeMap::new(),
     };
 
     // The subcommand that runs, and what clap made of its arguments.
-    let mut leaf_cmd = &cmd;
+    let mut leaf_cmd = cmd;
     let mut leaf_matches = &matches;
     while let Some((name, sub)) = leaf_matches.subcommand() {
         match leaf_cmd.find_subcommand(name) {
@@ -248,8 +260,13 @@ fn apply(
 }
 
 /// Every flag that is a setting (it has an `ORIEL_*` variable), in any
-/// subcommand, by its long name.
-fn settable_args(cmd: &clap::Command) -> BTreeMap<String, Arg> {
+/// subcommand, by its long name; found once, like the command.
+fn settable_args() -> &'static BTreeMap<String, Arg> {
+    static SETTABLE: OnceLock<BTreeMap<String, Arg>> = OnceLock::new();
+    SETTABLE.get_or_init(|| settable_in(built_command()))
+}
+
+fn settable_in(cmd: &clap::Command) -> BTreeMap<String, Arg> {
     fn walk(cmd: &clap::Command, out: &mut BTreeMap<String, Arg>) {
         for arg in cmd.get_arguments() {
             if let (Some(long), Some(_)) = (arg.get_long(), arg.get_env()) {
