@@ -318,12 +318,8 @@ impl Service {
             summary.duration.as_secs_f64(),
             summary.frames
         );
-        tracing::error!(
-            path,
-            reason = kind.as_str(),
-            "{message}; the stream goes on for every client ({context})"
-        );
-        tracing::debug!(path, "recording error: {text}");
+        // Counted before it is logged: whoever reads the line may look at
+        // /metrics at once (an e2e run saw the line with the counter at 0).
         self.stats.recording.failed(RecordingFailure {
             kind,
             message: message.clone(),
@@ -332,6 +328,12 @@ impl Service {
             frames: summary.frames,
             duration: summary.duration,
         });
+        tracing::error!(
+            path,
+            reason = kind.as_str(),
+            "{message}; the stream goes on for every client ({context})"
+        );
+        tracing::debug!(path, "recording error: {text}");
         message
     }
 
