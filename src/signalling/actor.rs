@@ -155,6 +155,25 @@ impl Clients {
     fn message(&mut self, id: ClientId, msg: ServerMessage) {
         self.send(id, Outgoing::Message(msg));
     }
+
+    /// Refuses a hello with `rateLimited` (saying when to try again) and
+    /// closes the socket with 1008 `close_reason`.
+    fn rate_limited(
+        &mut self,
+        id: ClientId,
+        why: &str,
+        wait: Duration,
+        close_reason: &'static str,
+    ) {
+        self.message(
+            id,
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                message: format!("{why}; try again in {} s", wait.as_secs().max(1)),
+            },
+        );
+        self.send(id, Outgoing::Close(1008, close_reason));
+    }
 }
 
 async fn room_actor(
@@ -207,33 +226,23 @@ async fn room_actor(
                             addr,
                             "a link cut off for flooding its input came back too soon",
                         );
-                        clients.message(
+                        clients.rate_limited(
                             id,
-                            ServerMessage::Error {
-                                code: ErrorCode::RateLimited,
-                                message: format!(
-                                    "this link was cut off for flooding its input; try again in {} s",
-                                    wait.as_secs().max(1)
-                                ),
-                            },
+                            "this link was cut off for flooding its input",
+                            wait,
+                            "flood cool-down",
                         );
-                        clients.send(id, Outgoing::Close(1008, "flood cool-down"));
                         continue;
                     }
                     if let Some(wait) = limiter.blocked(addr, Instant::now()) {
                         metrics.token_rate_limited.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(client = id, %addr, "hello refused unchecked: too many failed tokens");
-                        clients.message(
+                        clients.rate_limited(
                             id,
-                            ServerMessage::Error {
-                                code: ErrorCode::RateLimited,
-                                message: format!(
-                                    "too many refused links from your address; try again in {} s",
-                                    wait.as_secs().max(1)
-                                ),
-                            },
+                            "too many refused links from your address",
+                            wait,
+                            "rate limited",
                         );
-                        clients.send(id, Outgoing::Close(1008, "rate limited"));
                         continue;
                     }
                 }
