@@ -22,6 +22,7 @@ export const PARTS = [
   ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
   ['ttff', 'ttff.mjs', 'time to first frame with viewers connected'],
   ['still', 'still.mjs', 'the X11 capture by damage against the clock, still and moving desktop'],
+  ['click', 'click.mjs', 'click-to-photon, oriel and Selkies 2.1'],
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],

@@ -7,38 +7,39 @@
 //
 // What it does, unattended (about 5 minutes):
 //   1. A bare Xvfb (nothing moving, the pointer parked) at 720p.
-//   2. BENCH_STILL_ROUNDS (3) rounds, the two modes alternating: the agent
+//   2. BENCH_STILL_ROUNDS (3) rounds, the modes alternating (BENCH_STILL_MODES:
+//      damage, clock, damage-1conv; see MODE_ARGS): the agent
 //      at 720p30, one lightweight viewer (examples/bench_receiver); after
 //      BENCH_SETTLE_MS, BENCH_STILL_SECONDS (20) s still, then a full-screen
 //      moving scene (BENCH_SCENE) for as long. Recorded per phase: the
 //      agent's CPU (% of one core), the frames the agent encoded and the
 //      viewer received, the damage capture's grabbed and repeated frames,
-//      the agent's RSS.
+//      the agent's RSS, and where a moving frame's time goes (the stage
+//      summaries of /metrics).
 //
 // Knobs (environment): ORIEL_BIN, BENCH_RECEIVER, BENCH_STILL_ROUNDS,
 // BENCH_STILL_SECONDS, BENCH_SETTLE_MS, BENCH_SCENE, BENCH_NO_MARKDOWN=1,
-// BENCH_TIMEOUT_MS (600000).
+// BENCH_TIMEOUT_MS (900000).
 
-import { spawnSync } from 'node:child_process';
 import {
-  CFG, agentInfo, childEnv, envNum, fmt, freeDisplay, log, machineInfo, median, moverPipeline, procCpuSec, procStatus,
-  sleep, start, startAgent, stopChild, waitFor,
+  CFG, agentInfo, childEnv, envNum, fmt, log, machineInfo, median, moverPipeline, procCpuSec, procStatus,
+  sleep, start, startAgent, startBareDisplay, stopChild,
 } from './lib/harness.mjs';
 import { isMain, noteAgentWarnings, readingAndOddities, runPart } from './lib/run.mjs';
 import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
 
 const ROUNDS = envNum('BENCH_STILL_ROUNDS', 3);
 const SECONDS = envNum('BENCH_STILL_SECONDS', 20);
-CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', 600000);
-const MODES = ['damage', 'clock'];
-
-async function bareDisplay() {
-  const display = `:${freeDisplay()}`;
-  const xvfb = start('Xvfb', 'Xvfb', [display, '-screen', '0', `${CFG.width}x${CFG.height}x24`, '-nolisten', 'tcp', '-noreset'], childEnv());
-  await waitFor(() => spawnSync('xdpyinfo', ['-display', display], { stdio: 'ignore' }).status === 0, 10000, `Xvfb ${display}`);
-  spawnSync('xdotool', ['mousemove', String(CFG.width - 1), String(CFG.height - 1)], { env: { ...process.env, DISPLAY: display } });
-  return { display, xvfb };
-}
+CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', 900000);
+// What is compared: the agent's flags per mode. `damage-1conv` is the
+// default with the colour conversion on one thread (--convert-threads 1),
+// as it was before the conversion ran on one thread per core.
+const MODE_ARGS = {
+  damage: ['--x11-capture', 'damage'],
+  clock: ['--x11-capture', 'clock'],
+  'damage-1conv': ['--x11-capture', 'damage', '--convert-threads', '1'],
+};
+const MODES = (process.env.BENCH_STILL_MODES || 'damage,clock,damage-1conv').split(',');
 
 /** The agent's and viewer's counters now. */
 async function snapshot(agent, rx, id) {
@@ -52,18 +53,29 @@ async function snapshot(agent, rx, id) {
     repeated: m['oriel_capture_frames_total{how="repeated"}'] ?? null,
     received: st.viewers.get(id)?.frames ?? null,
     rssMiB: procStatus(agent.pid).rssKb / 1024,
+    grabSec: m.oriel_capture_grab_seconds_total ?? null,
+    // The stages' p50s over the agent's last 30 s (src/media/traffic.rs).
+    stages: Object.fromEntries(STAGES.map(([k, name]) => [k, (m[`${name}{quantile="0.5"}`] ?? NaN) * 1000])),
   };
 }
+
+// Capture timestamp to: the converted raw frame, the encoded frame, its
+// last RTP packet into the fan-out (ms, p50).
+const STAGES = [['converted', 'oriel_capture_to_converted_seconds'], ['encoded', 'oriel_capture_to_encoded_seconds'],
+  ['payloaded', 'oriel_capture_to_payloaded_seconds']];
 
 function phase(a, b) {
   const s = (b.at - a.at) / 1000;
   const per = (k) => (a[k] === null || b[k] === null ? null : (b[k] - a[k]) / s);
   return { seconds: s, cpuPct: ((b.cpu - a.cpu) / s) * 100, encodedPerSec: per('encoded'), receivedPerSec: per('received'),
-    grabbedPerSec: per('grabbed'), repeatedPerSec: per('repeated'), rssMiB: b.rssMiB };
+    grabbedPerSec: per('grabbed'), repeatedPerSec: per('repeated'), rssMiB: b.rssMiB,
+    // Mean XShm grab per grabbed frame (damage capture only).
+    grabMs: a.grabSec === null || b.grabSec === null || b.grabbed === a.grabbed ? null : ((b.grabSec - a.grabSec) / (b.grabbed - a.grabbed)) * 1000,
+    ...Object.fromEntries(STAGES.map(([k]) => [`${k}P50Ms`, Number.isFinite(b.stages[k]) ? b.stages[k] : null])) };
 }
 
 async function round(display, mode, notes) {
-  const agent = await startAgent(display, { args: ['--x11-capture', mode] });
+  const agent = await startAgent(display, { args: MODE_ARGS[mode] });
   const rx = await Receivers.start(agent.viewerUrl, { name: `bench-still-${mode}` });
   const [id] = rx.add(1);
   await rx.waitFirstFrames([id], 30000);
@@ -87,15 +99,15 @@ async function round(display, mode, notes) {
 
 async function main(res) {
   res.command = 'cd bench && node still.mjs';
-  res.config = { width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps, scene: CFG.scene, rounds: ROUNDS, seconds: SECONDS };
+  res.config = { width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps, scene: CFG.scene, rounds: ROUNDS, seconds: SECONDS, modeArgs: MODE_ARGS };
   res.machine = machineInfo();
   res.agent = agentInfo();
-  const { display, xvfb } = await bareDisplay();
+  const { display, xvfb } = await startBareDisplay();
   res.notes = [];
   res.rounds = [];
   for (let r = 0; r < ROUNDS; r++) {
     for (const mode of r % 2 ? [...MODES].reverse() : MODES) {
-      log(`round ${r + 1}: --x11-capture ${mode}`);
+      log(`round ${r + 1}: ${mode} (${MODE_ARGS[mode].join(' ')})`);
       const out = await round(display, mode, res.notes);
       log(`  ${JSON.stringify(out)}`);
       res.rounds.push({ round: r + 1, ...out });
@@ -116,7 +128,7 @@ function summarize(res) {
     out[mode] = {};
     for (const ph of ['still', 'moving']) {
       const med = (k) => (rs.some((r) => r[ph][k] === null) ? null : median(rs.map((r) => r[ph][k])));
-      out[mode][ph] = Object.fromEntries(['cpuPct', 'encodedPerSec', 'receivedPerSec', 'grabbedPerSec', 'repeatedPerSec', 'rssMiB'].map((k) => [k, med(k)]));
+      out[mode][ph] = Object.fromEntries(['cpuPct', 'encodedPerSec', 'receivedPerSec', 'grabbedPerSec', 'repeatedPerSec', 'rssMiB', 'grabMs', ...STAGES.map(([k]) => `${k}P50Ms`)].map((k) => [k, med(k)]));
     }
   }
   return out;
@@ -132,6 +144,7 @@ export function headline(res) {
 
 export function render(res, jsonRel) {
   const s = res.summary;
+  const modes = Object.keys(s);
   const row = (mode, ph) => {
     const x = s[mode][ph];
     return `| \`${mode}\` | ${ph} | ${fmt(x.cpuPct)} | ${fmt(x.encodedPerSec)} | ${fmt(x.receivedPerSec)} | ${x.grabbedPerSec === null ? '-' : fmt(x.grabbedPerSec)} | ${x.repeatedPerSec === null ? '-' : fmt(x.repeatedPerSec)} | ${fmt(x.rssMiB)} |`;
@@ -141,13 +154,26 @@ export function render(res, jsonRel) {
     '',
     `Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`,
     '',
-    `A bare Xvfb at ${res.config.width}x${res.config.height}, the pointer parked; the agent at ${res.config.framerate} fps with one \`bench_receiver\` viewer; ${res.config.seconds} s still, then ${res.config.seconds} s of the full-screen \`${res.config.scene}\` scene. ${res.config.rounds} rounds, the two \`--x11-capture\` modes alternating, fresh agent each; medians over the rounds. CPU is the agent's, % of one core.`,
+    `A bare Xvfb at ${res.config.width}x${res.config.height}, the pointer parked; the agent at ${res.config.framerate} fps with one \`bench_receiver\` viewer; ${res.config.seconds} s still, then ${res.config.seconds} s of the full-screen \`${res.config.scene}\` scene. ${res.config.rounds} rounds, the modes alternating (${modes.map((m) => `\`${m}\`: \`${(res.config.modeArgs ?? MODE_ARGS)[m]?.join(' ')}\``).join(', ')}), fresh agent each; medians over the rounds. CPU is the agent's, % of one core.`,
     '',
     '| capture | desktop | agent CPU % | frames encoded /s | frames received /s | grabbed /s | repeated /s | RSS MiB |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
-    row('damage', 'still'), row('clock', 'still'), row('damage', 'moving'), row('clock', 'moving'),
+    ...['still', 'moving'].flatMap((ph) => modes.map((m) => row(m, ph))),
     '',
   ];
+  // Older results have no stage figures.
+  if (s.damage.moving.encodedP50Ms !== undefined) {
+    const st = (mode) => {
+      const x = s[mode].moving;
+      const d = (a, b) => (a === null || b === null ? null : a - b);
+      return `| \`${mode}\` | ${x.grabMs === null ? '-' : fmt(x.grabMs, 2)} | ${fmt(x.convertedP50Ms, 2)} | ${fmt(d(x.encodedP50Ms, x.convertedP50Ms), 2)} | ${fmt(d(x.payloadedP50Ms, x.encodedP50Ms), 2)} | ${fmt(x.encodedP50Ms, 2)} | ${fmt(x.payloadedP50Ms, 2)} |`;
+    };
+    L.push('Where a moving frame\'s time goes in the agent (`/metrics`: the capture timestamp to three points of the pipeline, p50 over the agent\'s last 30 s of the moving phase; the stage columns are differences of those p50s, so approximate). Grab is the damage capture\'s own mean time in XShmGetImage and the copy per grabbed frame; "capture → converted" holds it and the colour conversion (BGRx → I420).',
+      '',
+      '| capture | grab ms (mean) | capture → converted ms | convert → encoded ms | encoded → payloaded ms | capture → encoded p50 ms | capture → payloaded p50 ms |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...modes.map(st), '');
+  }
   const reading = `On the still desktop the damage capture encodes ${fmt(s.damage.still.encodedPerSec)} frames a second (its once-a-second repeat) where the clock encodes ${fmt(s.clock.still.encodedPerSec)}; ` +
     `the agent's CPU goes from ${fmt(s.clock.still.cpuPct)} % to ${fmt(s.damage.still.cpuPct)} % of a core. On the moving desktop both encode every frame: ${fmt(s.damage.moving.cpuPct)} % (damage) against ${fmt(s.clock.moving.cpuPct)} % (clock).`;
   L.push(...readingAndOddities(reading, res.notes));

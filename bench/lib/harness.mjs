@@ -409,6 +409,18 @@ export function moverPipeline() {
  * Xvfb with the moving scene on a free display number (or on `display`, to
  * bring a display back after it was killed). `recs` are its processes.
  */
+/**
+ * A bare Xvfb at the configured size: nothing moving, the pointer parked in
+ * the bottom-right corner. Returns {display, xvfb}.
+ */
+export async function startBareDisplay() {
+  const display = `:${freeDisplay()}`;
+  const xvfb = start('Xvfb', 'Xvfb', [display, '-screen', '0', `${CFG.width}x${CFG.height}x24`, '-nolisten', 'tcp', '-noreset'], childEnv());
+  await waitFor(() => spawnSync('xdpyinfo', ['-display', display], { stdio: 'ignore' }).status === 0, 10000, `Xvfb ${display}`);
+  spawnSync('xdotool', ['mousemove', String(CFG.width - 1), String(CFG.height - 1)], { env: { ...process.env, DISPLAY: display } });
+  return { display, xvfb };
+}
+
 export async function startDisplay({ display: fixed = null } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {

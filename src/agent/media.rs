@@ -68,6 +68,10 @@ pub fn producer(
         playout_delay,
         // A lost screencast is first replaced under the running encoder.
         swappable_capture: matches!(capture, Capture::Wayland),
+        convert_threads: match media_args.convert_threads {
+            0 => encoder::worker_threads(),
+            n => n,
+        },
         sparse_frames: matches!(capture, Capture::X11 { .. })
             && media_args.x11_capture == crate::media::capture::X11Timing::Damage,
     })

@@ -54,6 +54,11 @@ pub struct MediaArgs {
     #[arg(long, env = "ORIEL_FRAMERATE", help_heading = "Capture and encoding", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub framerate: u32,
 
+    /// Threads converting the captured frames' colours for the encoder
+    /// (BGRx to I420 in software); 0: one per core, at most 4.
+    #[arg(long, env = "ORIEL_CONVERT_THREADS", help_heading = "Capture and encoding", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub convert_threads: u32,
+
     /// Video bitrate in kbit/s.
     #[arg(long, env = "ORIEL_BITRATE", help_heading = "Capture and encoding", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=200_000))]
     pub bitrate: u32,

@@ -169,3 +169,19 @@ fn x11_capture_is_by_damage_unless_asked() {
     let s = serve(&["--x11-capture", "clock"]).unwrap();
     assert_eq!(s.media.x11_capture, X11Timing::Clock);
 }
+
+#[test]
+fn colour_conversion_threads_default_to_one_per_core() {
+    assert_eq!(serve(&[]).unwrap().media.convert_threads, 0);
+    assert_eq!(
+        serve(&["--convert-threads", "2"])
+            .unwrap()
+            .media
+            .convert_threads,
+        2
+    );
+    assert!(serve(&["--convert-threads", "-1"]).is_err());
+    assert!(serve(&["--convert-threads", "65"]).is_err());
+    let n = crate::media::encoder::worker_threads();
+    assert!((1..=4).contains(&n), "{n} worker threads");
+}

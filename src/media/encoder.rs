@@ -31,9 +31,7 @@ impl EncoderSettings {
         // A long GOP: keyframes come on demand (joins, PLIs); the periodic
         // one only bounds recovery if a request is lost.
         let gop = (self.framerate * 10).min(300);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get().min(4))
-            .unwrap_or(2);
+        let threads = worker_threads();
         vec![
             ("bitrate", self.bitrate_kbps.to_string()),
             ("bitrate_bps", (self.bitrate_kbps as u64 * 1000).to_string()),
@@ -41,6 +39,14 @@ impl EncoderSettings {
             ("threads", threads.to_string()),
         ]
     }
+}
+
+/// Threads for the software encoders and the colour conversion: one per
+/// core, at most 4 (more slices cost quality and gain little at 720p).
+pub fn worker_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4) as u32)
+        .unwrap_or(2)
 }
 
 /// The rendered gst-launch text for encoder `name`.

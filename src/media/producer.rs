@@ -38,6 +38,8 @@ pub struct ProducerConfig {
     /// apart on a still desktop): client queues are then bounded in bytes,
     /// since GstQueue would take the gap for a backlog (`media::peer`).
     pub sparse_frames: bool,
+    /// Threads of the colour conversion before the encoder (at least 1).
+    pub convert_threads: u32,
 }
 
 pub struct Producer {
@@ -93,7 +95,7 @@ impl Producer {
         // timestamp offset, so the rung can use the same ones.
         let pay = PayInfo::new();
         let rest = format!(
-            "videoconvert name=convert ! tee name=raw allow-not-linked=true ! {encoder} \
+            "videoconvert name=convert n-threads={convert_threads} ! tee name=raw allow-not-linked=true ! {encoder} \
              ! h264parse name=parse \
              ! rtph264pay name=pay pt={VIDEO_PT} config-interval=-1 ssrc={ssrc} \
              timestamp-offset={ts} \
@@ -101,6 +103,7 @@ impl Producer {
             encoder = config.encoder,
             ssrc = pay.ssrc,
             ts = pay.timestamp_offset,
+            convert_threads = config.convert_threads.max(1),
         );
         let description = if config.swappable_capture {
             rest

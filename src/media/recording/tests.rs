@@ -65,6 +65,7 @@ fn producer() -> Producer {
         playout_delay: None,
         swappable_capture: false,
         sparse_frames: false,
+        convert_threads: 1,
     })
     .unwrap()
 }

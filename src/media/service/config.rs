@@ -46,6 +46,7 @@ pub fn test_pattern() -> MediaConfig {
             playout_delay: None,
             swappable_capture: false,
             sparse_frames: false,
+            convert_threads: 1,
         },
         ice: Default::default(),
         keyframe_interval: Duration::from_millis(250),
