@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MARKDOWN, REPO_ROOT, RESULTS_DIR, log } from './lib/harness.mjs';
 import { isMain } from './lib/run.mjs';
+import { goalsSection } from './lib/goals.mjs';
 
 /**
  * Parts in report order: [name, script, what it measures, section]. Parts
@@ -139,6 +140,7 @@ export async function writeBenchmarks() {
   }
   if (missing.length) L.push('', 'Not in this file:', '', ...missing);
   L.push('');
+  L.push(...goalsSection(runs));
   for (const r of runs.filter((r) => !r.section)) {
     L.push(r.mod.render(r.res, r.rel).trimEnd());
     L.push('');
