@@ -60,6 +60,7 @@ import {
   waitForLine, waitPresented,
 } from './lib/harness.mjs';
 import { agentWarnings, isMain, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
+import { SELKIES_VIDEO, ensureSelkies, openSelkiesPage, selkiesEncoder, startSelkies, stopSelkies } from './lib/selkies.mjs';
 
 export const ALL_CONFIGS = {
   '720p30': { width: 1280, height: 720, framerate: 30 },
@@ -69,13 +70,15 @@ export const ALL_CONFIGS = {
 const ALL_MODES = {
   '0/0': { args: [], label: '0/0 (default)' },
   off: { args: ['--no-playout-delay'], label: 'off' },
+  // Not oriel: Selkies 2.1 on the same display, probe and page reader.
+  selkies: { selkies: true, label: 'Selkies 2.1' },
 };
 
 export const GLASS = {
   seconds: envNum('BENCH_GLASS_SECONDS', 30),
   block: envNum('BENCH_GLASS_BLOCK', 32),
   configs: (process.env.BENCH_GLASS_CONFIGS || '720p30,720p60,1080p30').split(',').filter((c) => ALL_CONFIGS[c]),
-  modes: (process.env.BENCH_GLASS_MODES || '0/0,off').split(',').filter((m) => ALL_MODES[m]),
+  modes: (process.env.BENCH_GLASS_MODES || '0/0,off,selkies').split(',').filter((m) => ALL_MODES[m]),
   // Read frames through WebCodecs' VideoFrame (1) or a canvas (0).
   videoFrame: envNum('BENCH_GLASS_VIDEOFRAME', 1) === 1,
   probe: process.env.CLOCK_PROBE || path.join(path.dirname(CFG.bin), 'examples', 'clock_probe'),
@@ -91,7 +94,7 @@ export const GLASS = {
  * CRC-16/CCITT-FALSE, MSB first, white = 1.
  */
 function installRecorder(cfg) {
-  const video = document.querySelector('video');
+  const video = document.querySelector(cfg.selector ?? 'video');
   if (!video) throw new Error('no <video> element on the page');
   const COLS = 32;
   const ROWS = 2;
@@ -461,8 +464,8 @@ function probeRates(rec, fromLine) {
  * Installs the frame recorder in `page` (showing a stream of `conf`'s
  * screen size), once per page load.
  */
-export async function installGlassRecorder(page, conf) {
-  await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block, useVideoFrame: GLASS.videoFrame });
+export async function installGlassRecorder(page, conf, selector = 'video') {
+  await page.evaluate(installRecorder, { screenWidth: conf.width, screenHeight: conf.height, block: GLASS.block, useVideoFrame: GLASS.videoFrame, selector });
 }
 
 /**
@@ -549,9 +552,34 @@ export async function launchGlassBrowser() {
   return ctx;
 }
 
+/**
+ * The same window for Selkies 2.1 on the same display: its own page (in the
+ * same browser), the recorder on its WebRTC <video>, its process's CPU. It
+ * has no capture → encoded figure.
+ */
+async function measureSelkies(ctx, display, configName, probe) {
+  const conf = ALL_CONFIGS[configName];
+  const s = await startSelkies({ display, width: conf.width, height: conf.height, framerate: conf.framerate, bitrateKbps: CFG.bitrateKbps });
+  const out = { config: configName, mode: 'selkies', ...conf, agentArgs: s.args };
+  let page;
+  try {
+    ({ page } = await openSelkiesPage(ctx, s.url));
+    await sleep(CFG.settleMs);
+    await installGlassRecorder(page, conf, SELKIES_VIDEO);
+    const target = { pid: s.pid, get alive() { return s.rec.exitCode === undefined; }, metrics: async () => ({}) };
+    Object.assign(out, await glassWindow(page, target, probe, conf, GLASS.seconds, `${configName} selkies`));
+    out.selkiesEncoder = selkiesEncoder(s);
+  } finally {
+    await page?.close().catch(() => {});
+    await stopSelkies(s);
+  }
+  return out;
+}
+
 async function measureSetting(page, display, configName, modeName, probe) {
   const conf = ALL_CONFIGS[configName];
   const mode = ALL_MODES[modeName];
+  if (mode.selkies) return measureSelkies(page.context(), display, configName, probe);
   const baseExtra = CFG.agentExtraArgs;
   CFG.agentExtraArgs = [...baseExtra, ...mode.args];
   let agent;
@@ -639,6 +667,13 @@ function whatTheNumbersSay(res) {
   const r1080 = get('1080p30', '0/0');
   if (r30 && r1080) {
     out.push(`1080p30 against 720p30 (0/0): capture → encoded p50 ${fmt(r1080.agentCaptureToEncoded?.p50Ms)} against ${fmt(r30.agentCaptureToEncoded?.p50Ms)} ms for 2.25x the pixels, glass p50 ${fmt(r1080.latency.glass.p50)} against ${fmt(r30.latency.glass.p50)} ms, decode ${fmt(r1080.browser?.decodeMs)} against ${fmt(r30.browser?.decodeMs)} ms per frame.`);
+  }
+  for (const sk of runs.filter((x) => x.mode === 'selkies')) {
+    const o = get(sk.config, '0/0');
+    if (!o) continue;
+    const ratio = sk.latency.glass.p50 / o.latency.glass.p50;
+    out.push(`${sk.config}, Selkies 2.1 in the same run (same display, probe and reader): p50 ${fmt(sk.latency.glass.p50)} / p99 ${fmt(sk.latency.glass.p99)} ms against oriel's ${fmt(o.latency.glass.p50)} / ${fmt(o.latency.glass.p99)} ` +
+      `(${ratio >= 1 ? `oriel ${fmt(ratio, 2)}x faster` : `Selkies ${fmt(1 / ratio, 2)}x faster`} at p50); CPU ${fmt(sk.cpu.agentPct)} % of a core against ${fmt(o.cpu.agentPct)} %; Selkies decoded ${fmt(sk.browser?.decodedFps)} fps.`);
   }
   return out.map((x) => `- ${x}`).join('\n');
 }
@@ -729,6 +764,13 @@ export function headline(res) {
   if (off.length) {
     out.push('Without the playout-delay extension: ' + off.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') + ' (part `glass`).');
   }
+  const sk = ok.filter((r) => r.mode === 'selkies');
+  if (sk.length) {
+    out.push('Selkies 2.1 in the same run, same probe and page reader: ' + sk.map((r) => {
+      const o = on.find((x) => x.config === r.config);
+      return `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms${o ? ` (oriel ${fmt(o.latency.glass.p50)} / ${fmt(o.latency.glass.p99)})` : ''}`;
+    }).join(', ') + ' (part `glass`).');
+  }
   return out;
 }
 
@@ -790,6 +832,7 @@ async function main(res) {
   res.agent = agentInfo();
   log(`agent ${res.agent.bin} (${res.agent.build}), probe ${GLASS.probe}, ${res.machine.cores} cores, load ${res.machine.loadAvgAtStart.join(' ')}`);
   if (!fs.existsSync(GLASS.probe)) throw new Error(`clock probe missing: ${GLASS.probe} (cargo build --release --examples, or set CLOCK_PROBE)`);
+  if (GLASS.modes.includes('selkies')) res.selkies = await ensureSelkies();
 
   // The page's viewport stays 1280x720; the 1080p stream is scaled into it
   // like on a laptop screen (the band is read at the stream's own size).

@@ -14,9 +14,10 @@ export function goalsSection(runs) {
   // [goal, target, at most (lower is better), oriel's value, Selkies' value or null, part]
   const glass = res.glass?.runs?.find((r) => r.config === '720p30' && r.mode === '0/0');
   const glass1080 = res.glass?.runs?.find((r) => r.config === '1080p30' && r.mode === '0/0');
+  const glassSk = res.glass?.runs?.find((r) => r.config === '720p30' && r.mode === 'selkies' && r.latency);
   if (glass) {
-    rows.push(['glass-to-glass p50, 720p30', 7, 'ms', glass.latency?.glass?.p50, null, 'glass']);
-    rows.push(['glass-to-glass p99, 720p30', 12, 'ms', glass.latency?.glass?.p99, null, 'glass']);
+    rows.push(['glass-to-glass p50, 720p30', 7, 'ms', glass.latency?.glass?.p50, glassSk?.latency?.glass?.p50 ?? null, 'glass']);
+    rows.push(['glass-to-glass p99, 720p30', 12, 'ms', glass.latency?.glass?.p99, glassSk?.latency?.glass?.p99 ?? null, 'glass']);
     rows.push(['capture → encoded p50, 720p', 3, 'ms', glass.agentCaptureToEncoded?.p50Ms, null, 'glass']);
   }
   if (glass1080) rows.push(['capture → encoded p50, 1080p', 6, 'ms', glass1080.agentCaptureToEncoded?.p50Ms, null, 'glass']);
@@ -29,7 +30,9 @@ export function goalsSection(runs) {
   if (still) rows.push(['agent CPU, still desktop, one viewer', 2, '% of a core', still.still.cpuPct, null, 'still']);
   const slope = res.viewers?.derived?.cpuFit?.slope;
   if (slope !== undefined) rows.push(['agent CPU per added viewer', 1.0, '% of a core', slope, null, 'viewers']);
-  if (still) rows.push(['agent RSS, one viewer', 50, 'MiB', still.still.rssMiB, click?.selkies?.rssMiB ?? null, 'still']);
+  // RSS beside Selkies where the click part ran both; else the still part's.
+  if (click?.oriel && click.selkies) rows.push(['agent RSS, one viewer (Chromium)', 50, 'MiB', click.oriel.rssMiB, click.selkies.rssMiB, 'click']);
+  else if (still) rows.push(['agent RSS, one viewer', 50, 'MiB', still.still.rssMiB, null, 'still']);
   if (!rows.length) return [];
   const L = [
     "## Issue 15's goals",
