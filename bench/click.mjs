@@ -18,7 +18,7 @@
 //      previous answer (random: a click lands at any moment of a frame).
 //   3. In the page, a capture-phase mousedown listener notes the click's
 //      event time; a requestVideoFrameCallback reader takes each presented
-//      frame's centre (WebCodecs VideoFrame.copyTo of 16x16 luma, frames
+//      frame's patch a quarter in from the top-left, clear of the pointer (WebCodecs VideoFrame.copyTo of 16x16 luma, frames
 //      whose pixels are not the ones the callback describes are skipped) and
 //      records the first frame of the other colour: click-to-photon is its
 //      presentationTime minus the event time, both on the page's clock.
@@ -58,20 +58,22 @@ const LABEL = {
 /** Runs in the page: the click recorder on the <video> `sel`. */
 function installClickRecorder(sel) {
   const video = document.querySelector(sel);
-  const rec = { clicks: [], pending: null, state: null, callbacks: 0, skipped: 0, unclear: 0, errors: 0, error: null };
+  const rec = { clicks: [], pending: null, state: null, trace: [], callbacks: 0, skipped: 0, unclear: 0, errors: 0, error: null };
   window.addEventListener('mousedown', (e) => {
     if (e.button !== 0) return;
     const c = { t: e.timeStamp, from: rec.state, at: null, receiveTime: null };
     rec.clicks.push(c);
     rec.pending = c;
   }, true);
-  // The centre's mean luma from the decoded frame itself (no RGB
+  // The mean luma of a 16x16 patch a quarter of the way in from the
+  // top-left, away from the pointer (drawn into oriel's picture where the
+  // click was, at the centre), from the decoded frame itself (no RGB
   // conversion of the whole picture), with its timestamp.
   async function centre() {
     const frame = new VideoFrame(video);
     try {
       const vr = frame.visibleRect;
-      const rect = { x: (vr.x + vr.width / 2 - 8) & ~1, y: (vr.y + vr.height / 2 - 8) & ~1, width: 16, height: 16 };
+      const rect = { x: (vr.x + vr.width / 4) & ~1, y: (vr.y + vr.height / 4) & ~1, width: 16, height: 16 };
       const buf = new Uint8Array(frame.allocationSize({ rect }));
       const layout = await frame.copyTo(buf, { rect });
       const { offset, stride } = layout[0];
@@ -104,6 +106,8 @@ function installClickRecorder(sel) {
       rec.skipped++;
       return;
     }
+    // For a look afterwards: the first frames' luma and times.
+    if (rec.trace.length < 200) rec.trace.push([Math.round(meta.presentationTime), Math.round(c.lum)]);
     // The probe's colours are 16 and 240: anything between is a blend.
     const state = c.lum > 160 ? 'light' : c.lum < 96 ? 'dark' : null;
     if (state === null) {
@@ -187,7 +191,8 @@ async function measure(kind, framerate, display, ctx, probe, notes) {
       lostOnTheWayIn: Math.max(0, rec.clicks.length - flips), notSeen: Math.max(0, flips - ms.length),
       startedUnknown: rec.clicks.filter((c) => c.from === null).length,
       ms: ms.map(round1), p50: round1(quantile(ms, 0.5)), p99: round1(quantile(ms, 0.99)), max: round1(Math.max(...ms)),
-      callbacks: rec.callbacks, skipped: rec.skipped, unclear: rec.unclear,
+      callbacks: rec.callbacks, skipped: rec.skipped, unclear: rec.unclear, trace: rec.trace,
+      clickTimes: rec.clicks.map((c) => Math.round(c.t)),
       cpuPct: round1(cpuPct), rssMiB: round1(rssMiB),
       machineBusyPct: round1(((sys1.busy - sys0.busy) / (sys1.total - sys0.total)) * os.cpus().length * 100),
       encoder: await up.encoder(),
@@ -273,7 +278,7 @@ export function render(res, jsonRel) {
     `Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`,
     '',
     `A bare Xvfb at ${res.config.width}x${res.config.height} covered by \`examples/click_probe\`, a window that flips dark/light on every button press. Per frame rate, ${res.config.rounds} rounds with the agents alternating, a fresh agent each time, one Chromium page controlling it, ${res.config.clicks} left clicks per round by playwright's mouse at the video's centre, each 300-800 ms after the previous answer. ` +
-      'The page notes each click\'s event time (a capture-phase `mousedown` listener) and reads the centre of every presented frame (`requestVideoFrameCallback`, WebCodecs `VideoFrame.copyTo`); click-to-photon is the first frame of the new colour\'s `presentationTime` minus the event time, on the page\'s clock. ' +
+      'The page notes each click\'s event time (a capture-phase `mousedown` listener) and reads a patch of every presented frame a quarter in from its top-left corner, clear of the pointer (`requestVideoFrameCallback`, WebCodecs `VideoFrame.copyTo`); click-to-photon is the first frame of the new colour\'s `presentationTime` minus the event time, on the page\'s clock. ' +
       `It contains the page's input handling, the data channel, injection (XTest here), the desktop's answer, the wait for a capture, encode, network (loopback) and decode. Both agents at ${res.config.bitrateKbps} kbit/s x264; CPU is the agent's (Selkies: all its processes) over the clicking, % of one core.` +
       (res.selkies ? ` Selkies: ${res.selkies.versions ?? ''} from PyPI, \`bench/lib/selkies.mjs\`.` : ''),
     '',
@@ -289,7 +294,7 @@ export function render(res, jsonRel) {
   L.push('');
   const parts = res.config.rates.map((f) => {
     const o = s[f].oriel;
-    const bits = [`at ${f} fps oriel answers a click in ${fmt(o.p50)} ms (p50; p99 ${fmt(o.p99)})`];
+    const bits = [`At ${f} fps oriel answers a click in ${fmt(o.p50)} ms (p50; p99 ${fmt(o.p99)})`];
     if (s[f]['oriel-clock']) bits.push(`${fmt(s[f]['oriel-clock'].p50)} ms capturing on the clock`);
     if (s[f].selkies) bits.push(`Selkies 2.1 in ${fmt(s[f].selkies.p50)} ms (p99 ${fmt(s[f].selkies.p99)})`);
     return bits.join(', ');
