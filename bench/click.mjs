@@ -208,10 +208,10 @@ function probeFlips(probe) {
 }
 
 async function main(res) {
-  res.command = 'cd bench && node click.mjs';
+  res.command = `cd bench && ${CFG.taskset ? `BENCH_TASKSET=${CFG.taskset} ` : ''}node click.mjs`;
   res.machine = machineInfo();
   res.agent = agentInfo();
-  res.config = { width: CFG.width, height: CFG.height, bitrateKbps: CFG.bitrateKbps, rates: RATES, agents: AGENTS, rounds: ROUNDS, clicks: CLICKS };
+  res.config = { width: CFG.width, height: CFG.height, bitrateKbps: CFG.bitrateKbps, rates: RATES, agents: AGENTS, rounds: ROUNDS, clicks: CLICKS, taskset: CFG.taskset };
   if (!fs.existsSync(PROBE)) throw new Error(`click probe missing: ${PROBE} (cargo build --release --examples, or set CLICK_PROBE)`);
   if (AGENTS.includes('selkies')) res.selkies = await ensureSelkies();
   const { display, xvfb } = await startBareDisplay();
@@ -266,20 +266,22 @@ export function headline(res) {
     const o = s[f].oriel;
     const sk = s[f].selkies;
     const vs = sk ? `, Selkies 2.1 p50 ${fmt(sk.p50)} / p99 ${fmt(sk.p99)} ms (ratio ${fmt(sk.p50 / o.p50, 2)})` : '';
-    return `Click-to-photon at ${f} fps (click in the page → the desktop's answer presented): oriel p50 ${fmt(o.p50)} / p99 ${fmt(o.p99)} ms${vs}, same run (part \`click\`).`;
+    const pin = res.config.taskset ? `, both agents pinned to CPU ${res.config.taskset}` : '';
+    return `Click-to-photon at ${f} fps${pin} (click in the page → the desktop's answer presented): oriel p50 ${fmt(o.p50)} / p99 ${fmt(o.p99)} ms${vs}, same run (part \`${res.part}\`).`;
   });
 }
 
 export function render(res, jsonRel) {
   const s = res.summary;
   const L = [
-    '## Click-to-photon: a click in the page until its answer is on the page',
+    res.config.taskset ? `## Click-to-photon, both agents on one core (\`taskset -c ${res.config.taskset}\`)` : '## Click-to-photon: a click in the page until its answer is on the page',
     '',
     `Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`,
     '',
     `A bare Xvfb at ${res.config.width}x${res.config.height} covered by \`examples/click_probe\`, a window that flips dark/light on every button press. Per frame rate, ${res.config.rounds} rounds with the agents alternating, a fresh agent each time, one Chromium page controlling it, ${res.config.clicks} left clicks per round by playwright's mouse at the video's centre, each 300-800 ms after the previous answer. ` +
       'The page notes each click\'s event time (a capture-phase `mousedown` listener) and reads a patch of every presented frame a quarter in from its top-left corner, clear of the pointer (`requestVideoFrameCallback`, WebCodecs `VideoFrame.copyTo`); click-to-photon is the first frame of the new colour\'s `presentationTime` minus the event time, on the page\'s clock. ' +
       `It contains the page's input handling, the data channel, injection (XTest here), the desktop's answer, the wait for a capture, encode, network (loopback) and decode. Both agents at ${res.config.bitrateKbps} kbit/s x264; CPU is the agent's (Selkies: all its processes) over the clicking, % of one core.` +
+      (res.config.taskset ? ` Here both agents ran pinned to CPU ${res.config.taskset} (\`BENCH_TASKSET\`: the slow-machine case on any machine); Chromium and the harness were not.` : '') +
       (res.selkies ? ` Selkies: ${res.selkies.versions ?? ''} from PyPI, \`bench/lib/selkies.mjs\`.` : ''),
     '',
     '| fps | agent | clicks | answered | lost on the way in / not seen | **p50 ms** | p95 ms | p99 ms | max ms | p50 per round | agent CPU % | RSS MiB |',
@@ -304,4 +306,4 @@ export function render(res, jsonRel) {
   return L.join('\n');
 }
 
-if (isMain(import.meta.url)) runPart('click', main);
+if (isMain(import.meta.url)) runPart(CFG.taskset ? 'click-taskset' : 'click', main);

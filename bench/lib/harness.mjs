@@ -42,7 +42,15 @@ export const CFG = {
   timeoutMs: envNum('BENCH_TIMEOUT_MS', 540000),
   // Extra agent arguments, for experiments (space-separated); recorded in the results.
   agentExtraArgs: (process.env.BENCH_AGENT_ARGS || '').split(/\s+/).filter(Boolean),
+  // The slow-machine case on any machine: the agents (oriel, and Selkies
+  // where a part runs it) pinned to these CPUs with taskset, e.g. "0"; the
+  // browser and the harness stay free. Parts that honour it save their
+  // results under `<part>-taskset`.
+  taskset: process.env.BENCH_TASKSET || null,
 };
+
+/** The command prefix that pins an agent (CFG.taskset), or none. */
+export const pinned = () => (CFG.taskset ? ['taskset', '-c', CFG.taskset] : []);
 
 // Flags from FIELD-NOTES "Chromium under playwright-core".
 export const CHROMIUM_ARGS = [
@@ -501,6 +509,8 @@ export async function startAgent(display, { capture = 'x11', args = [], env = {}
   const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--capture', capture, '--state-dir', stateDir,
     '--framerate', String(CFG.framerate), '--bitrate', String(CFG.bitrateKbps), ...args, ...CFG.agentExtraArgs];
   // `wrap` runs the agent under another program (valgrind ...); the pid is then the wrapper's.
+  // taskset execs what it runs: the pid stays the agent's (or the wrapper's).
+  wrap = [...pinned(), ...wrap];
   const [cmd, cmdArgs] = wrap.length ? [wrap[0], [...wrap.slice(1), CFG.bin, ...argv]] : [CFG.bin, argv];
   const rec = start('oriel', cmd, cmdArgs, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG, ...env }));
   await waitForLine(rec, /oriel: serving http:\/\//, startMs, 'the agent to serve');

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  childEnv, children, freePort, log, sleep, start, stopChild, tmpDirs, waitFor, waitForLine,
+  childEnv, children, freePort, log, pinned, sleep, start, stopChild, tmpDirs, waitFor, waitForLine,
 } from './harness.mjs';
 
 export const SELKIES_VERSION = '2.1.0';
@@ -151,7 +151,9 @@ export async function startSelkies({ display, width, height, framerate = 30, por
     '--gamepad-enabled', 'false', '--printing-enabled', 'false', '--enable-clipboard', 'false',
     ...extraArgs,
   ];
-  const rec = start('selkies', SELKIES_BIN, args, childEnv({
+  // Pinned like oriel when the bench asks (CFG.taskset); taskset execs it.
+  const pin = pinned();
+  const rec = start('selkies', pin.length ? pin[0] : SELKIES_BIN, pin.length ? [...pin.slice(1), SELKIES_BIN, ...args] : args, childEnv({
     DISPLAY: display, HOME: path.join(dir, 'home'), XDG_RUNTIME_DIR: path.join(dir, 'run'),
     PYTHONUNBUFFERED: '1',
     // Its own settings come from SELKIES_* and a few generic names
