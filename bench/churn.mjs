@@ -165,6 +165,8 @@ async function footprint(agent, label, cycles) {
     fds: median(samples.map((s) => s.fds)),
     clients: h.clients, peers: h.peers, pipeline: h.pipeline,
     joinsTotal: m.oriel_joins_total ?? null,
+    // Removed branches still alive 10 s after (src/media/leftover.rs).
+    branchesOutlived: m.oriel_branches_outlived_total ?? null,
     gstObjects: objects.total, gstByType: objects.byType,
     at: new Date().toISOString(),
   };
@@ -434,6 +436,9 @@ async function main(res) {
   res.notes = [...(res.notes ?? [])];
   const rxNote = receiverErrorsNote(rx);
   if (rxNote) res.notes.push(`${rxNote} (expected for the mixes that fail on purpose)`);
+  // Which clients' branches outlived them, as the agent logged them.
+  res.outlived = agent.rec.log.filter((l) => /media branch outlived it/.test(l)).map((l) => l.replace(/\x1b\[[0-9;]*m/g, '').slice(0, 400));
+  if (res.outlived.length) res.notes.push(`${res.outlived.length} removed branch(es) were still alive 10 s later (\`oriel_branches_outlived_total\`); the agent named them, e.g. \`${res.outlived[0].replace(/`/g, "'")}\``);
   res.verdict = verdict(res);
   const summary = `churn (${res.mode}): ${CYCLES} cycles in ${res.churn.cyclesSec} s; crashes ${res.crashes.total}; ` +
     `anchor longest stall ${res.churn.anchor.maxStallMs} ms; gst objects ${res.churn.points[0].gstObjects} -> ${res.churn.rested.gstObjects}; ` +

@@ -391,6 +391,12 @@ impl Metrics {
             m.foreign_channels.load(Ordering::Relaxed),
         );
         metric(
+            "oriel_branches_outlived_total",
+            "counter",
+            "Removed client branches still alive 10 s later (each is logged with its client).",
+            m.branches_outlived.load(Ordering::Relaxed),
+        );
+        metric(
             "oriel_joins_total",
             "counter",
             "Clients that joined a media session.",

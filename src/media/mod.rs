@@ -15,6 +15,7 @@ pub mod heap;
 pub mod ice;
 pub mod keyframes;
 pub mod leaks;
+pub mod leftover;
 pub mod link;
 pub mod peer;
 pub mod probe;

@@ -313,6 +313,11 @@ impl PeerBranch {
         }
     }
 
+    /// The branch's bin (in the producer's pipeline while attached).
+    pub fn bin(&self) -> &gst::Bin {
+        &self.bin
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }

@@ -59,7 +59,7 @@ pub fn stop(bin: &gst::Bin) {
 }
 
 /// Every element under `bin` (at any depth) whose GType is named `type_name`.
-fn elements(bin: &gst::Bin, type_name: &str) -> Vec<gst::Element> {
+pub(crate) fn elements(bin: &gst::Bin, type_name: &str) -> Vec<gst::Element> {
     let mut found = Vec::new();
     let mut it = bin.iterate_recurse();
     loop {

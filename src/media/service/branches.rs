@@ -148,6 +148,8 @@ impl Service {
             if let Some(producer) = self.producer.as_ref() {
                 self.detaching
                     .retain(|rx| matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
+                self.leftovers
+                    .watch(peer, branch.ice_state(), branch.bin(), Instant::now());
                 self.detaching.push(branch.detach(producer));
             }
             tracing::debug!(peer, "peer branch removed");

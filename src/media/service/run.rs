@@ -45,6 +45,7 @@ impl Service {
         let swap = self.swapping.as_ref().map(|(_, t)| *t);
         let recording = self.recording_deadline();
         let rate = self.rate_deadline();
+        let leftovers = self.leftovers.deadline();
         [
             self.gate.deadline(),
             idle,
@@ -55,6 +56,7 @@ impl Service {
             swap,
             recording,
             rate,
+            leftovers,
         ]
         .into_iter()
         .flatten()
@@ -63,6 +65,10 @@ impl Service {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        let outlived = self.leftovers.poll(now);
+        self.stats
+            .branches_outlived
+            .fetch_add(outlived, std::sync::atomic::Ordering::Relaxed);
         self.fail_late_offers(now);
         if self.gate.poll(now) {
             self.force_keyframe();

@@ -54,6 +54,8 @@ pub(super) struct Service {
     /// Branches being removed (see `PeerBranch::detach`): the producer
     /// waits for them before it stops.
     pub(super) detaching: Vec<mpsc::Receiver<()>>,
+    /// Removed branches, checked for outliving their client.
+    pub(super) leftovers: crate::media::leftover::Leftovers,
     pub(super) idle_since: Option<Instant>,
     pub(super) gate: KeyframeGate,
     /// Peers attached but still without an offer, and when to give up.
@@ -136,6 +138,7 @@ impl Service {
             peers: HashMap::new(),
             without_input: Default::default(),
             detaching: Vec::new(),
+            leftovers: Default::default(),
             idle_since: None,
             awaiting_offer: HashMap::new(),
             flow: (Instant::now(), 0),

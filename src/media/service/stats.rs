@@ -19,6 +19,8 @@ pub struct MediaStats {
     pub keyframes_coalesced: AtomicU64,
     /// Clients cut off for opening a data channel of their own.
     pub foreign_channels: AtomicU64,
+    /// Removed branches still alive 10 s later (`media::leftover`).
+    pub branches_outlived: AtomicU64,
     /// The shared encoder's current target bitrate, kbit/s.
     pub encoder_bitrate_kbps: AtomicU64,
     /// Extra encodes running for slow viewers (0 or 1), and its bitrate.
