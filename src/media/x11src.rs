@@ -3,8 +3,14 @@
 //! happens but at most `framerate` times a second, and otherwise repeats
 //! the last frame every `repeat-ms` (browsers and the capture watchdog want
 //! to hear from a still screen now and then; a repeat costs no grab, and
-//! the encoder turns it into a few hundred bytes of skipped blocks). The
-//! grabbing itself is `desktop::x11::screen`.
+//! the encoder turns it into a few hundred bytes of skipped blocks). After
+//! the last change it first repeats the frame `settle-frames` times at the
+//! full rate: a big change (a window opened, a page scrolled) leaves x264's
+//! first frame of it coarse under the bitrate cap, and each repeat refines
+//! it; without them the picture stayed coarse until the once-a-second
+//! repeats had refined it (the click bench saw a light screen read as
+//! neither light nor dark for up to 3 s at 60 fps). The grabbing itself
+//! is `desktop::x11::screen`.
 //!
 //! Registered with GStreamer at start-up ([`register`]), so capture
 //! fragments name it like any element.
@@ -26,6 +32,8 @@ use crate::desktop::x11::screen::{Change, Screen};
 const SIZE_CHECK: Duration = Duration::from_secs(1);
 /// The longest the streaming thread waits before looking at `unlock`.
 const UNLOCK_CHECK: Duration = Duration::from_millis(50);
+/// Full-rate repeats after the last change (see the module doc).
+const SETTLE_FRAMES: u32 = 5;
 
 /// What the source did, for `/metrics` (one set for the process: there is
 /// one desktop).
@@ -82,6 +90,7 @@ mod imp {
         framerate: u32,
         show_pointer: bool,
         repeat_ms: u32,
+        settle_frames: u32,
     }
 
     impl Default for Settings {
@@ -91,6 +100,7 @@ mod imp {
                 framerate: 30,
                 show_pointer: true,
                 repeat_ms: 1000,
+                settle_frames: SETTLE_FRAMES,
             }
         }
     }
@@ -102,6 +112,8 @@ mod imp {
         last: Option<gst::Buffer>,
         last_push: Option<Instant>,
         dirty: bool,
+        /// Repeats at the full rate still due since the last grab.
+        settle_left: u32,
         size_checked: Instant,
     }
 
@@ -142,6 +154,11 @@ mod imp {
                         .maximum(3000)
                         .default_value(1000)
                         .build(),
+                    glib::ParamSpecUInt::builder("settle-frames")
+                        .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
+                        .maximum(60)
+                        .default_value(SETTLE_FRAMES)
+                        .build(),
                 ]
             });
             P.as_ref()
@@ -162,6 +179,7 @@ mod imp {
                 "framerate" => s.framerate = value.get().unwrap_or(30),
                 "show-pointer" => s.show_pointer = value.get().unwrap_or(true),
                 "repeat-ms" => s.repeat_ms = value.get().unwrap_or(1000),
+                "settle-frames" => s.settle_frames = value.get().unwrap_or(SETTLE_FRAMES),
                 _ => {}
             }
         }
@@ -172,6 +190,7 @@ mod imp {
                 "display" => s.display.to_value(),
                 "framerate" => s.framerate.to_value(),
                 "show-pointer" => s.show_pointer.to_value(),
+                "settle-frames" => s.settle_frames.to_value(),
                 _ => s.repeat_ms.to_value(),
             }
         }
@@ -262,6 +281,7 @@ mod imp {
                     last: None,
                     last_push: None,
                     dirty: true,
+                    settle_left: 0,
                     size_checked: Instant::now(),
                 });
             }
@@ -332,12 +352,16 @@ mod imp {
                 if st.dirty && since.is_none_or(|d| d >= interval) {
                     let buffer = self.grab(st)?;
                     st.dirty = false;
+                    st.settle_left = s.settle_frames;
                     st.last = Some(buffer.clone());
                     st.last_push = Some(now);
                     return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
                 }
-                if !st.dirty && since.is_some_and(|d| d >= repeat) {
+                let settling = st.settle_left > 0;
+                let due = if settling { interval } else { repeat };
+                if !st.dirty && since.is_some_and(|d| d >= due) {
                     if let Some(last) = st.last.as_ref() {
+                        st.settle_left = st.settle_left.saturating_sub(1);
                         counters().repeated.fetch_add(1, Ordering::Relaxed);
                         st.last_push = Some(now);
                         let again = last.copy();
@@ -351,7 +375,7 @@ mod imp {
                     std::thread::sleep(until.min(UNLOCK_CHECK));
                     continue;
                 }
-                let deadline = (last + repeat).min(now + UNLOCK_CHECK);
+                let deadline = (last + due).min(now + UNLOCK_CHECK);
                 match st.screen.wait(deadline, interval) {
                     Ok(Change::Drawn) => st.dirty = true,
                     Ok(Change::Nothing) => {}
