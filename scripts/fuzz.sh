@@ -42,6 +42,8 @@ if ! config_out="$(cargo afl config --build 2>&1)" && ! grep -q "already built" 
 fi
 
 log "building the targets"
+# The tree the targets are built from (a long run outlives later commits).
+built_from="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 (cd fuzz && cargo afl build --release --features afl --bins)
 # The same flags as the build, so the test reuses its compiled crates.
 log "replaying the corpora and regressions"
@@ -109,7 +111,7 @@ cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     "$started" "$seconds" "${execs:-null}" "$nice_level"
   printf '  "cargoAfl": %s,\n  "rustc": %s,\n  "gitHead": %s,\n' \
     "$(json_str "$(cargo afl --version)")" "$(json_str "$(rustc --version)")" \
-    "$(json_str "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")"
+    "$(json_str "$built_from")"
   printf '  "host": {"cpuModel": %s, "cores": %s},\n  "outDir": %s,\n  "targets": [\n' \
     "$(json_str "$cpu")" "$(nproc)" "$(json_str "$out")"
   sep=""
