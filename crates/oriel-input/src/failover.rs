@@ -468,65 +468,6 @@ mod tests {
         h.shutdown(Duration::from_secs(2));
     }
 
-    /// What was logged at WARN and above while `f` ran (this thread only).
-    fn warnings(f: impl FnOnce()) -> Vec<String> {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let out = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || out.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            // Tests run in parallel: another one may have met these
-            // callsites first, with no subscriber, and cached "never".
-            tracing::callsite::rebuild_interest_cache();
-            f()
-        });
-        let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-        text.lines().map(str::to_string).collect()
-    }
-
-    #[test]
-    fn a_lost_device_is_logged_once_not_per_event() {
-        let (first, second): (Lines, Lines) = (Arc::default(), Arc::default());
-        let mut with = Failover::new(
-            failing(1, &first),
-            Some(("XTest on :9".into(), memory(&second))),
-            None,
-        );
-        let mut without = Failover::new(failing(1, &first), None, None);
-        let logged = warnings(|| {
-            for i in 0..200 {
-                let _ = with.pointer_rel(i, 1);
-                let _ = without.pointer_rel(i, 1);
-            }
-        });
-        assert_eq!(logged.len(), 2, "{logged:#?}");
-        assert!(
-            logged[0].contains("WARN") && logged[0].contains("go through XTest on :9"),
-            "{}",
-            logged[0]
-        );
-        assert!(
-            logged[1].contains("ERROR") && logged[1].contains("input is off"),
-            "{}",
-            logged[1]
-        );
-        assert_eq!(second.lock().unwrap().len(), 199);
-    }
-
     /// /dev/uinput gone while the devices live on: gamepads cannot be made.
     struct NoNewPads(Arc<AtomicBool>);
 
