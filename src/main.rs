@@ -30,8 +30,8 @@ fn main() -> ExitCode {
         eprintln!("oriel: GStreamer could not start: {e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = oriel::media::x11src::register() {
-        eprintln!("oriel: could not register the X11 capture element: {e}");
+    if let Err(e) = oriel::media::x11src::register().and_then(|_| oriel::media::pace::register()) {
+        eprintln!("oriel: could not register oriel's capture elements: {e}");
         return ExitCode::FAILURE;
     }
     let result = match cli.command {

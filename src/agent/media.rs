@@ -72,8 +72,14 @@ pub fn producer(
             0 => encoder::worker_threads(),
             n => n,
         },
-        sparse_frames: matches!(capture, Capture::X11 { .. })
-            && media_args.x11_capture == crate::media::capture::X11Timing::Damage,
+        // Both captures by damage (X11's by default, Wayland's always).
+        sparse_frames: match capture {
+            Capture::X11 { .. } => {
+                media_args.x11_capture == crate::media::capture::X11Timing::Damage
+            }
+            Capture::Wayland => true,
+            Capture::Test { .. } => false,
+        },
     })
 }
 

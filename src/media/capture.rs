@@ -283,7 +283,7 @@ mod tests {
     fn wayland_description_names_fd_and_node() {
         let d = wayland_description(17, 42, 30, None).unwrap();
         assert!(d.contains("pipewiresrc fd=17 path=42"), "{d}");
-        assert!(d.contains("framerate=30/1"), "{d}");
+        assert!(d.contains("orielpace framerate=30"), "{d}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod keyframes;
 pub mod leaks;
 pub mod leftover;
 pub mod link;
+pub mod pace;
+pub mod pacer;
 pub mod peer;
 pub mod probe;
 pub mod producer;

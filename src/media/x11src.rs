@@ -27,6 +27,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use crate::desktop::x11::screen::{Change, Screen};
+use crate::media::pacer::{Next, Pacer};
 
 /// How often a changed screen size is looked for.
 const SIZE_CHECK: Duration = Duration::from_secs(1);
@@ -43,6 +44,9 @@ pub struct CaptureCounters {
     pub grabbed: AtomicU64,
     /// Frames pushed again because nothing changed.
     pub repeated: AtomicU64,
+    /// Wayland: frames from the compositor replaced by a newer one before
+    /// their turn came (more changes a second than the frame rate).
+    pub superseded: AtomicU64,
     /// Time spent in XShmGetImage and the copy, microseconds in total.
     pub grab_us: AtomicU64,
 }
@@ -53,9 +57,10 @@ impl CaptureCounters {
         use std::fmt::Write;
         let _ = writeln!(
             s,
-            "# HELP oriel_capture_frames_total Frames from the X11 damage capture: `grabbed` when the screen changed, `repeated` (no grab) while it did not.\n# TYPE oriel_capture_frames_total counter\noriel_capture_frames_total{{how=\"grabbed\"}} {}\noriel_capture_frames_total{{how=\"repeated\"}} {}",
+            "# HELP oriel_capture_frames_total Frames from the capture by damage: `grabbed` when the screen changed (X11: read, Wayland: sent by the compositor), `repeated` while it did not, `superseded` (Wayland) replaced by a newer frame within one frame interval.\n# TYPE oriel_capture_frames_total counter\noriel_capture_frames_total{{how=\"grabbed\"}} {}\noriel_capture_frames_total{{how=\"repeated\"}} {}\noriel_capture_frames_total{{how=\"superseded\"}} {}",
             self.grabbed.load(Ordering::Relaxed),
-            self.repeated.load(Ordering::Relaxed)
+            self.repeated.load(Ordering::Relaxed),
+            self.superseded.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,
@@ -110,10 +115,8 @@ mod imp {
         pool: gst::BufferPool,
         frame_len: usize,
         last: Option<gst::Buffer>,
-        last_push: Option<Instant>,
         dirty: bool,
-        /// Repeats at the full rate still due since the last grab.
-        settle_left: u32,
+        pacer: Pacer,
         size_checked: Instant,
     }
 
@@ -279,9 +282,12 @@ mod imp {
                     pool,
                     frame_len,
                     last: None,
-                    last_push: None,
                     dirty: true,
-                    settle_left: 0,
+                    pacer: Pacer::new(
+                        s.framerate,
+                        Duration::from_millis(s.repeat_ms as u64),
+                        s.settle_frames,
+                    ),
                     size_checked: Instant::now(),
                 });
             }
@@ -334,11 +340,9 @@ mod imp {
             &self,
             _buffer: Option<&mut gst::BufferRef>,
         ) -> Result<CreateSuccess, gst::FlowError> {
-            let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
-            let interval = Duration::from_secs(1) / s.framerate.max(1);
-            let repeat = Duration::from_millis(s.repeat_ms as u64);
             let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
             let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let interval = st.pacer.interval();
             loop {
                 if self.unlocked.load(Ordering::SeqCst) {
                     return Err(gst::FlowError::Flushing);
@@ -348,38 +352,35 @@ mod imp {
                     st.size_checked = now;
                     self.check_size(st)?;
                 }
-                let since = st.last_push.map(|t| now.duration_since(t));
-                if st.dirty && since.is_none_or(|d| d >= interval) {
-                    let buffer = self.grab(st)?;
-                    st.dirty = false;
-                    st.settle_left = s.settle_frames;
-                    st.last = Some(buffer.clone());
-                    st.last_push = Some(now);
-                    return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
-                }
-                let settling = st.settle_left > 0;
-                let due = if settling { interval } else { repeat };
-                if !st.dirty && since.is_some_and(|d| d >= due) {
-                    if let Some(last) = st.last.as_ref() {
-                        st.settle_left = st.settle_left.saturating_sub(1);
-                        counters().repeated.fetch_add(1, Ordering::Relaxed);
-                        st.last_push = Some(now);
-                        let again = last.copy();
-                        return Ok(CreateSuccess::NewBuffer(self.stamp(again, interval)));
+                match st.pacer.next(now, st.dirty, st.last.is_some()) {
+                    Next::Fresh => {
+                        let buffer = self.grab(st)?;
+                        st.dirty = false;
+                        st.pacer.sent_fresh(now);
+                        st.last = Some(buffer.clone());
+                        return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
                     }
-                }
-                let last = st.last_push.unwrap_or(now);
-                if st.dirty {
+                    Next::Repeat => {
+                        if let Some(last) = st.last.as_ref() {
+                            counters().repeated.fetch_add(1, Ordering::Relaxed);
+                            st.pacer.sent_repeat(now);
+                            let again = last.copy();
+                            return Ok(CreateSuccess::NewBuffer(self.stamp(again, interval)));
+                        }
+                    }
                     // Changed, but too soon after the last frame.
-                    let until = (last + interval).saturating_duration_since(now);
-                    std::thread::sleep(until.min(UNLOCK_CHECK));
-                    continue;
-                }
-                let deadline = (last + due).min(now + UNLOCK_CHECK);
-                match st.screen.wait(deadline, interval) {
-                    Ok(Change::Drawn) => st.dirty = true,
-                    Ok(Change::Nothing) => {}
-                    Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                    Next::Wait(until) if st.dirty => {
+                        let wait = until.saturating_duration_since(now);
+                        std::thread::sleep(wait.min(UNLOCK_CHECK));
+                    }
+                    Next::Wait(until) => {
+                        let deadline = until.min(now + UNLOCK_CHECK);
+                        match st.screen.wait(deadline, interval) {
+                            Ok(Change::Drawn) => st.dirty = true,
+                            Ok(Change::Nothing) => {}
+                            Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                        }
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Harness, ORIEL_BIN, asUser, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { Agent, Harness, ORIEL_BIN, asUser, sleep, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
 import { INPUT_WINDOW, missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
 
 const h = new Harness('wayland');
@@ -277,6 +277,44 @@ h.test('the monitor changes size under a playing page: the stream follows withou
     session.rotate(0);
   }
   await waitFor(async () => (await status(page)).width === 1280, 20000, 'back to 1280x720');
+  await page.close();
+  await stopAgent(agent);
+});
+
+h.test('a still Wayland desktop costs about one encode a second; the window moving again reaches the page at once', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async (t) => {
+  const agent = await startAgent();
+  const page = await h.openClient(browser, agent);
+  await waitDecoding(page, 30000, 5);
+  await seesMotion(page, 'the ball to move');
+  const counts = async () => {
+    const text = await agent.metrics();
+    const how = (h) => Agent.metricSamples(text, 'oriel_capture_frames_total').find((s) => s.labels === `{how="${h}"}`)?.value;
+    return { encoder: Agent.metricSamples(text, 'oriel_frames_captured_total')[0]?.value, fresh: how('grabbed'), repeated: how('repeated') };
+  };
+  const pid = testWindow.child.pid;
+  let a;
+  let b;
+  process.kill(-pid, 'SIGSTOP');
+  try {
+    // Frames on their way and the settle repeats pass first.
+    await sleep(1500);
+    a = await counts();
+    await sleep(5000);
+    b = await counts();
+  } finally {
+    process.kill(-pid, 'SIGCONT');
+  }
+  const resumed = Date.now();
+  assert.equal(typeof a.fresh, 'number', 'the Wayland capture reports its frames in /metrics');
+  const still = b.encoder - a.encoder;
+  t.diagnostic(`still desktop, 5 s: ${still} frames into the encoder (${b.fresh - a.fresh} from the compositor, ${b.repeated - a.repeated} repeats)`);
+  // videorate made that 150 (30 a second).
+  assert.ok(still >= 3 && still <= 10, `the encoder took ${still} frames of a still desktop in 5 s: about one a second`);
+  // The ball moving again is a change: the compositor's next frame is sent
+  // on at once.
+  await waitFor(async () => (await counts()).fresh > b.fresh, 3000, 'a frame from the compositor once the window moves', 20);
+  t.diagnostic(`first fresh frame ${Date.now() - resumed} ms after the window moved again`);
+  await seesMotion(page, 'the ball to move again in the page');
   await page.close();
   await stopAgent(agent);
 });
