@@ -435,6 +435,8 @@ function agentLatency(m0, m1) {
     // Mean over the measurement window only.
     windowMeanMs: c1 > c0 ? round1(((m1.oriel_capture_to_encoded_seconds_sum - (m0.oriel_capture_to_encoded_seconds_sum ?? 0)) / (c1 - c0)) * 1000) : null,
     windowFrames: c1 - c0,
+    // To the frame's last packet into the client's socket (newer agents).
+    sentP50Ms: m1['oriel_capture_to_sent_seconds{quantile="0.5"}'] === undefined ? null : round1(m1['oriel_capture_to_sent_seconds{quantile="0.5"}'] * 1000),
   };
 }
 
@@ -636,7 +638,9 @@ function whatTheNumbersSay(res) {
     const render = held !== null && Number.isFinite(L.receivedToPresented.mean) ? L.receivedToPresented.mean - held : null;
     out.push(`${r.config}, playout delay 0/0: of the ${fmt(L.glass.p50)} ms (p50) from paint to presentation, ` +
       `${fmt(L.paintedToReceived.p50)} ms pass before the frame's last packet reaches Chromium; the agent's capture → encoded accounts for ${fmt(a?.p50Ms)} ms of that ` +
-      `(p50; p99 ${fmt(a?.p99Ms)}), leaving ${fmt(net)} ms for payloading, the per-client queue, webrtcbin (SRTP) and loopback. ` +
+      (a?.sentP50Ms !== null && a?.sentP50Ms !== undefined
+        ? `(p50; p99 ${fmt(a?.p99Ms)}) and its last packet enters the socket ${fmt(a.sentP50Ms)} ms after capture (payloading, the client's queue, webrtcbin and SRTP take ${fmt(a.sentP50Ms - a.p50Ms)} ms), leaving ${fmt(L.paintedToReceived.p50 - a.sentP50Ms)} ms for loopback and Chromium's packet handling. `
+        : `(p50; p99 ${fmt(a?.p99Ms)}), leaving ${fmt(net)} ms for payloading, the per-client queue, webrtcbin (SRTP) and loopback. `) +
       `Received → presented takes ${fmt(L.receivedToPresented.p50)} ms (p50, mean ${fmt(L.receivedToPresented.mean)}): getStats has frames waiting ${fmt(b.jitterBufferMs)} ms (mean) in the jitter buffer from their first packet ` +
       `(${fmt(b.assemblyMs)} ms of it for the rest of the frame to arrive) and ${fmt(b.decodeMs)} ms in the decoder, ` +
       (render === null ? '' : render >= 1 ? `which leaves about ${fmt(render)} ms (mean) for Chromium to hand the frame to its compositor. ` : 'which accounts for all of it: Chromium hands a decoded frame to its compositor at once. ') +
@@ -712,18 +716,20 @@ export function render(res, jsonRel) {
     `p50/p99 over the frames of the agent's last 30 s, read at the end of the window${res.config.seconds < 30 ? `: the window and the ${30 - res.config.seconds} s before it` : ''}). ` +
     'Page: `receiveTime` (last packet of the frame received) from the same frame callbacks, p50 of the per-frame differences. ' +
     'Browser means from `getStats()` inbound-rtp over the window: jitterBufferDelay / jitterBufferEmittedCount (counted from a frame\'s first packet, so it includes waiting for the rest of the frame: totalAssemblyTime), totalDecodeTime / framesDecoded, totalProcessingDelay / framesDecoded (first packet in to decoded). ' +
-    '"outside the agent" = painted → received minus capture → encoded: payloading, the per-client queue, webrtcbin (SRTP), loopback UDP, Chromium\'s packet handling ' +
+    '`oriel_capture_to_sent_seconds`: the same clock when the frame\'s last video packet enters the client\'s socket (nicesink), after payloading, the per-client queue and webrtcbin (SRTP). ' +
+    '"outside the agent" = painted → received minus capture → sent (minus capture → encoded where an agent had no send point): loopback UDP and Chromium\'s packet handling ' +
     '(the painted time and the capture timestamp differ by about a millisecond: the probe repaints every millisecond, ximagesrc stamps the frame slot it woke up for).');
   L.push('');
-  L.push('| setting | playout delay | agent capture → encoded p50 / p99 ms | painted → received p50 ms | outside the agent ms | received → presented p50 ms | jitter buffer mean ms | decode mean ms | processing delay mean ms | presented → expected display p50 ms | decoded fps | kbit/s | agent CPU % |');
-  L.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| setting | playout delay | agent capture → encoded p50 / p99 ms | agent capture → sent p50 ms | painted → received p50 ms | outside the agent ms | received → presented p50 ms | jitter buffer mean ms | decode mean ms | processing delay mean ms | presented → expected display p50 ms | decoded fps | kbit/s | agent CPU % |');
+  L.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of res.runs) {
     if (r.error) continue;
     const a = r.agentCaptureToEncoded;
     const l = r.latency;
     const b = r.browser ?? {};
-    const net = a && l.paintedToReceived.p50 !== null ? l.paintedToReceived.p50 - a.p50Ms : null;
-    L.push(`| ${r.config} | ${modeLabel(r.mode)} | ${fmt(a?.p50Ms)} / ${fmt(a?.p99Ms)} | ${fmt(l.paintedToReceived.p50)} | ${fmt(net)} | ${fmt(l.receivedToPresented.p50)} | ` +
+    const inAgent = a?.sentP50Ms ?? a?.p50Ms;
+    const net = a && l.paintedToReceived.p50 !== null ? l.paintedToReceived.p50 - inAgent : null;
+    L.push(`| ${r.config} | ${modeLabel(r.mode)} | ${fmt(a?.p50Ms)} / ${fmt(a?.p99Ms)} | ${fmt(a?.sentP50Ms)} | ${fmt(l.paintedToReceived.p50)} | ${fmt(net)} | ${fmt(l.receivedToPresented.p50)} | ` +
       `${fmt(b.jitterBufferMs)} | ${fmt(b.decodeMs)} | ${fmt(b.processingDelayMs)} | ${fmt(l.presentedToExpected.p50)} | ${fmt(b.decodedFps)} | ${b.kbps ?? 'n/a'} | ${fmt(r.cpu?.agentPct)} |`);
   }
   L.push('');

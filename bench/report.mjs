@@ -25,6 +25,7 @@ export const PARTS = [
   ['still', 'still.mjs', 'the X11 capture by damage against the clock, still and moving desktop'],
   ['click', 'click.mjs', 'click-to-photon, oriel and Selkies 2.1'],
   ['click-taskset', 'click.mjs', 'click-to-photon with both agents pinned to one core (`BENCH_TASKSET=0`)'],
+  ['shared-viewers', 'shared-viewers.mjs', 'cost per added Chromium viewer, oriel and Selkies 2.1'],
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],

@@ -22,11 +22,12 @@
 // BENCH_TIMEOUT_MS (900000).
 
 import {
-  CFG, agentInfo, childEnv, envNum, fmt, log, machineInfo, median, moverPipeline, procCpuSec, procStatus,
+  CFG, agentInfo, childEnv, envNum, fmt, launchBrowser, log, machineInfo, median, moverPipeline, procCpuSec, procStatus,
   sleep, start, startAgent, startBareDisplay, stopChild,
 } from './lib/harness.mjs';
 import { isMain, noteAgentWarnings, readingAndOddities, runPart } from './lib/run.mjs';
 import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
+import { ensureSelkies, openSelkiesPage, selkiesPids, selkiesPresentedRate, startSelkies, stopSelkies } from './lib/selkies.mjs';
 
 const ROUNDS = envNum('BENCH_STILL_ROUNDS', 3);
 const SECONDS = envNum('BENCH_STILL_SECONDS', 20);
@@ -38,8 +39,11 @@ const MODE_ARGS = {
   damage: ['--x11-capture', 'damage'],
   clock: ['--x11-capture', 'clock'],
   'damage-1conv': ['--x11-capture', 'damage', '--convert-threads', '1'],
+  // Not oriel: Selkies 2.1 from PyPI on the same display (bench/lib/selkies.mjs).
+  selkies: null,
 };
-const MODES = (process.env.BENCH_STILL_MODES || 'damage,clock,damage-1conv').split(',');
+const MODES = (process.env.BENCH_STILL_MODES || 'damage,clock,damage-1conv,selkies').split(',');
+const modeArgs = (m) => MODE_ARGS[m]?.join(' ') ?? 'Selkies 2.1, its defaults but the size, rate and bitrate';
 
 /** The agent's and viewer's counters now. */
 async function snapshot(agent, rx, id) {
@@ -74,7 +78,58 @@ function phase(a, b) {
     ...Object.fromEntries(STAGES.map(([k]) => [`${k}P50Ms`, Number.isFinite(b.stages[k]) ? b.stages[k] : null])) };
 }
 
-async function round(display, mode, notes) {
+/**
+ * Selkies' processes' CPU seconds (per pid: one that came or went between
+ * two samples counts only while both saw it) and RSS.
+ */
+function selkiesSample(s) {
+  const cpu = new Map();
+  let rssKb = 0;
+  for (const pid of selkiesPids(s)) {
+    try {
+      cpu.set(pid, procCpuSec(pid));
+      rssKb += procStatus(pid).rssKb;
+    } catch {
+      /* gone */
+    }
+  }
+  return { at: Date.now(), cpu, rssMiB: rssKb / 1024 };
+}
+
+function selkiesPhase(a, b, presented) {
+  const s = (b.at - a.at) / 1000;
+  let cpu = 0;
+  for (const [pid, t] of b.cpu) if (a.cpu.has(pid)) cpu += t - a.cpu.get(pid);
+  return { seconds: s, cpuPct: (cpu / s) * 100, encodedPerSec: null, receivedPerSec: presented.fps,
+    grabbedPerSec: null, repeatedPerSec: null, rssMiB: b.rssMiB, grabMs: null,
+    ...Object.fromEntries(STAGES.map(([k]) => [`${k}P50Ms`, null])) };
+}
+
+/** The same two phases with Selkies on the display and its page in Chromium (it has no lightweight client). */
+async function selkiesRound(display, browser) {
+  const s = await startSelkies({ display, width: CFG.width, height: CFG.height, framerate: CFG.framerate, bitrateKbps: CFG.bitrateKbps });
+  let page;
+  try {
+    ({ page } = await openSelkiesPage(browser, s.url));
+    await sleep(CFG.settleMs);
+    const s0 = selkiesSample(s);
+    const stillRate = await selkiesPresentedRate(page, SECONDS * 1000);
+    const s1 = selkiesSample(s);
+    const mover = start('mover', 'gst-launch-1.0', moverPipeline(), childEnv({ DISPLAY: display }));
+    await sleep(CFG.settleMs);
+    const m0 = selkiesSample(s);
+    const movingRate = await selkiesPresentedRate(page, SECONDS * 1000);
+    const m1 = selkiesSample(s);
+    await stopChild(mover);
+    return { mode: 'selkies', still: selkiesPhase(s0, s1, stillRate), moving: selkiesPhase(m0, m1, movingRate) };
+  } finally {
+    await page?.close().catch(() => {});
+    await stopSelkies(s);
+  }
+}
+
+async function round(display, mode, notes, browser) {
+  if (mode === 'selkies') return selkiesRound(display, browser);
   const agent = await startAgent(display, { args: MODE_ARGS[mode] });
   const rx = await Receivers.start(agent.viewerUrl, { name: `bench-still-${mode}` });
   const [id] = rx.add(1);
@@ -103,16 +158,22 @@ async function main(res) {
   res.machine = machineInfo();
   res.agent = agentInfo();
   const { display, xvfb } = await startBareDisplay();
+  let browser = null;
+  if (MODES.includes('selkies')) {
+    res.selkies = await ensureSelkies();
+    browser = await launchBrowser();
+  }
   res.notes = [];
   res.rounds = [];
   for (let r = 0; r < ROUNDS; r++) {
     for (const mode of r % 2 ? [...MODES].reverse() : MODES) {
-      log(`round ${r + 1}: ${mode} (${MODE_ARGS[mode].join(' ')})`);
-      const out = await round(display, mode, res.notes);
+      log(`round ${r + 1}: ${mode} (${modeArgs(mode)})`);
+      const out = await round(display, mode, res.notes, browser);
       log(`  ${JSON.stringify(out)}`);
       res.rounds.push({ round: r + 1, ...out });
     }
   }
+  await browser?.close().catch(() => {});
   await stopChild(xvfb);
   res.summary = summarize(res);
   const d = res.summary.damage;
@@ -139,7 +200,9 @@ function summarize(res) {
 export function headline(res) {
   const d = res.summary.damage;
   const c = res.summary.clock;
-  return [`A still desktop with one viewer: the agent uses ${fmt(d.still.cpuPct)} % of a core capturing by damage, ${fmt(c.still.cpuPct)} % on the clock; a moving one ${fmt(d.moving.cpuPct)} % against ${fmt(c.moving.cpuPct)} % (part \`still\`).`];
+  const sk = res.summary.selkies;
+  const vs = sk ? `; Selkies 2.1 in the same run ${fmt(sk.still.cpuPct)} % still, ${fmt(sk.moving.cpuPct)} % moving` : '';
+  return [`A still desktop with one viewer: the agent uses ${fmt(d.still.cpuPct)} % of a core capturing by damage, ${fmt(c.still.cpuPct)} % on the clock; a moving one ${fmt(d.moving.cpuPct)} % against ${fmt(c.moving.cpuPct)} %${vs} (part \`still\`).`];
 }
 
 export function render(res, jsonRel) {
@@ -154,7 +217,7 @@ export function render(res, jsonRel) {
     '',
     `Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}).`,
     '',
-    `A bare Xvfb at ${res.config.width}x${res.config.height}, the pointer parked; the agent at ${res.config.framerate} fps with one \`bench_receiver\` viewer; ${res.config.seconds} s still, then ${res.config.seconds} s of the full-screen \`${res.config.scene}\` scene. ${res.config.rounds} rounds, the modes alternating (${modes.map((m) => `\`${m}\`: \`${(res.config.modeArgs ?? MODE_ARGS)[m]?.join(' ')}\``).join(', ')}), fresh agent each; medians over the rounds. CPU is the agent's, % of one core.`,
+    `A bare Xvfb at ${res.config.width}x${res.config.height}, the pointer parked; the agent at ${res.config.framerate} fps with one \`bench_receiver\` viewer; ${res.config.seconds} s still, then ${res.config.seconds} s of the full-screen \`${res.config.scene}\` scene. ${res.config.rounds} rounds, the modes alternating (${modes.map((m) => ((res.config.modeArgs ?? MODE_ARGS)[m] ? `\`${m}\`: \`${(res.config.modeArgs ?? MODE_ARGS)[m].join(' ')}\`` : `\`${m}\`: Selkies ${res.selkies?.versions ?? '2.1'} at the same size, rate and bitrate, watched by a Chromium page (it has no lightweight client; frames received are the page's presented ones)`)).join(', ')}), fresh agent each; medians over the rounds. CPU is the agent's (Selkies: all its processes), % of one core.`,
     '',
     '| capture | desktop | agent CPU % | frames encoded /s | frames received /s | grabbed /s | repeated /s | RSS MiB |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
@@ -172,10 +235,11 @@ export function render(res, jsonRel) {
       '',
       '| capture | grab ms (mean) | capture → converted ms | convert → encoded ms | encoded → payloaded ms | capture → encoded p50 ms | capture → payloaded p50 ms |',
       '|---|---:|---:|---:|---:|---:|---:|',
-      ...modes.map(st), '');
+      ...modes.filter((m) => m !== 'selkies').map(st), '');
   }
   const reading = `On the still desktop the damage capture encodes ${fmt(s.damage.still.encodedPerSec)} frames a second (its once-a-second repeat) where the clock encodes ${fmt(s.clock.still.encodedPerSec)}; ` +
-    `the agent's CPU goes from ${fmt(s.clock.still.cpuPct)} % to ${fmt(s.damage.still.cpuPct)} % of a core. On the moving desktop both encode every frame: ${fmt(s.damage.moving.cpuPct)} % (damage) against ${fmt(s.clock.moving.cpuPct)} % (clock).`;
+    `the agent's CPU goes from ${fmt(s.clock.still.cpuPct)} % to ${fmt(s.damage.still.cpuPct)} % of a core. On the moving desktop both encode every frame: ${fmt(s.damage.moving.cpuPct)} % (damage) against ${fmt(s.clock.moving.cpuPct)} % (clock).` +
+    (s.selkies ? ` Selkies 2.1 in the same run: ${fmt(s.selkies.still.cpuPct)} % of a core still (its page presented ${fmt(s.selkies.still.receivedPerSec)} frames a second), ${fmt(s.selkies.moving.cpuPct)} % moving; RSS ${fmt(s.selkies.moving.rssMiB)} MiB against oriel's ${fmt(s.damage.moving.rssMiB)}.` : '');
   L.push(...readingAndOddities(reading, res.notes));
   return L.join('\n');
 }

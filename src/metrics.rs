@@ -436,6 +436,11 @@ impl Metrics {
             "oriel_capture_to_payloaded_seconds",
             "Frame capture timestamp to its RTP packets entering the fan-out tee (parse and payload done), pipeline clock",
         );
+        f.capture_to_sent.render(
+            &mut s,
+            "oriel_capture_to_sent_seconds",
+            "Frame capture timestamp to its last video packet handed to a client's socket (after its queue, webrtcbin, SRTP), every client counted, pipeline clock",
+        );
         let _ = writeln!(
             s,
             "# HELP oriel_clients_by_role Clients with a media session, by role (`pending`: connected, no session yet).\n# TYPE oriel_clients_by_role gauge"

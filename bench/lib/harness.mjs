@@ -496,6 +496,20 @@ export class Agent {
  * says otherwise; `args` go before BENCH_AGENT_ARGS. `controllerUrl` is the
  * controller link `serve` prints, `viewerUrl` a viewer link made for the run.
  */
+/**
+ * BENCH_AGENT_ENV="K=V K2=V2": more environment for the agent only (not the
+ * browsers or helpers), e.g. heaptrack's preload library to see where a
+ * long run's memory goes.
+ */
+function agentEnv() {
+  const out = {};
+  for (const kv of (process.env.BENCH_AGENT_ENV ?? '').split(/\s+/).filter(Boolean)) {
+    const i = kv.indexOf('=');
+    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
 export async function startAgent(display, { capture = 'x11', args = [], env = {}, wrap = [], stateDir = null, port = null, startMs = 30000 } = {}) {
   if (!fs.existsSync(CFG.bin)) throw new Error(`agent binary missing: ${CFG.bin} (build it, or set ORIEL_BIN)`);
   port ??= await freePort();
@@ -512,7 +526,7 @@ export async function startAgent(display, { capture = 'x11', args = [], env = {}
   // taskset execs what it runs: the pid stays the agent's (or the wrapper's).
   wrap = [...pinned(), ...wrap];
   const [cmd, cmdArgs] = wrap.length ? [wrap[0], [...wrap.slice(1), CFG.bin, ...argv]] : [CFG.bin, argv];
-  const rec = start('oriel', cmd, cmdArgs, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG, ...env }));
+  const rec = start('oriel', cmd, cmdArgs, childEnv({ DISPLAY: display, ORIEL_LOG: process.env.ORIEL_LOG, ...agentEnv(), ...env }));
   await waitForLine(rec, /oriel: serving http:\/\//, startMs, 'the agent to serve');
   const agent = new Agent(rec, port);
   agent.stateDir = stateDir;

@@ -129,6 +129,9 @@ impl PeerBranch {
             // error log only; ours was validated at startup.
             webrtcbin.set_property("turn-server", turn.expose());
         }
+        if let Some(frames) = producer.frame_counters() {
+            frames.watch_sent(&bin, crate::media::producer::VIDEO_PT as u8);
+        }
         bin.add_many([&queue, &webrtcbin])?;
         crate::media::sctp_budget::install(&webrtcbin, traffic.clone());
         let sink = webrtcbin

@@ -57,6 +57,9 @@ pub struct Producer {
     rtp_caps: gst::Caps,
     playout_delay: Option<(u32, u32)>,
     sparse_frames: bool,
+    /// The counters [`Producer::count_frames`] was given; clients' branches
+    /// add their send times to them.
+    frames: std::sync::OnceLock<std::sync::Arc<FrameCounters>>,
 }
 
 /// What a second payloader needs to continue the main one's stream.
@@ -169,6 +172,7 @@ impl Producer {
             rtp_caps,
             playout_delay: config.playout_delay,
             sparse_frames: config.sparse_frames,
+            frames: std::sync::OnceLock::new(),
         })
     }
 
@@ -216,6 +220,7 @@ impl Producer {
 
     /// Counts frames into and out of the encoder fragment.
     pub fn count_frames(&self, counters: &std::sync::Arc<FrameCounters>) {
+        let _ = self.frames.set(counters.clone());
         // The raw tee's first pad feeds the main encoder.
         let encoder_sink = self
             .pipeline
@@ -235,6 +240,11 @@ impl Producer {
         if let Some(sink) = self.tee.static_pad("sink") {
             counters.watch_point(&sink, true, |c| &c.capture_to_payloaded);
         }
+    }
+
+    /// The frame counters, once [`Producer::count_frames`] was called.
+    pub fn frame_counters(&self) -> Option<&std::sync::Arc<FrameCounters>> {
+        self.frames.get()
     }
 
     /// Whether frames may come seconds apart (see [`ProducerConfig`]).

@@ -29,6 +29,10 @@ pub struct FrameCounters {
     /// payload done). Differences of the three give each stage.
     pub capture_to_converted: LatencyWindow,
     pub capture_to_payloaded: LatencyWindow,
+    /// And to the frame's last packet handed to the socket (libnice's
+    /// sink, after the client's queue, webrtcbin and SRTP), every client's
+    /// branch adding its own.
+    pub capture_to_sent: LatencyWindow,
 }
 
 /// Latencies of the last [`LatencyWindow::MAX_AGE`] (at most
@@ -147,7 +151,7 @@ impl FrameCounters {
         pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
             move |pad, info| {
-                if rtp && !ends_frame(info) {
+                if rtp && !ends_frame(info, None) {
                     return gst::PadProbeReturn::Ok;
                 }
                 if let Some(us) = since_capture_us(pad, info) {
@@ -156,6 +160,35 @@ impl FrameCounters {
                 gst::PadProbeReturn::Ok
             },
         );
+    }
+
+    /// Times each frame's last video packet into the sockets of a client's
+    /// branch (`bin`): nicesink comes and goes with webrtcbin's transport,
+    /// so it is found as it is added. SRTP leaves the RTP header readable;
+    /// RTCP, DTLS and the data channel share the socket and are told apart
+    /// by the payload type.
+    pub fn watch_sent(self: &Arc<Self>, bin: &gst::Bin, video_pt: u8) {
+        let me = self.clone();
+        bin.connect_deep_element_added(move |_, _, element| {
+            if !element.factory().is_some_and(|f| f.name() == "nicesink") {
+                return;
+            }
+            let Some(pad) = element.static_pad("sink") else {
+                return;
+            };
+            let me = me.clone();
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |pad, info| {
+                    if ends_frame(info, Some(video_pt)) {
+                        if let Some(us) = since_capture_us(pad, info) {
+                            me.capture_to_sent.record_us(us);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        });
     }
 
     /// Counts buffers into `encoder_sink` and out of `encoder_src`.
@@ -176,14 +209,18 @@ impl FrameCounters {
     }
 }
 
-/// Whether the RTP packet (a list: its last) ends a frame (marker bit).
-fn ends_frame(info: &gst::PadProbeInfo) -> bool {
+/// Whether the RTP packet (a list: its last) ends a frame (marker bit),
+/// of payload type `pt` when given.
+fn ends_frame(info: &gst::PadProbeInfo, pt: Option<u8>) -> bool {
     let last = match &info.data {
         Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
         Some(gst::PadProbeData::BufferList(l)) => l.get(l.len().saturating_sub(1)),
         _ => None,
     };
-    last.is_some_and(|b| gst_rtp::RTPBuffer::from_buffer_readable(b).is_ok_and(|r| r.is_marker()))
+    last.is_some_and(|b| {
+        gst_rtp::RTPBuffer::from_buffer_readable(b)
+            .is_ok_and(|r| r.is_marker() && pt.is_none_or(|pt| r.payload_type() == pt))
+    })
 }
 
 /// Microseconds from a buffer's capture to now, both as running time of the

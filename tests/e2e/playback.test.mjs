@@ -81,11 +81,14 @@ h.test('two clients at once both decode', async () => {
     const encoded = one('oriel_frames_encoded_total');
     assert.ok(encoded >= Math.max(...laters.map((s) => s.framesDecoded)), `frames encoded (${encoded}) cover what each client decoded`);
     assert.ok(one('oriel_frames_captured_total') >= encoded, 'captured >= encoded');
-    // Each stage of the one encode, as time since capture at three points.
+    // Each stage of the one encode, as time since capture at three points,
+    // and to the clients' sockets (after their queues, webrtcbin, SRTP).
     const stage = (name) => one(`oriel_capture_to_${name}_seconds`, '{quantile="0.5"}');
-    const [converted, enc, payloaded] = ['converted', 'encoded', 'payloaded'].map(stage);
-    assert.ok(converted > 0 && converted <= enc && enc <= payloaded,
-      `capture->converted ${converted} <= ->encoded ${enc} <= ->payloaded ${payloaded} s (p50)`);
+    const [converted, enc, payloaded, sent] = ['converted', 'encoded', 'payloaded', 'sent'].map(stage);
+    assert.ok(converted > 0 && converted <= enc && enc <= payloaded && payloaded <= sent && sent < 1,
+      `capture->converted ${converted} <= ->encoded ${enc} <= ->payloaded ${payloaded} <= ->sent ${sent} s (p50)`);
+    assert.ok(one('oriel_capture_to_sent_seconds_count') >= laters.reduce((n, s) => n + s.framesDecoded, 0) * 0.9,
+      'every client\'s frames are timed to its socket');
     const role = laters[0].role;
     assert.equal(one('oriel_clients_by_role', `{role="${role}"}`), 2, `two ${role}s`);
     for (const s of laters) {
