@@ -170,7 +170,7 @@ impl FrameCounters {
     pub fn watch_sent(self: &Arc<Self>, bin: &gst::Bin, video_pt: u8) {
         let me = self.clone();
         bin.connect_deep_element_added(move |_, _, element| {
-            if !element.factory().is_some_and(|f| f.name() == "nicesink") {
+            if element.factory().is_none_or(|f| f.name() != "nicesink") {
                 return;
             }
             let Some(pad) = element.static_pad("sink") else {
