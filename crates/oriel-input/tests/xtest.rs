@@ -2,7 +2,6 @@
 //! where asked, buttons and keys are seen as pressed and released by the
 //! server.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oriel_input::backend::Backend;
@@ -11,38 +10,9 @@ use oriel_input::xtest::XTest;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt;
 
-struct Xvfb(Child, String);
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn xvfb() -> Xvfb {
-    use std::io::BufRead;
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x720x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb installed (make test installs it)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Xvfb(child, format!(":{}", line.trim()))
-}
+mod common;
+use common::{xvfb, Xvfb};
+use std::process::{Command, Stdio};
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
