@@ -685,8 +685,9 @@ function whatTheNumbersSay(res) {
 /** This part's section of BENCHMARKS.md. */
 export function render(res, jsonRel) {
   const L = [];
-  L.push('## Glass-to-glass latency');
+  L.push(res.config.taskset ? `## Glass-to-glass latency, both agents on one core (\`taskset -c ${res.config.taskset}\`)` : '## Glass-to-glass latency');
   L.push('');
+  if (res.config.taskset) L.push(`The slow-machine case on any machine: oriel and Selkies ran pinned to CPU ${res.config.taskset} (\`BENCH_TASKSET\`); Chromium, the probe and Xvfb were not. Otherwise the same as the part \`glass\`.`, '');
   L.push(`Run: ${res.startedAt} (${res.durationSec} s), \`${res.command}\`. Raw results: [\`${jsonRel}\`](${jsonRel}). ` +
     `Encoder ${[...new Set(res.runs.map((r) => r.healthz?.encoder).filter(Boolean))].join(', ') || '?'} (from /healthz), ${res.config.bitrateKbps} kbit/s, ${res.agent.build} build. Load average at start: ${res.machine.loadAvgAtStart.join(' ')}.`);
   L.push('');
@@ -755,6 +756,8 @@ export function render(res, jsonRel) {
 }
 
 /** One-line findings for the top of BENCHMARKS.md. */
+const partOf = (res) => (res.config?.taskset ? 'glass-taskset' : 'glass');
+
 export function headline(res) {
   const ok = res.runs.filter((r) => r.latency?.accepted);
   const on = ok.filter((r) => r.mode === '0/0');
@@ -764,18 +767,18 @@ export function headline(res) {
     out.push(`Glass-to-glass (paint on the X screen → frame presented in Chromium, playout delay 0/0): ` +
       on.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') +
       (r30 ? `; at 720p30 capture → encoded in the agent is ${fmt(r30.agentCaptureToEncoded?.p50Ms)} ms of it (p50), received → presented in Chromium ${fmt(r30.latency.receivedToPresented.p50)} ms` : '') +
-      ' (part `glass`).');
+      ` (part \`${partOf(res)}\`).`);
   }
   const off = ok.filter((r) => r.mode === 'off');
   if (off.length) {
-    out.push('Without the playout-delay extension: ' + off.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') + ' (part `glass`).');
+    out.push('Without the playout-delay extension: ' + off.map((r) => `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms`).join(', ') + ` (part \`${partOf(res)}\`).`);
   }
   const sk = ok.filter((r) => r.mode === 'selkies');
   if (sk.length) {
     out.push('Selkies 2.1 in the same run, same probe and page reader: ' + sk.map((r) => {
       const o = on.find((x) => x.config === r.config);
       return `${r.config} p50 ${fmt(r.latency.glass.p50)} / p99 ${fmt(r.latency.glass.p99)} ms${o ? ` (oriel ${fmt(o.latency.glass.p50)} / ${fmt(o.latency.glass.p99)})` : ''}`;
-    }).join(', ') + ' (part `glass`).');
+    }).join(', ') + ` (part \`${partOf(res)}\`).`);
   }
   return out;
 }
@@ -829,8 +832,9 @@ function oddities(res) {
 // ---------------------------------------------------------------- main
 
 async function main(res) {
-  res.command = 'cd bench && node glass.mjs';
+  res.command = `cd bench && ${CFG.taskset ? `BENCH_TASKSET=${CFG.taskset} ` : ''}node glass.mjs`;
   res.config = {
+    taskset: CFG.taskset,
     seconds: GLASS.seconds, block: GLASS.block, configs: GLASS.configs, modes: GLASS.modes, settleMs: CFG.settleMs,
     bitrateKbps: CFG.bitrateKbps, scene: CFG.scene, probe: GLASS.probe, agentExtraArgs: CFG.agentExtraArgs,
   };
@@ -882,5 +886,5 @@ if (isMain(import.meta.url)) {
   // window; allow 30 s per setting besides it. (Set here, not at import: report.mjs
   // imports this module inside other parts' processes.)
   CFG.timeoutMs = envNum('BENCH_TIMEOUT_MS', Math.max(540000, GLASS.configs.length * GLASS.modes.length * (GLASS.seconds + CFG.settleMs / 1000 + 30) * 1000));
-  runPart('glass', main);
+  runPart(CFG.taskset ? 'glass-taskset' : 'glass', main);
 }

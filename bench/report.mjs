@@ -18,6 +18,7 @@ import { goalsSection } from './lib/goals.mjs';
  */
 export const PARTS = [
   ['glass', 'glass.mjs', 'glass-to-glass latency'],
+  ['glass-taskset', 'glass.mjs', 'glass-to-glass latency with both agents pinned to one core (`BENCH_TASKSET=0`)'],
   ['glass-network', 'glass-network.mjs', 'the controller\'s glass-to-glass latency through loss and narrow links'],
   ['viewers', 'viewers.mjs', 'cost per viewer, up to 32 viewers'],
   ['peer', 'peer.mjs', 'side by side with gst-plugins-rs webrtcsink'],
