@@ -24,8 +24,26 @@ use gst::subclass::prelude::*;
 use crate::media::pacer::{Next, Pacer};
 use crate::media::x11src::counters;
 
-/// Full-rate repeats after the last change (see `media::x11src`).
-const SETTLE_FRAMES: u32 = 5;
+/// Full-rate repeats after the last change (see `media::pacer`).
+pub const SETTLE_FRAMES: u32 = 5;
+
+/// `repeat-ms` and `settle-frames`, the pacing properties this element
+/// and `orielx11src` both have.
+pub fn pacing_properties() -> [glib::ParamSpec; 2] {
+    [
+        glib::ParamSpecUInt::builder("repeat-ms")
+            .blurb("While nothing changes, send the last frame again this often")
+            .minimum(50)
+            .maximum(60_000)
+            .default_value(1000)
+            .build(),
+        glib::ParamSpecUInt::builder("settle-frames")
+            .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
+            .maximum(120)
+            .default_value(SETTLE_FRAMES)
+            .build(),
+    ]
+}
 
 glib::wrapper! {
     pub struct Pace(ObjectSubclass<imp::Pace>) @extends gst::Element, gst::Object;
@@ -443,25 +461,14 @@ mod imp {
     impl ObjectImpl for Pace {
         fn properties() -> &'static [glib::ParamSpec] {
             static P: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-                vec![
-                    glib::ParamSpecUInt::builder("framerate")
-                        .blurb("At most this many frames a second")
-                        .minimum(1)
-                        .maximum(240)
-                        .default_value(30)
-                        .build(),
-                    glib::ParamSpecUInt::builder("repeat-ms")
-                        .blurb("While nothing changes, send the last frame again this often")
-                        .minimum(10)
-                        .maximum(60_000)
-                        .default_value(1000)
-                        .build(),
-                    glib::ParamSpecUInt::builder("settle-frames")
-                        .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
-                        .maximum(120)
-                        .default_value(SETTLE_FRAMES)
-                        .build(),
-                ]
+                let mut specs = vec![glib::ParamSpecUInt::builder("framerate")
+                    .blurb("At most this many frames a second")
+                    .minimum(1)
+                    .maximum(240)
+                    .default_value(30)
+                    .build()];
+                specs.extend(pacing_properties());
+                specs
             });
             P.as_ref()
         }

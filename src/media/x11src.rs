@@ -27,14 +27,13 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use crate::desktop::x11::screen::{Change, Screen};
+use crate::media::pace::{pacing_properties, SETTLE_FRAMES};
 use crate::media::pacer::{Next, Pacer};
 
 /// How often a changed screen size is looked for.
 const SIZE_CHECK: Duration = Duration::from_secs(1);
 /// The longest the streaming thread waits before looking at `unlock`.
 const UNLOCK_CHECK: Duration = Duration::from_millis(50);
-/// Full-rate repeats after the last change (see the module doc).
-const SETTLE_FRAMES: u32 = 5;
 
 /// What the source did, for `/metrics` (one set for the process: there is
 /// one desktop).
@@ -137,7 +136,7 @@ mod imp {
     impl ObjectImpl for X11Src {
         fn properties() -> &'static [glib::ParamSpec] {
             static P: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-                vec![
+                let mut specs = vec![
                     glib::ParamSpecString::builder("display")
                         .blurb("X display to read, e.g. :0 (default: $DISPLAY)")
                         .build(),
@@ -151,18 +150,9 @@ mod imp {
                         .blurb("Draw the pointer into the picture")
                         .default_value(true)
                         .build(),
-                    glib::ParamSpecUInt::builder("repeat-ms")
-                        .blurb("Repeat the last frame this often while nothing changes")
-                        .minimum(50)
-                        .maximum(3000)
-                        .default_value(1000)
-                        .build(),
-                    glib::ParamSpecUInt::builder("settle-frames")
-                        .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
-                        .maximum(60)
-                        .default_value(SETTLE_FRAMES)
-                        .build(),
-                ]
+                ];
+                specs.extend(pacing_properties());
+                specs
             });
             P.as_ref()
         }
