@@ -464,7 +464,7 @@ impl Metrics {
             room.clients.saturating_sub(room.sessions.len())
         );
         self.render_traffic(&mut s, &room);
-        crate::media::x11src::counters().render(&mut s);
+        crate::media::capture_counters::counters().render(&mut s);
         self.render_publishing(&mut s);
         render_recording_failures(&mut s, &m.recording);
         self.connections.render(&mut s);

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod capture;
+pub mod capture_counters;
 pub mod channels;
 pub mod congestion;
 pub mod encoder;

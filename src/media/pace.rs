@@ -21,29 +21,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::media::pacer::{Next, Pacer};
-use crate::media::x11src::counters;
-
-/// Full-rate repeats after the last change (see `media::pacer`).
-pub const SETTLE_FRAMES: u32 = 5;
-
-/// `repeat-ms` and `settle-frames`, the pacing properties this element
-/// and `orielx11src` both have.
-pub fn pacing_properties() -> [glib::ParamSpec; 2] {
-    [
-        glib::ParamSpecUInt::builder("repeat-ms")
-            .blurb("While nothing changes, send the last frame again this often")
-            .minimum(50)
-            .maximum(60_000)
-            .default_value(1000)
-            .build(),
-        glib::ParamSpecUInt::builder("settle-frames")
-            .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
-            .maximum(120)
-            .default_value(SETTLE_FRAMES)
-            .build(),
-    ]
-}
+use crate::media::capture_counters::counters;
+use crate::media::pacer::{pacing_properties, Next, Pacer, SETTLE_FRAMES};
 
 glib::wrapper! {
     pub struct Pace(ObjectSubclass<imp::Pace>) @extends gst::Element, gst::Object;

@@ -9,6 +9,30 @@
 
 use std::time::{Duration, Instant};
 
+use gst::glib;
+use gst::prelude::*;
+
+/// Full-rate repeats after the last change (see `media::pacer`).
+pub const SETTLE_FRAMES: u32 = 5;
+
+/// `repeat-ms` and `settle-frames`, the pacing properties `orielpace` and
+/// `orielx11src` both have.
+pub fn pacing_properties() -> [glib::ParamSpec; 2] {
+    [
+        glib::ParamSpecUInt::builder("repeat-ms")
+            .blurb("While nothing changes, send the last frame again this often")
+            .minimum(50)
+            .maximum(60_000)
+            .default_value(1000)
+            .build(),
+        glib::ParamSpecUInt::builder("settle-frames")
+            .blurb("After a change, repeat the frame this many times at the full rate (the encoder refines it)")
+            .maximum(120)
+            .default_value(SETTLE_FRAMES)
+            .build(),
+    ]
+}
+
 /// What the source should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
