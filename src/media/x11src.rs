@@ -71,8 +71,6 @@ mod imp {
 
     struct State {
         screen: Screen,
-        pool: gst::BufferPool,
-        frame_len: usize,
         last: Option<gst::Buffer>,
         dirty: bool,
         pacer: Pacer,
@@ -213,24 +211,9 @@ mod imp {
             if let Ok(mut s) = self.settings.lock() {
                 s.display = display.clone();
             }
-            let (w, h) = screen.size();
-            let frame_len = w as usize * h as usize * 4;
-            let pool = gst::BufferPool::new();
-            let mut config = pool.config();
-            config.set_params(
-                Some(&self.fixed_caps(w, h, s.framerate)),
-                frame_len as u32,
-                2,
-                0,
-            );
-            pool.set_config(config)
-                .and_then(|_| pool.set_active(true))
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["buffer pool: {e}"]))?;
             if let Ok(mut st) = self.state.lock() {
                 *st = Some(State {
                     screen,
-                    pool,
-                    frame_len,
                     last: None,
                     dirty: true,
                     pacer: Pacer::new(
@@ -246,9 +229,7 @@ mod imp {
 
         fn stop(&self) -> Result<(), gst::ErrorMessage> {
             if let Ok(mut st) = self.state.lock() {
-                if let Some(st) = st.take() {
-                    let _ = st.pool.set_active(false);
-                }
+                st.take();
             }
             Ok(())
         }
@@ -349,16 +330,12 @@ mod imp {
 
         fn grab(&self, st: &mut State) -> Result<gst::Buffer, gst::FlowError> {
             let started = Instant::now();
-            let mut buffer = st.pool.acquire_buffer(None)?;
-            {
-                let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-                let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
-                let len = st.frame_len.min(map.len());
-                if let Err(e) = st.screen.grab(&mut map[..len]) {
-                    drop(map);
-                    return Err(self.fail(&format!("{e:#}")));
-                }
-            }
+            // The frame is read in place from its shared segment, which
+            // is grabbed into again once this buffer is gone.
+            let buffer = match st.screen.grab() {
+                Ok(frame) => gst::Buffer::from_slice(frame),
+                Err(e) => return Err(self.fail(&format!("{e:#}"))),
+            };
             let c = counters();
             c.grabbed.fetch_add(1, Ordering::Relaxed);
             c.grab_us

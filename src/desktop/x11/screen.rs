@@ -6,6 +6,7 @@
 //! knows GStreamer.
 
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -34,13 +35,38 @@ struct PointerState {
     serial: u32,
 }
 
+/// The most shared segments a screen keeps. Each frame handed downstream
+/// holds its segment until dropped; the capture converts each frame before
+/// grabbing the next, so two are in use (the frame kept for repeats and
+/// the one being grabbed). Past this, a frame is read over the socket.
+const MAX_SEGMENTS: usize = 4;
+
+/// A grabbed screen, BGRx rows of `width * 4` bytes. A frame in a shared
+/// segment keeps that segment from being grabbed into until dropped, so
+/// downstream reads it in place: no copy.
+pub enum Frame {
+    Shared(Arc<Segment>, usize),
+    /// Read with GetImage: every segment was still held downstream.
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Frame::Shared(seg, len) => &seg.bytes()[..*len],
+            Frame::Owned(v) => v,
+        }
+    }
+}
+
 pub struct Screen {
     conn: RustConnection,
     root: Window,
     width: u16,
     height: u16,
-    segment: Segment,
-    seg: shm::Seg,
+    /// Shared segments, created as needed (up to MAX_SEGMENTS), each with
+    /// the X server's id for it.
+    segments: Vec<(Arc<Segment>, shm::Seg)>,
     damage: damage::Damage,
     pointer: Option<PointerState>,
     show_pointer: bool,
@@ -73,29 +99,42 @@ impl Screen {
         conn.xfixes_query_version(4, 0)?
             .reply()
             .with_context(|| format!("display {display} has no XFIXES"))?;
-        let segment = Segment::new(width as usize * height as usize * 4)?;
-        let seg = conn.generate_id()?;
-        conn.shm_attach(seg, segment.id, false)?
+        let damage = conn.generate_id()?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)?
+            .check()
+            .context("watching the screen for damage")?;
+        let mut screen = Screen {
+            conn,
+            root,
+            width,
+            height,
+            segments: Vec::new(),
+            damage,
+            pointer: None,
+            show_pointer,
+        };
+        // The first segment now, so a display that cannot share memory with
+        // us (another machine's) fails here rather than at the first frame.
+        screen.add_segment()?;
+        Ok(screen)
+    }
+
+    fn frame_len(&self) -> usize {
+        self.width as usize * self.height as usize * 4
+    }
+
+    fn add_segment(&mut self) -> Result<usize> {
+        let segment = Segment::new(self.frame_len())?;
+        let seg = self.conn.generate_id()?;
+        self.conn
+            .shm_attach(seg, segment.id, false)?
             .check()
             .context("attaching the shared segment (is the X server on this machine?)")?;
         // Both sides are attached: Linux keeps it until the last detach, so
         // a crash leaves no segment behind.
         segment.remove_when_detached();
-        let damage = conn.generate_id()?;
-        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)?
-            .check()
-            .context("watching the screen for damage")?;
-        Ok(Screen {
-            conn,
-            root,
-            width,
-            height,
-            segment,
-            seg,
-            damage,
-            pointer: None,
-            show_pointer,
-        })
+        self.segments.push((Arc::new(segment), seg));
+        Ok(self.segments.len() - 1)
     }
 
     pub fn size(&self) -> (u32, u32) {
@@ -122,16 +161,58 @@ impl Screen {
         }
     }
 
-    /// Copies the screen (and the pointer on it) into `frame`, BGRx rows of
-    /// `width * 4` bytes.
-    pub fn grab(&mut self, frame: &mut [u8]) -> Result<()> {
-        let len = self.width as usize * self.height as usize * 4;
-        if frame.len() < len {
-            bail!(
-                "frame buffer of {} bytes for a {len}-byte screen",
-                frame.len()
-            );
-        }
+    /// Reads the screen (and draws the pointer on it) into a free shared
+    /// segment.
+    pub fn grab(&mut self) -> Result<Frame> {
+        let len = self.frame_len();
+        let free = self
+            .segments
+            .iter()
+            .position(|(seg, _)| Arc::strong_count(seg) == 1);
+        let at = match free {
+            Some(at) => Some(at),
+            None if self.segments.len() < MAX_SEGMENTS => Some(self.add_segment()?),
+            None => None,
+        };
+        let cursor = if self.show_pointer {
+            let c = self.conn.xfixes_get_cursor_image()?.reply()?;
+            self.pointer = Some(PointerState {
+                x: c.x,
+                y: c.y,
+                serial: c.cursor_serial,
+            });
+            Some(c)
+        } else {
+            None
+        };
+        let (w, h) = (self.width as usize, self.height as usize);
+        let Some(at) = at else {
+            let mut image = self
+                .conn
+                .get_image(
+                    ImageFormat::Z_PIXMAP,
+                    self.root,
+                    0,
+                    0,
+                    self.width,
+                    self.height,
+                    !0,
+                )?
+                .reply()
+                .context("reading the screen (GetImage)")?
+                .data;
+            if image.len() < len {
+                bail!(
+                    "GetImage gave {} bytes for a {len}-byte screen",
+                    image.len()
+                );
+            }
+            if let Some(c) = &cursor {
+                draw_pointer(&mut image, w, h, c);
+            }
+            return Ok(Frame::Owned(image));
+        };
+        let (segment, seg) = &mut self.segments[at];
         self.conn
             .shm_get_image(
                 self.root,
@@ -141,22 +222,23 @@ impl Screen {
                 self.height,
                 !0,
                 ImageFormat::Z_PIXMAP.into(),
-                self.seg,
+                *seg,
                 0,
             )?
             .reply()
             .context("reading the screen (XShmGetImage)")?;
-        frame[..len].copy_from_slice(&self.segment.bytes()[..len]);
-        if self.show_pointer {
-            let cursor = self.conn.xfixes_get_cursor_image()?.reply()?;
-            self.pointer = Some(PointerState {
-                x: cursor.x,
-                y: cursor.y,
-                serial: cursor.cursor_serial,
-            });
-            draw_pointer(frame, self.width as usize, self.height as usize, &cursor);
+        let bytes = Arc::get_mut(segment)
+            .ok_or_else(|| anyhow!("a free segment was taken"))?
+            .bytes_mut();
+        if let Some(c) = &cursor {
+            draw_pointer(&mut bytes[..len], w, h, c);
         }
-        Ok(())
+        Ok(Frame::Shared(Arc::clone(segment), len))
+    }
+
+    /// How many shared segments exist (for tests).
+    pub fn segments(&self) -> usize {
+        self.segments.len()
     }
 
     /// The root window's size now (it changes with RandR).
@@ -215,7 +297,10 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         let _ = self.conn.damage_destroy(self.damage);
-        let _ = self.conn.shm_detach(self.seg);
+        // Frames still downstream keep their mappings (Segment's drop).
+        for (_, seg) in &self.segments {
+            let _ = self.conn.shm_detach(*seg);
+        }
         let _ = self.conn.flush();
     }
 }
@@ -255,14 +340,16 @@ fn draw_pointer(frame: &mut [u8], width: usize, height: usize, c: &xfixes::GetCu
 }
 
 /// A System V shared-memory segment the X server writes the screen into.
-struct Segment {
+pub struct Segment {
     id: u32,
     addr: *mut libc::c_void,
     len: usize,
 }
 
-// SAFETY: the mapping is owned by this struct and only read through &self.
+// SAFETY: the mapping is owned by this struct; it is written only through
+// &mut self (Screen::grab holds the only Arc then) and read through &self.
 unsafe impl Send for Segment {}
+unsafe impl Sync for Segment {}
 
 impl Segment {
     fn new(len: usize) -> Result<Self> {
@@ -296,6 +383,11 @@ impl Segment {
     fn bytes(&self) -> &[u8] {
         // SAFETY: `addr` maps `len` bytes for as long as self lives.
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self means no other reader.
+        unsafe { std::slice::from_raw_parts_mut(self.addr as *mut u8, self.len) }
     }
 }
 
@@ -346,5 +438,68 @@ mod tests {
         draw_pointer(&mut frame, 2, 2, &c);
         assert_eq!(&frame[12..15], &[255, 255, 255]);
         assert_eq!(&frame[0..3], &[0, 0, 0]);
+    }
+
+    /// Paints the whole root window of `display` one colour (0xRRGGBB).
+    fn paint(display: &str, rgb: u32) {
+        use x11rb::protocol::xproto::{CreateGCAux, Rectangle};
+        let (conn, n) = x11rb::connect(Some(display)).expect("connect");
+        let root = conn.setup().roots[n].root;
+        let gc = conn.generate_id().expect("id");
+        conn.create_gc(gc, root, &CreateGCAux::new().foreground(rgb))
+            .expect("gc");
+        let all = Rectangle {
+            x: 0,
+            y: 0,
+            width: 64,
+            height: 48,
+        };
+        conn.poly_fill_rectangle(root, gc, &[all]).expect("fill");
+        conn.get_input_focus().expect("sync").reply().expect("sync");
+    }
+
+    #[test]
+    fn frames_are_read_in_place_and_a_segment_is_reused_once_dropped() {
+        let display = crate::desktop::xvfb::VirtualDisplay::start(64, 48, None).expect("Xvfb");
+        let mut screen = Screen::open(&display.name, false).expect("open");
+        paint(&display.name, 0x102030);
+        let kept = screen.grab().expect("grab");
+        assert_eq!(kept.as_ref().len(), 64 * 48 * 4);
+        assert_eq!(
+            &kept.as_ref()[..3],
+            &[0x30, 0x20, 0x10],
+            "BGRx of the painted screen"
+        );
+        paint(&display.name, 0x405060);
+        let next = screen.grab().expect("grab");
+        assert!(matches!(next, Frame::Shared(..)));
+        assert_eq!(
+            screen.segments(),
+            2,
+            "the kept frame's segment is not written over"
+        );
+        assert_eq!(
+            &kept.as_ref()[..3],
+            &[0x30, 0x20, 0x10],
+            "a held frame does not change"
+        );
+        assert_eq!(&next.as_ref()[..3], &[0x60, 0x50, 0x40]);
+        drop(next);
+        let again = screen.grab().expect("grab");
+        assert_eq!(
+            screen.segments(),
+            2,
+            "a dropped frame's segment is grabbed into again"
+        );
+        // Every segment held downstream: the next frame is read over the
+        // socket, with the same pixels.
+        let held: Vec<Frame> = (0..MAX_SEGMENTS - 2)
+            .map(|_| screen.grab().expect("grab"))
+            .collect();
+        assert_eq!(screen.segments(), MAX_SEGMENTS);
+        let over = screen.grab().expect("grab");
+        assert!(matches!(over, Frame::Owned(_)));
+        assert_eq!(&over.as_ref()[..3], &[0x60, 0x50, 0x40]);
+        drop((kept, again, held));
     }
 }
