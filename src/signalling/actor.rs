@@ -310,7 +310,8 @@ fn apply(
             // The controller's and players' links set the encoder's bitrate.
             let drives = !matches!(role, crate::session::roles::Role::Viewer);
             media.iter().for_each(|m| {
-                m.add_peer(p);
+                // Viewers send nothing: their connection has no data channels.
+                m.add_peer(p, drives);
                 m.set_driving(p, drives);
             });
         }

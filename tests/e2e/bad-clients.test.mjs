@@ -225,11 +225,13 @@ h.test('a client that never reads is cut off and leaves the room', async () => {
 });
 
 h.test('a data-channel flood is held to the rate limit, then cut off; the controller\'s input lands throughout', async () => {
-  const flooder = await h.openClient(browser, agent);
+  // A player: viewers have no data channels to flood.
+  const flooderLink = agent.createLink({ role: 'player', slot: 2 });
+  const flooder = await h.openClient(browser, agent, flooderLink.url);
   await waitDecoding(flooder);
   await waitFor(() => flooder.evaluate(() => window.oriel.inputReady()), 10000, 'flooder input channels');
   const s0 = await snapshot();
-  const [lim0, view0, cut0] = await Promise.all([dropped('rate_limited'), dropped('viewer'), cut('input_flood')]);
+  const [lim0, role0, cut0] = await Promise.all([dropped('rate_limited'), dropped('player_not_gamepad'), cut('input_flood')]);
   const kib0 = rssKiB();
   const t0 = Date.now();
   // As fast as the page can: 6-byte pointer messages; when Chromium's
@@ -256,7 +258,7 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   const result = await flood;
   const secs = (Date.now() - t0) / 1000;
   const limited = (await dropped('rate_limited')) - lim0;
-  const byRole = (await dropped('viewer')) - view0;
+  const byRole = (await dropped('player_not_gamepad')) - role0;
   assert.ok(limited > 0, `rate_limited drops counted (page sent ${result.sent})`);
   assert.ok(byRole / secs < 12000, `what passed the limit stays near 4000/s: ${Math.round(byRole / secs)}/s`);
   assert.equal(await cut('input_flood') - cut0, 1, 'the flooder was cut off');
@@ -274,18 +276,18 @@ h.test('a data-channel flood is held to the rate limit, then cut off; the contro
   // Its link is kept out from its address for 10 s (session::cooldown), so
   // a flooder cannot rejoin at once; the same link from elsewhere joins.
   const cool0 = await refused('flood_cooldown');
-  const again = await hello('127.0.0.1', tokenOf(agent.viewerUrl()));
+  const again = await hello('127.0.0.1', flooderLink.token);
   assert.equal(again.msg?.code, 'rateLimited', `the flooder's link rejoining: ${JSON.stringify(again)}`);
   assert.match(again.msg?.message ?? '', /cut off for flooding its input; try again in \d+ s/);
   assert.equal(again.close?.code, 1008);
   assert.equal(await refused('flood_cooldown') - cool0, 1, 'counted');
-  const elsewhere = await hello('127.0.0.16', tokenOf(agent.viewerUrl()));
+  const elsewhere = await hello('127.0.0.16', flooderLink.token);
   assert.equal(elsewhere.msg?.type, 'welcome', `the same link from another address: ${JSON.stringify(elsewhere)}`);
   await stillPlaying(s0, 'after the flood');
   await inputLands('after the flood');
-  // The next tests open pages with that link from this address.
+  // And from this address again once the cool-down is over.
   await sleep(Math.max(0, cutAt + 10500 - Date.now()));
-  const later = await hello('127.0.0.1', tokenOf(agent.viewerUrl()));
+  const later = await hello('127.0.0.1', flooderLink.token);
   assert.equal(later.msg?.type, 'welcome', `after the cool-down: ${JSON.stringify(later)}`);
 });
 
@@ -305,7 +307,8 @@ async function hello(addr, token) {
 }
 
 h.test('a client that opens a data channel of its own and floods it is cut off with the reason', async () => {
-  const rogue = await h.openClient(browser, agent);
+  // A player: a viewer's offer has no data transport for a channel to open on.
+  const rogue = await h.openClient(browser, agent, agent.createLink({ role: 'player', slot: 3 }).url);
   await waitDecoding(rogue);
   const s0 = await snapshot();
   const [foreign0, kib0] = [await metric('oriel_foreign_data_channels_total'), rssKiB()];

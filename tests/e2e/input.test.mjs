@@ -87,22 +87,27 @@ h.test('the controller moves the pointer, clicks and types on the X display', as
   await page.close();
 });
 
-h.test("a viewer's and a player's keyboard and pointer messages change nothing", async () => {
+h.test("a viewer has no channel to send on, and a player's keyboard and pointer messages change nothing", async () => {
   const before = pointer();
-  const viewerDrops = await dropped('viewer');
   const playerDrops = await dropped('player_not_gamepad');
-  const viewer = await openReady(agent.viewerUrl());
+  const viewer = await h.openClient(browser, agent, agent.viewerUrl());
+  await waitDecoding(viewer, 20000);
   const player = await openReady(agent.createLink({ role: 'player', slot: 2 }).url);
   assert.equal((await viewer.evaluate(() => window.oriel.status())).role, 'viewer');
   assert.equal((await player.evaluate(() => window.oriel.status())).slot, 2);
   const typedBefore = (xevLines().match(/keysym 0x62, b/g) ?? []).length;
-  for (const page of [viewer, player]) {
+  // The viewer's offer carried no data channels: nothing to send on, and a
+  // channel of its own finds no data transport to open on.
+  assert.equal(await viewer.evaluate(() => window.oriel.inputReady()), false, 'a viewer has no input channels');
+  assert.equal(await send(viewer, 'input', key(true, 'KeyB')), false, "the viewer's key had no channel");
+  const own = await viewer.evaluate(() => window.oriel.ownChannel('input', 2000));
+  assert.equal(own.opened, false, `a viewer's own channel does not open: ${JSON.stringify(own)}`);
+  for (const page of [player]) {
     await send(page, 'motion', pointerAbs(60000, 60000));
     await send(page, 'input', button(true, 2));
     await send(page, 'input', key(true, 'KeyB'));
     await send(page, 'input', key(false, 'KeyB'));
   }
-  await waitFor(async () => (await dropped('viewer')) >= viewerDrops + 4, 5000, 'viewer drops counted');
   await waitFor(async () => (await dropped('player_not_gamepad')) >= playerDrops + 4, 5000, 'player drops counted');
   await sleep(300);
   assert.deepEqual(pointer(), before, 'the pointer did not move');

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::events::MediaEvent;
-use super::handle::Command;
+use super::handle::{Command, PeerKind};
 use super::state::Service;
 use crate::media::peer::{BranchEvent, EventSink, PeerBranch};
 use crate::media::PeerId;
@@ -31,11 +31,13 @@ impl Service {
     }
 
     /// A new peer: attached at once when the producer is ready, else it
-    /// waits (starting the producer if nothing runs). `input: false` for one
-    /// that sends none (an SFU publisher).
-    pub(super) fn add_peer(&mut self, peer: PeerId, input: bool) {
-        if !input {
+    /// waits (starting the producer if nothing runs).
+    pub(super) fn add_peer(&mut self, peer: PeerId, kind: PeerKind) {
+        if kind != PeerKind::Sends {
             self.without_input.insert(peer);
+        }
+        if kind == PeerKind::Receiver {
+            self.receivers.insert(peer);
         }
         if self.peers.contains_key(&peer) || self.waiting.contains(&peer) {
             return;
@@ -130,6 +132,7 @@ impl Service {
 
     pub(super) fn remove_peer(&mut self, peer: PeerId) {
         self.without_input.remove(&peer);
+        self.receivers.remove(&peer);
         self.driving.remove(&peer);
         self.rungs.readers.remove(&peer);
         self.rungs.since.remove(&peer);
@@ -254,7 +257,7 @@ impl Service {
             .peers
             .iter()
             .filter(|(peer, b)| {
-                self.without_input.contains(peer)
+                self.receivers.contains(peer)
                     && b.is_connected()
                     && b.rtcp_silence() >= crate::watchdog::scaled(RTCP_SILENCE)
             })

@@ -17,12 +17,26 @@ pub(super) type ReplyTx<T> = tokio::sync::oneshot::Sender<Result<T, String>>;
 /// How callers hear back: `.await` it, or `blocking_recv()` off the runtime.
 pub type Reply<T> = tokio::sync::oneshot::Receiver<Result<T, String>>;
 
+/// What a peer's connection carries besides video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A browser that sends input (the controller, a player): the data
+    /// channels are in its offer.
+    Sends,
+    /// A browser that only watches (a viewer): no data channels, so it has
+    /// nothing to send input on, and no SCTP association to keep (five
+    /// threads fewer per viewer).
+    Watches,
+    /// A receiver that is not a browser (an SFU publisher): no data
+    /// channels, and it is gone once its RTCP stops.
+    Receiver,
+}
+
 /// What reaches the media thread: from the handle, and from GStreamer's
 /// threads and the live source (which only ever post, never touch state).
 pub(super) enum Command {
-    /// A peer; `false` for one that sends no input (an SFU publisher): its
-    /// connection carries no data channels.
-    AddPeer(PeerId, bool),
+    /// A peer, and what its connection carries besides video.
+    AddPeer(PeerId, PeerKind),
     RemovePeer(PeerId),
     /// Whether a peer drives the desktop (its link sets the bitrate).
     Driving(PeerId, bool),
@@ -55,20 +69,27 @@ impl MediaHandle {
         MediaHandle { tx, stats }
     }
 
-    pub fn add_peer(&self, peer: PeerId) {
-        let _ = self.tx.send(Command::AddPeer(peer, true));
+    /// A browser client; `sends_input` for the roles that send input (the
+    /// others get no data channels).
+    pub fn add_peer(&self, peer: PeerId, sends_input: bool) {
+        let kind = if sends_input {
+            PeerKind::Sends
+        } else {
+            PeerKind::Watches
+        };
+        let _ = self.tx.send(Command::AddPeer(peer, kind));
     }
-    /// A peer that only receives video (an SFU publisher): no data
-    /// channels in its offer. Otherwise like any peer: it keeps the
-    /// producer running, its keyframe requests are coalesced with the
-    /// browsers', and it is re-offered after a capture loss.
     /// Marks a peer as driving the desktop (controller, seated player) or
     /// not: the shared encoder's bitrate follows the slowest driver's link.
     pub fn set_driving(&self, peer: PeerId, driving: bool) {
         let _ = self.tx.send(Command::Driving(peer, driving));
     }
+    /// A peer that only receives video (an SFU publisher): no data
+    /// channels in its offer. Otherwise like any peer: it keeps the
+    /// producer running, its keyframe requests are coalesced with the
+    /// browsers', and it is re-offered after a capture loss.
     pub fn add_receiver(&self, peer: PeerId) {
-        let _ = self.tx.send(Command::AddPeer(peer, false));
+        let _ = self.tx.send(Command::AddPeer(peer, PeerKind::Receiver));
     }
     /// Opens the live source once without a viewer, so that a dialog it
     /// needs (the first approval of screen sharing) shows up when oriel

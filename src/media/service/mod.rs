@@ -42,7 +42,7 @@ mod stats;
 pub use config::test_pattern;
 pub use config::MediaConfig;
 pub use events::MediaEvent;
-pub use handle::{MediaHandle, Reply};
+pub use handle::{MediaHandle, PeerKind, Reply};
 pub use source::{LiveSource, OpenedSource, SourceCheck, SourceDone, SourceNotice, SourceSignal};
 pub use stats::MediaStats;
 

@@ -88,7 +88,7 @@ impl Service {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::AddPeer(peer, input) => self.add_peer(peer, input),
+            Command::AddPeer(peer, kind) => self.add_peer(peer, kind),
             Command::RemovePeer(peer) => self.remove_peer(peer),
             Command::Driving(peer, true) => self.set_driving(peer),
             Command::Driving(peer, false) => drop(self.driving.remove(&peer)),

@@ -51,6 +51,8 @@ pub(super) struct Service {
     pub(super) peers: HashMap<PeerId, PeerBranch>,
     /// Peers whose connection carries no data channels.
     pub(super) without_input: HashSet<PeerId>,
+    /// Receivers that are not browsers: failed once their RTCP stops.
+    pub(super) receivers: HashSet<PeerId>,
     /// Branches being removed (see `PeerBranch::detach`): the producer
     /// waits for them before it stops.
     pub(super) detaching: Vec<mpsc::Receiver<()>>,
@@ -137,6 +139,7 @@ impl Service {
             waiting: Vec::new(),
             peers: HashMap::new(),
             without_input: Default::default(),
+            receivers: Default::default(),
             detaching: Vec::new(),
             leftovers: Default::default(),
             idle_since: None,
