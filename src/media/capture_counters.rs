@@ -16,7 +16,8 @@ pub struct CaptureCounters {
     /// Wayland: frames from the compositor replaced by a newer one before
     /// their turn came (more changes a second than the frame rate).
     pub superseded: AtomicU64,
-    /// Time spent in XShmGetImage and the copy, microseconds in total.
+    /// Time spent reading the screen (XShmGetImage and the pointer),
+    /// microseconds in total.
     pub grab_us: AtomicU64,
 }
 
@@ -33,7 +34,7 @@ impl CaptureCounters {
         );
         let _ = writeln!(
             s,
-            "# HELP oriel_capture_grab_seconds_total Time the X11 damage capture spent reading the screen (XShmGetImage, copy, pointer).\n# TYPE oriel_capture_grab_seconds_total counter\noriel_capture_grab_seconds_total {}",
+            "# HELP oriel_capture_grab_seconds_total Time the X11 damage capture spent reading the screen (XShmGetImage, drawing the pointer).\n# TYPE oriel_capture_grab_seconds_total counter\noriel_capture_grab_seconds_total {}",
             self.grab_us.load(Ordering::Relaxed) as f64 / 1e6
         );
     }

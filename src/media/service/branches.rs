@@ -33,12 +33,7 @@ impl Service {
     /// A new peer: attached at once when the producer is ready, else it
     /// waits (starting the producer if nothing runs).
     pub(super) fn add_peer(&mut self, peer: PeerId, kind: PeerKind) {
-        if kind != PeerKind::Sends {
-            self.without_input.insert(peer);
-        }
-        if kind == PeerKind::Receiver {
-            self.receivers.insert(peer);
-        }
+        self.kinds.insert(peer, kind);
         if self.peers.contains_key(&peer) || self.waiting.contains(&peer) {
             return;
         }
@@ -80,10 +75,9 @@ impl Service {
             .config
             .ice
             .for_agent(&format!("oriel-agent-{peer}"), std::time::SystemTime::now());
-        let input = if self.without_input.contains(&peer) {
-            None
-        } else {
-            self.config.input.clone()
+        let input = match self.kinds.get(&peer) {
+            Some(PeerKind::Sends) => self.config.input.clone(),
+            _ => None,
         };
         match PeerBranch::attach(
             producer,
@@ -131,8 +125,7 @@ impl Service {
     }
 
     pub(super) fn remove_peer(&mut self, peer: PeerId) {
-        self.without_input.remove(&peer);
-        self.receivers.remove(&peer);
+        self.kinds.remove(&peer);
         self.driving.remove(&peer);
         self.rungs.readers.remove(&peer);
         self.rungs.since.remove(&peer);
@@ -257,7 +250,7 @@ impl Service {
             .peers
             .iter()
             .filter(|(peer, b)| {
-                self.receivers.contains(peer)
+                self.kinds.get(peer) == Some(&PeerKind::Receiver)
                     && b.is_connected()
                     && b.rtcp_silence() >= crate::watchdog::scaled(RTCP_SILENCE)
             })

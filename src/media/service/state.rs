@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::config::MediaConfig;
 use super::events::MediaEvent;
-use super::handle::{Command, ReplyTx};
+use super::handle::{Command, PeerKind, ReplyTx};
 use super::stats::MediaStats;
 use crate::media::backoff::Backoff;
 use crate::media::keyframes::KeyframeGate;
@@ -49,10 +49,8 @@ pub(super) struct Service {
     /// Peers that joined before the producer was ready.
     pub(super) waiting: Vec<PeerId>,
     pub(super) peers: HashMap<PeerId, PeerBranch>,
-    /// Peers whose connection carries no data channels.
-    pub(super) without_input: HashSet<PeerId>,
-    /// Receivers that are not browsers: failed once their RTCP stops.
-    pub(super) receivers: HashSet<PeerId>,
+    /// What each peer's connection carries besides video.
+    pub(super) kinds: HashMap<PeerId, PeerKind>,
     /// Branches being removed (see `PeerBranch::detach`): the producer
     /// waits for them before it stops.
     pub(super) detaching: Vec<mpsc::Receiver<()>>,
@@ -138,8 +136,7 @@ impl Service {
             started_at: None,
             waiting: Vec::new(),
             peers: HashMap::new(),
-            without_input: Default::default(),
-            receivers: Default::default(),
+            kinds: Default::default(),
             detaching: Vec::new(),
             leftovers: Default::default(),
             idle_since: None,
