@@ -42,6 +42,7 @@ import {
 } from './lib/harness.mjs';
 import { isMain, noteAgentWarnings, readingAndOddities, runPart, saveAgentLog } from './lib/run.mjs';
 import { Receivers, receiverErrorsNote } from './lib/receiver.mjs';
+import { breakdownTable, memoryBreakdown } from './lib/memory.mjs';
 
 const VIEWERS = (process.env.BENCH_VIEWERS || '0,1,2,4,8,16,32').split(',').map(Number);
 const ROUNDS = envNum('BENCH_VIEWER_ROUNDS', 2);
@@ -118,6 +119,8 @@ async function measure(agent, rx, page, n, label) {
     samples.push({ ...procStatus(agent.pid), fds: fdCount(agent.pid), rx: rx.status() });
   }
   const cpu1 = procCpuSec(agent.pid);
+  // Read after the CPU window closes: walking smaps costs the agent kernel time.
+  const memory = memoryBreakdown(agent.pid);
   const rx1 = rx.cpuSec();
   const sys1 = sysCpu();
   const chr1 = pidsCpuSec(chrPids);
@@ -190,6 +193,7 @@ async function measure(agent, rx, page, n, label) {
     windowSec: round1(dt),
     cpuPct: Math.round(((cpu1 - cpu0) / dt) * 1000) / 10,
     rssMiB: round1(median(samples.map((s) => s.rssKb)) / 1024),
+    memory,
     threads: median(samples.map((s) => s.threads)),
     fds: median(samples.map((s) => s.fds)),
     framesEncoded: encoded,
@@ -275,6 +279,8 @@ async function costByViewers(ctx, agent, rx) {
       cpuPct: m('cpuPct'),
       cpuPctRuns: rs.map((x) => x.cpuPct),
       rssMiB: m('rssMiB'),
+      // The last window's breakdown (the rounds alternate, so it is the settled one).
+      memory: rs.length ? rs[rs.length - 1].memory : null,
       threads: median(rs.map((x) => x.threads)),
       fds: median(rs.map((x) => x.fds)),
       framesEncoded: median(rs.map((x) => x.framesEncoded)),
@@ -343,6 +349,14 @@ export function derive(res) {
   };
 }
 
+/** The smaps breakdowns at 0, 1 and the most viewers, by column label. */
+function memoryColumns(res) {
+  const s = res.cost.summary.filter((x) => x.memory);
+  if (!s.length) return null;
+  const pick = [...new Set([s.find((x) => x.viewers === 0), s.find((x) => x.viewers === 1), s[s.length - 1]])].filter(Boolean);
+  return Object.fromEntries(pick.map((x) => [`${x.viewers} viewer${x.viewers === 1 ? '' : 's'}`, x.memory]));
+}
+
 function whatTheNumbersSay(res) {
   const d = res.derived;
   const by = Object.fromEntries(res.cost.summary.map((s) => [s.viewers, s]));
@@ -367,6 +381,14 @@ function whatTheNumbersSay(res) {
     const lo = steps.reduce((a, s) => (s.cpuPctPerViewer < a.cpuPctPerViewer ? s : a));
     out.push(`Step by step (from 1 viewer up) the CPU per added viewer ranges from ${fmt(lo.cpuPctPerViewer, 2)} % (${lo.from} → ${lo.to}) to ${fmt(hi.cpuPctPerViewer, 2)} % (${hi.from} → ${hi.to}); ` +
       `single steps on a shared ${cores}-core machine are noisy, the slope is the figure to quote.`);
+  }
+  const m0 = by[0]?.memory;
+  const m1 = by[1]?.memory;
+  if (m0 && m1) {
+    out.push(`Of the ${fmt(m1.total)} MiB resident with one viewer, ${fmt(m1.binary + m1.libraries + m1.files)} MiB are pages of files the agent maps ` +
+      `(the binary ${fmt(m1.binary)}, shared libraries ${fmt(m1.libraries)}), ${fmt(m1.anon)} MiB anonymous memory (${fmt(m1.anonHugePages)} MiB of it in transparent huge pages, ` +
+      `which x264's frame buffers get) and ${fmt(m1.shm)} MiB XShm segments; the first viewer adds ${fmt(m1.total - m0.total)} MiB to the idle agent's ${fmt(m0.total)} MiB ` +
+      '(the pipeline starts: capture, encoder, one branch).');
   }
   if (d.everyoneGotEveryFrame !== null) {
     const worst = res.cost.runs.filter((r) => r.viewers > 0).reduce((a, r) => (r.maxDeficit > (a?.maxDeficit ?? -Infinity) ? r : a), null);
@@ -449,6 +471,13 @@ export function render(res, jsonRel) {
     L.push(`| step ${s.from} → ${s.to} | ${fmt(s.cpuPctPerViewer, 2)} | ${fmt(s.rssMiBPerViewer, 2)} | ${fmt(s.threadsPerViewer, 1)} | |`);
   }
   L.push('');
+  const mem = memoryColumns(res);
+  if (mem) {
+    L.push('Where the resident memory goes (`/proc/PID/smaps`, Rss summed by mapping, read at the end of each count\'s last window):');
+    L.push('');
+    L.push(...breakdownTable(mem));
+    L.push('');
+  }
   L.push('<details><summary>Every window</summary>');
   L.push('');
   L.push('| # | round | viewers | agent CPU % | RSS MiB | threads | encoded (fps) | frames per viewer (Chromium first) | dropped pkts | most packets short | keyframes forced | receiver CPU % / RSS MiB / threads | other load % |');

@@ -47,7 +47,7 @@ export function goalsSection(runs) {
   const sv = res['shared-viewers']?.summary;
   const slope = res.viewers?.derived?.cpuFit?.slope;
   if (sv?.oriel && sv.selkies) rows.push(['agent CPU per added viewer (Chromium pages)', 1.0, '% of a core', sv.oriel.perViewer, sv.selkies.perViewer, 'shared-viewers']);
-  else if (slope !== undefined) rows.push(['agent CPU per added viewer', 1.0, '% of a core', slope, null, 'viewers']);
+  if (slope !== undefined) rows.push(['agent CPU per added viewer (lightweight receivers)', 1.0, '% of a core', slope, null, 'viewers']);
   // RSS beside Selkies where the click part ran both; else the still part's.
   if (click?.oriel && click.selkies) rows.push(['agent RSS, one viewer (Chromium)', 50, 'MiB', click.oriel.rssMiB, click.selkies.rssMiB, 'click']);
   else if (still) rows.push(['agent RSS, one viewer', 50, 'MiB', still.still.rssMiB, null, 'still']);
