@@ -473,7 +473,7 @@ export function render(res, jsonRel) {
   L.push('');
   const mem = memoryColumns(res);
   if (mem) {
-    L.push('Where the resident memory goes (`/proc/PID/smaps`, Rss summed by mapping, read at the end of each count\'s last window):');
+    L.push('Where the resident memory goes (`/proc/PID/smaps`, Rss summed by mapping, read at the end of each count\'s last window; exact, where the table\'s RSS is the kernel\'s running VmRSS counter, which proc(5) calls inexact):');
     L.push('');
     L.push(...breakdownTable(mem));
     L.push('');
