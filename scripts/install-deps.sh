@@ -14,7 +14,14 @@ run_pkgs=(
   gstreamer1.0-libav gstreamer1.0-vaapi
   xvfb x11-utils xterm
   gstreamer1.0-pipewire  # Wayland capture (pipewiresrc from the ScreenCast portal)
+  gstreamer1.0-pulseaudio pulseaudio-utils  # sound: pulsesrc, and pactl
 )
+# The virtual display's own sound server. Not where PipeWire's pulse layer
+# is installed: a second server would fight it for the user's pulse socket;
+# the desktop's own server is used there.
+if ! dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q 'install ok installed'; then
+  run_pkgs+=(pulseaudio)
+fi
 test_pkgs=(
   xdotool chromium procps systemd
   coturn

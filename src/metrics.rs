@@ -32,6 +32,8 @@ pub struct Metrics {
     pub room: Mutex<RoomSnapshot>,
     pub encoder: String,
     pub capture: String,
+    /// The sound sent (`sound::Plan::summary`), or why there is none.
+    pub audio: String,
     /// WebSocket upgrades refused for their `Origin`.
     pub origin_refused: std::sync::atomic::AtomicU64,
     /// Hellos refused for their token, and refused unchecked by the limiter.
@@ -60,6 +62,7 @@ pub struct Health {
     pub pipeline: &'static str,
     pub encoder: String,
     pub capture: String,
+    pub audio: String,
 }
 
 impl Metrics {
@@ -69,6 +72,7 @@ impl Metrics {
             room: Mutex::new(RoomSnapshot::default()),
             encoder,
             capture,
+            audio: "off".into(),
             origin_refused: Default::default(),
             token_failures: Default::default(),
             token_rate_limited: Default::default(),
@@ -232,6 +236,7 @@ impl Metrics {
             },
             encoder: self.encoder.clone(),
             capture: self.capture.clone(),
+            audio: self.audio.clone(),
         }
     }
 
@@ -316,6 +321,18 @@ impl Metrics {
             "counter",
             "Times capture and encoder came back after a failure (e.g. the X server restarted).",
             m.pipeline_restarts.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_audio_failures_total",
+            "counter",
+            "Times the sound capture failed (its server went away) while the picture went on.",
+            m.audio_failures.load(Ordering::Relaxed),
+        );
+        metric(
+            "oriel_audio_refused_total",
+            "counter",
+            "Answers that would have sent audio from a client other than the controller (kept from sending).",
+            m.audio_refused.load(Ordering::Relaxed),
         );
         let r = &m.recording;
         metric(

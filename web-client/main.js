@@ -8,6 +8,8 @@ import { Peer } from './peer.js';
 import { StatsPoller } from './stats.js';
 import { InputCapture } from './input.js';
 import { ControlPanel } from './control.js';
+import { Sound } from './sound.js';
+import { Microphone } from './microphone.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -143,6 +145,7 @@ function closeReason(ev) {
 function ensurePeer(s) {
   if (s.peer) return s.peer;
   page.peerConnections += 1;
+  sound.reset();
   s.peer = new Peer({
     send: (msg) => s.sig.send(msg),
     iceServers: page.iceServers,
@@ -155,6 +158,9 @@ function ensurePeer(s) {
     },
     onTrack: (stream) => {
       if (page.session !== s) return;
+      sound.onTrack(stream);
+      microphone.refresh();
+      if (s.stream === stream && video.srcObject === stream) return;
       s.stream = stream;
       video.srcObject = stream;
       s.lastPresentedFrames = null;
@@ -164,7 +170,11 @@ function ensurePeer(s) {
     },
     onStateChange: (state) => {
       if (page.session !== s) return;
-      if (state === 'connected') s.reachedConnected = true;
+      microphone.refresh();
+      if (state === 'connected') {
+        s.reachedConnected = true;
+        sound.settled();
+      }
       // 'disconnected' may heal by itself; 'failed' will not.
       if (state === 'failed') sessionLost(s, 'WebRTC connection failed');
       updateBanner();
@@ -175,6 +185,7 @@ function ensurePeer(s) {
     },
   });
   stats.attach(s.peer);
+  microphone.attach(s.peer);
   return s.peer;
 }
 
@@ -300,6 +311,7 @@ function dropPeer(s) {
   if (!s.peer) return;
   s.peer.close();
   s.peer = null;
+  if (page.session === s) microphone.attach(null);
   stats.attach(null);
   s.lastPresentedFrames = null;
 }
@@ -474,13 +486,8 @@ function toggleStats() {
 
 // ----------------------------------------------------------------- controls
 
-const unmuteBtn = $('btn-unmute');
-unmuteBtn.addEventListener('click', () => {
-  // Unmuting from a click satisfies the autoplay policy.
-  video.muted = !video.muted;
-  unmuteBtn.textContent = video.muted ? 'Unmute' : 'Mute';
-  video.play().catch(() => {});
-});
+const sound = new Sound(video, { button: $('btn-unmute'), volume: $('volume'), none: $('no-sound') });
+const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m) });
 
 const fullscreenBtn = $('btn-fullscreen');
 fullscreenBtn.addEventListener('click', () => {
@@ -575,6 +582,8 @@ window.oriel = {
       banner: banner.hidden ? '' : `${bannerText.textContent} ${bannerDetail.textContent}`.trim(),
       link: s?.link ? { ...s.link } : null,
       lastBye: page.lastBye ?? null,
+      sound: sound.status(),
+      microphone: microphone.status(),
     };
   },
   disconnect,

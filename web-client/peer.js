@@ -69,8 +69,12 @@ export class Peer {
       } catch {
         /* older browsers: best effort */
       }
-      const stream = ev.streams[0] ?? new MediaStream([ev.track]);
-      this.opts.onTrack(stream);
+      // Video and sound are two tracks of one stream (the agent gives both
+      // the same msid, so the browser keeps them in sync): one MediaStream
+      // for the element, whichever track comes first.
+      if (!this.stream) this.stream = ev.streams[0] ?? new MediaStream();
+      if (!this.stream.getTracks().includes(ev.track)) this.stream.addTrack(ev.track);
+      this.opts.onTrack(this.stream);
     });
     this.pc.addEventListener('connectionstatechange', () => {
       if (!this.closed) this.opts.onStateChange(this.pc.connectionState);
@@ -102,11 +106,33 @@ export class Peer {
     this.haveOffer = true;
     this.enqueue(async () => {
       await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      // The agent offers to receive sound only from the controller (its
+      // microphone): answer that transceiver as sending, with no track
+      // until the microphone is switched on (replaceTrack needs no new
+      // negotiation).
+      if (offersToReceiveAudio(sdp)) {
+        const t = this.pc.getTransceivers().find((x) => x.receiver.track?.kind === 'audio');
+        if (t) {
+          t.direction = 'sendrecv';
+          this.micSender = t.sender;
+        }
+      }
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       this.opts.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
     }, 'could not apply the offer');
     for (const init of this.early.splice(0)) this.addCandidate(init);
+  }
+
+  /** Whether the agent takes this client's microphone. */
+  get canSendAudio() {
+    return Boolean(this.micSender);
+  }
+
+  /** Sends `track` (a microphone's) as this client's sound, or stops with null. */
+  async setMicrophone(track) {
+    if (!this.micSender) throw new Error('the agent takes no microphone from this client');
+    await this.micSender.replaceTrack(track);
   }
 
   /** Add one of the agent's trickled candidates. */
@@ -152,4 +178,9 @@ export function describeIceError(ev) {
   if (code === 403) return `${kind} server ${ev.url} refused the request (403 ${ev.errorText || 'Forbidden'})`;
   if (code === 701) return `${kind} server ${ev.url} could not be reached (701)`;
   return `${kind} server ${ev.url} failed (${code}${ev.errorText ? ` ${ev.errorText}` : ''})`;
+}
+
+/** True when the offer's audio section has the agent receiving too (sendrecv). */
+export function offersToReceiveAudio(sdp) {
+  return sdp.split(/\r?\nm=/).some((section) => section.startsWith('audio') && /\r?\na=sendrecv\b/.test(section));
 }

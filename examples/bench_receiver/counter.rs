@@ -26,6 +26,16 @@ pub fn attach_counter(pipeline: &gst::Pipeline, pad: &gst::Pad, shared: Arc<Shar
         .ok_or_else(|| anyhow!("fakesink without a sink pad"))?;
     pad.link(&sinkpad)
         .context("linking webrtcbin to fakesink")?;
+    // Only the video is counted: the agent's sound, when it has some, is a
+    // second stream of its own sequence numbers and marker bits.
+    let video = pad.current_caps().is_none_or(|caps| {
+        caps.structure(0)
+            .and_then(|s| s.get::<&str>("media").ok())
+            .is_none_or(|m| m == "video")
+    });
+    if !video {
+        return Ok(());
+    }
     // A new stream (e.g. a new connection after capture lost/ok) starts its
     // own sequence numbers.
     if let Ok(mut st) = shared.seq.lock() {

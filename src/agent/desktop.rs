@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::config::ServeArgs;
+use crate::desktop::sound::microphone::VirtualMicrophone;
+use crate::desktop::sound::{self, embedded::EmbeddedSound, AudioChoice};
 use crate::desktop::supervisor::Supervisor;
 use crate::desktop::wayland;
 use crate::desktop::xvfb::VirtualDisplay;
@@ -24,6 +26,15 @@ pub struct Desktop {
     pub portal_input: Option<Box<dyn Backend>>,
     /// Without a stored grant, ask on the desktop at once (see `agent`).
     pub prepare_capture: bool,
+    /// The sound to send, decided at startup.
+    pub audio: sound::Plan,
+    /// Ours, for our own virtual display: held so that it lives as long as
+    /// the agent (dropping it stops the server).
+    #[allow(dead_code)]
+    pub sound_server: Option<EmbeddedSound>,
+    /// "oriel microphone" on that sound server, where the controller's
+    /// microphone comes out; removed when this drops.
+    pub microphone: Option<VirtualMicrophone>,
 }
 
 impl Desktop {
@@ -37,11 +48,18 @@ impl Desktop {
             .map_err(anyhow::Error::msg)?;
         tracing::info!("capture plan: {why}");
         let mut virtual_display = None;
+        let mut sound_server = None;
         let capture = match plan {
             Plan::Ready(c) => c,
             Plan::VirtualDisplay => {
                 let (w, h) = media_args.virtual_display_size;
-                let vd = VirtualDisplay::start(w, h, media_args.session_cmd.as_deref())?;
+                sound_server = own_sound_server(&media_args.audio)?;
+                let session_env = sound_server
+                    .as_ref()
+                    .map(EmbeddedSound::client_env)
+                    .unwrap_or_default();
+                let vd =
+                    VirtualDisplay::start(w, h, media_args.session_cmd.as_deref(), session_env)?;
                 tracing::info!("started virtual display {} ({w}x{h})", vd.name);
                 let c = Capture::X11 {
                     display: vd.name.clone(),
@@ -53,12 +71,26 @@ impl Desktop {
         if media_args.session_cmd.is_some() && virtual_display.is_none() {
             tracing::warn!("--session-cmd only applies to a virtual display; ignored");
         }
+        let server = match &sound_server {
+            Some(own) => Some(own.server.clone()),
+            None => sound::locate_from_env(),
+        };
+        let audio = sound::plan(&media_args.audio, server).map_err(anyhow::Error::msg)?;
+        tracing::info!("sound: {}", audio.summary);
+        let microphone = audio.server.as_ref().and_then(|server| {
+            VirtualMicrophone::create(server)
+                .map_err(|e| tracing::warn!("no microphone for the controller: {e:#}"))
+                .ok()
+        });
         let mut desktop = Desktop {
             capture,
             virtual_display,
             live_source: None,
             portal_input: None,
             prepare_capture: false,
+            audio,
+            sound_server,
+            microphone,
         };
         if let Capture::Wayland = desktop.capture {
             desktop.open_portal(args, runtime)?;
@@ -115,5 +147,22 @@ impl Desktop {
             .take()
             .map(Supervisor::start)
             .transpose()?)
+    }
+}
+
+/// Our own sound server for our own display, unless sound is off. With
+/// `auto`, a missing `pulseaudio` only means no sound; a named device
+/// needs the server.
+fn own_sound_server(choice: &AudioChoice) -> Result<Option<EmbeddedSound>> {
+    if *choice == AudioChoice::Off {
+        return Ok(None);
+    }
+    match (choice, EmbeddedSound::start()) {
+        (_, Ok(s)) => Ok(Some(s)),
+        (AudioChoice::Auto, Err(e)) => {
+            tracing::warn!("the virtual display gets no sound: {e:#}");
+            Ok(None)
+        }
+        (_, Err(e)) => Err(e),
     }
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::config::ServeArgs;
+use crate::desktop::sound::microphone::VirtualMicrophone;
 use crate::desktop::{wayland, x11};
 use crate::input::service::InputHandle;
 use crate::media::capture::Capture;
 use crate::media::encoder;
 use crate::media::ice::IceServers;
+use crate::media::microphone::MicSink;
 use crate::media::peer::InputSink;
 use crate::media::producer::ProducerConfig;
 use crate::media::service::{LiveSource, MediaConfig, SourceCheck};
@@ -39,6 +41,7 @@ pub fn producer(
     capture: &Capture,
     encoder_name: &str,
     playout_delay: Option<(u32, u32)>,
+    audio: Option<String>,
 ) -> Result<ProducerConfig> {
     let media_args = &args.media;
     let dir = media_args.fragments_dir();
@@ -66,6 +69,7 @@ pub fn producer(
             .map_err(anyhow::Error::msg)?,
         ),
         playout_delay,
+        audio,
         // A lost screencast is first replaced under the running encoder.
         swappable_capture: matches!(capture, Capture::Wayland),
         convert_threads: match media_args.convert_threads {
@@ -92,13 +96,23 @@ pub fn config(
     ice: IceServers,
     input: Option<&InputHandle>,
     live_source: Option<Arc<dyn LiveSource>>,
+    microphone: Option<&VirtualMicrophone>,
 ) -> MediaConfig {
     let input_sink: Option<InputSink> = input.cloned().map(|i| {
         let sink: InputSink = Arc::new(move |peer, bytes: &[u8]| i.data(peer, bytes));
         sink
     });
+    let microphone = microphone.map(|mic| {
+        let switch = mic.switch();
+        MicSink {
+            server: mic.server.address.clone(),
+            sink: crate::desktop::sound::microphone::SINK.into(),
+            on_active: Arc::new(move |on| switch.set_active(on)),
+        }
+    });
     MediaConfig {
         input: input_sink,
+        microphone,
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),

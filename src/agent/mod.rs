@@ -51,7 +51,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .context("tokio runtime")?;
     let mut desktop = Desktop::open(&args, &runtime)?;
     let encoder_name = media::pick_encoder(&args, &desktop.capture)?;
-    let producer = media::producer(&args, &desktop.capture, encoder_name, checked.playout_delay)?;
+    let producer = media::producer(
+        &args,
+        &desktop.capture,
+        encoder_name,
+        checked.playout_delay,
+        desktop.audio.fragment.clone(),
+    )?;
     let (input, input_health) =
         input::start(&args.input, &desktop.capture, desktop.portal_input.take())?.unzip();
     let media_config = media::config(
@@ -61,6 +67,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         checked.ice_servers.clone(),
         input.as_ref(),
         desktop.live_source.take(),
+        desktop.microphone.as_ref(),
     );
     let virtual_display = desktop.supervise()?;
     let store = args.state.open_store()?;
@@ -141,6 +148,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         encoder_name.into(),
         desktop.capture.name().into(),
     );
+    metrics.audio = desktop.audio.summary.clone();
     metrics.publishing = (!publishing.is_empty()).then(|| publishing.clone());
     metrics.input = input.as_ref().map(|i| i.stats.clone());
     metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use crate::config::MediaArgs;
-use crate::desktop::wayland;
+use crate::desktop::{sound, wayland};
 use crate::media::capture::{self, Capture, Plan};
 use crate::media::encoder;
 
@@ -91,6 +91,25 @@ pub fn run(args: MediaArgs) -> Result<()> {
     };
     println!("serve would capture: {chosen}\n");
 
+    println!("sound:");
+    let server = sound::locate_from_env();
+    match &server {
+        Some(s) => println!("  server   {} (found by {})", s.address, s.found),
+        None => {
+            println!("  server   none ($PULSE_SERVER unset, no pulse socket in $XDG_RUNTIME_DIR)")
+        }
+    }
+    match which("pulseaudio") {
+        Some(path) => println!("  virtual  {path} gives a virtual display its own sound server"),
+        None => println!(
+            "  virtual  no pulseaudio: a virtual display would have no sound (package pulseaudio)"
+        ),
+    }
+    match sound::plan(&args.audio, server) {
+        Ok(plan) => println!("serve would send sound: {}\n", plan.summary),
+        Err(e) => println!("serve would fail: {e}\n"),
+    }
+
     println!("H.264 encoders, best first:");
     let all = encoder::probe_all(args.encoder_settings(), dir);
     for a in &all {
@@ -106,11 +125,4 @@ pub fn run(args: MediaArgs) -> Result<()> {
     Ok(())
 }
 
-/// The full path of `program` on `$PATH`.
-pub fn which(program: &str) -> Option<String> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|p| p.join(program))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
-}
+pub use crate::desktop::child::which;

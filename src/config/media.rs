@@ -40,6 +40,13 @@ pub struct MediaArgs {
     #[arg(long, env = "ORIEL_SESSION_CMD", help_heading = "Capture and encoding")]
     pub session_cmd: Option<String>,
 
+    /// The desktop's sound, sent to every client: `auto` (what the default
+    /// output plays; none, said once, without a sound server), `off`, or a
+    /// source by name (`oriel probe` shows the server and device). With its
+    /// own virtual display oriel starts its own sound server.
+    #[arg(long, env = "ORIEL_AUDIO", help_heading = "Capture and encoding", default_value = "auto", value_parser = crate::desktop::sound::parse_choice)]
+    pub audio: crate::desktop::sound::AudioChoice,
+
     /// X11: when to read the screen.
     #[arg(
         long,

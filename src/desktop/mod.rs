@@ -2,6 +2,8 @@
 //! is none, and surviving it going away (X11); a Wayland desktop through
 //! the ScreenCast portal (`wayland`). The two stay apart.
 
+pub mod child;
+pub mod sound;
 pub mod supervisor;
 pub mod wayland;
 pub mod x11;

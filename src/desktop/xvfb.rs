@@ -6,39 +6,39 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+use crate::desktop::child::{die_with_parent, stop};
 
 pub struct VirtualDisplay {
     /// `:N`
     pub name: String,
     size: (u32, u32),
     session_cmd: Option<String>,
+    /// Extra environment of the session command (its sound server).
+    session_env: Vec<(String, String)>,
     xvfb: Child,
     session: Option<Child>,
 }
 
-/// Make the child die with us: a crashed agent must not leave displays behind.
-fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-}
-
 impl VirtualDisplay {
     /// Starts `Xvfb` on a free display number (Xvfb picks it, `-displayfd`),
-    /// waits until it accepts connections, then starts `session_cmd` in it.
-    pub fn start(width: u32, height: u32, session_cmd: Option<&str>) -> Result<Self> {
+    /// waits until it accepts connections, then starts `session_cmd` in it
+    /// with `session_env` added to its environment.
+    pub fn start(
+        width: u32,
+        height: u32,
+        session_cmd: Option<&str>,
+        session_env: Vec<(String, String)>,
+    ) -> Result<Self> {
         let (xvfb, number) = spawn_xvfb(None, width, height)?;
         let mut display = VirtualDisplay {
             name: format!(":{number}"),
             size: (width, height),
             session_cmd: session_cmd.map(str::to_string),
+            session_env,
             xvfb,
             session: None,
         };
@@ -71,6 +71,7 @@ impl VirtualDisplay {
         cmd.args(["-c", session_cmd])
             .env("DISPLAY", &self.name)
             .env_remove("WAYLAND_DISPLAY")
+            .envs(self.session_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         die_with_parent(&mut cmd);
         // Its own process group, so stopping it stops what it started.
@@ -137,32 +138,6 @@ fn spawn_xvfb(display: Option<&str>, width: u32, height: u32) -> Result<(Child, 
             )
         }
     }
-}
-
-/// SIGTERM, then SIGKILL after 2 s. A session is stopped as a process
-/// group, even when its leader already exited: what it started may not have.
-fn stop(child: &mut Child, group: bool) {
-    let pid = child.id() as i32;
-    let leader_alive = matches!(child.try_wait(), Ok(None));
-    // SAFETY: plain kill(2) on a child we own, or on its process group.
-    let signal = |sig| unsafe {
-        libc::kill(if group { -pid } else { pid }, sig);
-    };
-    if leader_alive || group {
-        signal(libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while leader_alive && Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if group {
-        signal(libc::SIGKILL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 impl Drop for VirtualDisplay {

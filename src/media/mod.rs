@@ -2,6 +2,7 @@
 //! to one webrtcbin per client. Nothing in here knows about WebSockets or
 //! JSON; the signalling layer drives it through [`service::MediaHandle`].
 
+pub mod audio;
 pub mod backoff;
 pub mod capture;
 pub mod capture_counters;
@@ -11,6 +12,7 @@ pub mod encoder;
 pub mod feedback_guard;
 pub mod fragments;
 pub mod frame_drop;
+pub mod gate;
 pub mod header_ext;
 pub mod heap;
 pub mod ice;
@@ -18,6 +20,7 @@ pub mod keyframes;
 pub mod leaks;
 pub mod leftover;
 pub mod link;
+pub mod microphone;
 pub mod pace;
 pub mod pacer;
 pub mod peer;

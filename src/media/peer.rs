@@ -36,6 +36,9 @@ pub enum BranchEvent {
     KeyframeRequest,
     /// Every local ICE candidate has been reported.
     GatheringDone,
+    /// The client's answer would have sent audio, which it may not: it was
+    /// made to receive only (`media::microphone::refuse_sending`).
+    AudioRefused,
     /// The client opened a data channel of its own (label); see
     /// [`crate::media::channels`].
     ForeignChannel(String),
@@ -70,6 +73,10 @@ pub struct PeerBranch {
     /// Sequence numbers across moves between rungs.
     renumber: Renumber,
     events: EventSink,
+    /// The audio tee's pad feeding this branch, when there is sound.
+    audio_pad: Option<gst::Pad>,
+    /// The controller's microphone, while this is its branch.
+    microphone: Option<crate::media::microphone::MicGuard>,
     _channels: Vec<gst_webrtc::WebRTCDataChannel>,
 }
 
@@ -87,6 +94,7 @@ impl PeerBranch {
         ice: &AgentIce,
         events: EventSink,
         input: Option<InputSink>,
+        microphone: Option<crate::media::microphone::MicSink>,
         bitrate: (u32, u32),
     ) -> Result<Self> {
         let bin = gst::Bin::with_name(&bin_name(id));
@@ -142,6 +150,7 @@ impl PeerBranch {
             .ok_or_else(|| anyhow!("queue has no src pad"))?
             .link(&sink)
             .context("linking queue to webrtcbin")?;
+        sink.set_property("msid", crate::media::audio::STREAM_ID);
         let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
         transceiver.set_property(
             "direction",
@@ -219,6 +228,26 @@ impl PeerBranch {
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("starting the peer branch: {e}"));
         }
+        // The sound, a second track in the same offer.
+        let audio_pad = match producer.audio_tee() {
+            Some(tee) => {
+                match crate::media::audio::attach_branch(
+                    &bin,
+                    &webrtcbin,
+                    tee,
+                    connected.clone(),
+                    microphone.is_some(),
+                ) {
+                    Ok(pad) => Some(pad),
+                    Err(e) => {
+                        crate::media::receive_guard::stop(&bin);
+                        let _ = pipeline.remove(&bin);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         // Data channels can only be created once webrtcbin is READY, and
         // must exist before the offer so that it carries them.
         let channels = input
@@ -231,20 +260,28 @@ impl PeerBranch {
         create_offer(&webrtcbin, id, events.clone());
 
         let Some(tee_pad) = producer.tee().request_pad_simple("src_%u") else {
+            if let Some(pad) = audio_pad {
+                crate::media::audio::detach_branch(pad);
+            }
             crate::media::receive_guard::stop(&bin);
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("tee gave no src pad"));
         };
-        gate_until_connected(&tee_pad, connected.clone());
+        crate::media::gate::until_connected(&tee_pad, connected.clone());
         intercept_keyframe_requests(&tee_pad, id, events.clone());
         let renumber = Renumber::default();
         renumber.install(&tee_pad);
         if let Err(e) = tee_pad.link(&ghost) {
             producer.tee().release_request_pad(&tee_pad);
+            if let Some(pad) = audio_pad {
+                crate::media::audio::detach_branch(pad);
+            }
             crate::media::receive_guard::stop(&bin);
             let _ = pipeline.remove(&bin);
             return Err(anyhow!("linking tee to peer: {e}"));
         }
+        let microphone =
+            microphone.map(|mic| crate::media::microphone::receive(&webrtcbin, &bin, mic));
         Ok(PeerBranch {
             id,
             bin,
@@ -257,6 +294,8 @@ impl PeerBranch {
             feedback,
             renumber,
             events,
+            audio_pad,
+            microphone,
             _channels: channels,
         })
     }
@@ -345,8 +384,11 @@ impl PeerBranch {
 
     /// Applies the client's SDP answer.
     pub fn set_answer(&self, sdp: &str, id: PeerId, events: EventSink) -> Result<()> {
-        let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+        let mut message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
             .map_err(|_| anyhow!("the answer is not valid SDP"))?;
+        if self.microphone.is_none() && crate::media::microphone::refuse_sending(&mut message) {
+            events(id, BranchEvent::AudioRefused);
+        }
         if message.medias_len() == 0 {
             return Err(anyhow!("the answer has no media section"));
         }
@@ -391,6 +433,9 @@ impl PeerBranch {
             .parent_element()
             .unwrap_or_else(|| producer.tee().clone());
         let bin = self.bin;
+        if let Some(pad) = self.audio_pad {
+            crate::media::audio::detach_branch(pad);
+        }
         self.tee_pad
             .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
                 if let Some(peer) = pad.peer() {
@@ -426,41 +471,6 @@ fn codec_preferences(caps: &gst::Caps) -> gst::Caps {
         }
     }
     caps
-}
-
-/// Holds back media until the client's connection is up, then until the
-/// next keyframe starts: packets sent while DTLS is still connecting are
-/// stale by the time they arrive, and P-frames before the first keyframe
-/// only make the browser send PLIs. rtph264pay leaves DELTA_UNIT off the
-/// first packet of a keyframe. If that flag never shows (another
-/// payloader), the gate opens anyway after `GATE_GIVE_UP` packets.
-fn gate_until_connected(pad: &gst::Pad, connected: Arc<AtomicBool>) {
-    const GATE_GIVE_UP: u32 = 2000;
-    let dropped_after_connect = std::sync::atomic::AtomicU32::new(0);
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, info| {
-            if !connected.load(Ordering::Relaxed) {
-                return crate::media::probe::DROP;
-            }
-            let keyframe_starts = match info.data.as_ref() {
-                Some(gst::PadProbeData::Buffer(b)) => {
-                    !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
-                }
-                Some(gst::PadProbeData::BufferList(list)) => list
-                    .iter()
-                    .any(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)),
-                _ => false,
-            };
-            let dropped = dropped_after_connect.fetch_add(1, Ordering::Relaxed);
-            if keyframe_starts || dropped > GATE_GIVE_UP {
-                tracing::debug!(dropped, keyframe_starts, "media gate open");
-                gst::PadProbeReturn::Remove
-            } else {
-                crate::media::probe::DROP
-            }
-        },
-    );
 }
 
 /// webrtcbin turns a client's PLI/FIR into an upstream force-key-unit event.

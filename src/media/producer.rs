@@ -40,6 +40,8 @@ pub struct ProducerConfig {
     pub sparse_frames: bool,
     /// Threads of the colour conversion before the encoder (at least 1).
     pub convert_threads: u32,
+    /// The sound's capture fragment (`media::audio`), or `None` for none.
+    pub audio: Option<String>,
 }
 
 pub struct Producer {
@@ -53,6 +55,8 @@ pub struct Producer {
     encoder: Option<gst::Element>,
     /// The capture bin, when built swappable.
     capture: Option<gst::Bin>,
+    /// The tee of the encoded sound, when there is sound.
+    audio_tee: Option<gst::Element>,
     pay: PayInfo,
     rtp_caps: gst::Caps,
     playout_delay: Option<(u32, u32)>,
@@ -161,6 +165,14 @@ impl Producer {
                 },
             );
         let encoder = encoder_element(&encoder_src);
+        let audio_tee = match &config.audio {
+            Some(capture) => Some(crate::media::audio::build(
+                &pipeline,
+                capture,
+                pay.ssrc.wrapping_add(1),
+            )?),
+            None => None,
+        };
         Ok(Producer {
             buffers,
             pipeline,
@@ -168,6 +180,7 @@ impl Producer {
             encoder_src,
             encoder,
             capture,
+            audio_tee,
             pay,
             rtp_caps,
             playout_delay: config.playout_delay,
@@ -303,11 +316,32 @@ impl Producer {
             .ok_or_else(|| anyhow!("tee has no sink pad"))
     }
 
+    /// Starts the pipeline. A sound capture that cannot start (its server
+    /// went away since startup) is dropped and the picture starts alone.
     pub fn start(&self) -> Result<()> {
+        if self.pipeline.set_state(gst::State::Playing).is_ok() {
+            return Ok(());
+        }
+        if !self.drop_audio() {
+            return Err(anyhow!("the capture pipeline could not start"));
+        }
+        tracing::warn!("the sound capture could not start: the desktop goes without sound");
+        let _ = self.pipeline.set_state(gst::State::Null);
         self.pipeline
             .set_state(gst::State::Playing)
             .map(|_| ())
             .map_err(|_| anyhow!("the capture pipeline could not start"))
+    }
+
+    /// The tee of the encoded sound, when this producer has sound.
+    pub fn audio_tee(&self) -> Option<&gst::Element> {
+        self.audio_tee.as_ref()
+    }
+
+    /// Ends the sound capture (its tee stays, so clients keep a silent
+    /// track); false when there was none.
+    pub fn drop_audio(&self) -> bool {
+        crate::media::audio::stop(&self.pipeline)
     }
 
     /// Asks the encoder for a keyframe. The request goes straight into the

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::input::service::InputHandle;
-use crate::media::service::{MediaEvent, MediaHandle};
+use crate::media::service::{MediaEvent, MediaHandle, PeerKind};
 use crate::media::PeerId;
 use crate::metrics::{Metrics, RoomSnapshot};
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
@@ -308,10 +308,17 @@ fn apply(
             // The role reaches input before any data channel can open.
             input.iter().for_each(|i| i.join(p, role));
             // The controller's and players' links set the encoder's bitrate.
-            let drives = !matches!(role, crate::session::roles::Role::Viewer);
+            use crate::session::roles::Role;
+            let drives = !matches!(role, Role::Viewer);
+            // Viewers send nothing: their connection has no data channels;
+            // only the controller's receives a microphone.
+            let kind = match role {
+                Role::Controller => PeerKind::Controls,
+                Role::Player { .. } => PeerKind::Sends,
+                Role::Viewer => PeerKind::Watches,
+            };
             media.iter().for_each(|m| {
-                // Viewers send nothing: their connection has no data channels.
-                m.add_peer(p, drives);
+                m.add_peer(p, kind);
                 m.set_driving(p, drives);
             });
         }

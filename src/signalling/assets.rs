@@ -34,6 +34,16 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/stats.js"),
     ),
     (
+        "sound.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/sound.js"),
+    ),
+    (
+        "microphone.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/microphone.js"),
+    ),
+    (
         "control.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/control.js"),

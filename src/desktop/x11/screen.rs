@@ -460,7 +460,8 @@ mod tests {
 
     #[test]
     fn frames_are_read_in_place_and_a_segment_is_reused_once_dropped() {
-        let display = crate::desktop::xvfb::VirtualDisplay::start(64, 48, None).expect("Xvfb");
+        let display =
+            crate::desktop::xvfb::VirtualDisplay::start(64, 48, None, Vec::new()).expect("Xvfb");
         let mut screen = Screen::open(&display.name, false).expect("open");
         paint(&display.name, 0x102030);
         let kept = screen.grab().expect("grab");

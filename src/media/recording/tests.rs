@@ -66,6 +66,7 @@ fn producer() -> Producer {
         swappable_capture: false,
         sparse_frames: false,
         convert_threads: 1,
+        audio: None,
     })
     .unwrap()
 }

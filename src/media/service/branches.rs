@@ -75,8 +75,13 @@ impl Service {
             .config
             .ice
             .for_agent(&format!("oriel-agent-{peer}"), std::time::SystemTime::now());
-        let input = match self.kinds.get(&peer) {
-            Some(PeerKind::Sends) => self.config.input.clone(),
+        let kind = self.kinds.get(&peer).copied();
+        let input = match kind {
+            Some(PeerKind::Sends | PeerKind::Controls) => self.config.input.clone(),
+            _ => None,
+        };
+        let microphone = match kind {
+            Some(PeerKind::Controls) => self.config.microphone.clone(),
             _ => None,
         };
         match PeerBranch::attach(
@@ -85,6 +90,7 @@ impl Service {
             &ice,
             self.event_sink(),
             input,
+            microphone,
             self.config.bitrate,
         ) {
             Ok(branch) => {
@@ -194,6 +200,13 @@ impl Service {
             BranchEvent::Error(message) => (self.events)(MediaEvent::Error { peer, message }),
             BranchEvent::KeyframeRequest => self.request_keyframe_for(peer),
             BranchEvent::GatheringDone => (self.events)(MediaEvent::GatheringDone { peer }),
+            BranchEvent::AudioRefused => {
+                self.stats.audio_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    peer,
+                    "the client's answer would send audio, which its role may not: it receives only"
+                );
+            }
             BranchEvent::ForeignChannel(label) => {
                 self.stats.foreign_channels.fetch_add(1, Ordering::Relaxed);
                 let reason = format!(

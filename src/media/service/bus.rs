@@ -25,6 +25,10 @@ impl Service {
             }
             return;
         }
+        if let Some(bin) = msg.src().and_then(crate::media::audio::sound_bin) {
+            self.on_audio_message(&bin, &msg);
+            return;
+        }
         let owner = msg.src().and_then(|src| self.owning_peer(src));
         match msg.view() {
             gst::MessageView::Error(e) => {
@@ -60,6 +64,39 @@ impl Service {
             gst::MessageView::Warning(w) => {
                 tracing::debug!(peer = owner, "pipeline warning: {}", w.error());
             }
+            _ => {}
+        }
+    }
+
+    /// The sound capture failed (its server went away, the device
+    /// vanished): the sound ends, the picture goes on. The next producer
+    /// start (after the idle stop) tries the sound again.
+    /// A microphone's bin that fails is stopped alike; the controller keeps
+    /// its connection.
+    fn on_audio_message(&mut self, bin: &gst::Bin, msg: &gst::Message) {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let dropped = if bin.name() == crate::media::audio::AUDIO_BIN {
+                    self.producer.as_ref().is_some_and(|p| p.drop_audio())
+                } else {
+                    !bin.is_locked_state() && {
+                        bin.set_locked_state(true);
+                        let _ = bin.set_state(gst::State::Null);
+                        true
+                    }
+                };
+                if dropped {
+                    self.stats
+                        .audio_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        "the sound capture failed: {}; the picture goes on without sound \
+                         (tried again when the stream next starts)",
+                        error_text(e)
+                    );
+                }
+            }
+            gst::MessageView::Warning(w) => tracing::debug!("sound warning: {}", w.error()),
             _ => {}
         }
     }

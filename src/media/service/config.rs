@@ -21,6 +21,8 @@ pub struct MediaConfig {
     pub start_timeout: Duration,
     /// Where data-channel bytes go; `None` opens no data channels.
     pub input: Option<crate::media::peer::InputSink>,
+    /// Where the controller's microphone goes; `None`: nobody's is taken.
+    pub microphone: Option<crate::media::microphone::MicSink>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
     /// Opened before each producer start; its fragment replaces
@@ -47,6 +49,7 @@ pub fn test_pattern() -> MediaConfig {
             swappable_capture: false,
             sparse_frames: false,
             convert_threads: 1,
+            audio: None,
         },
         ice: Default::default(),
         keyframe_interval: Duration::from_millis(250),
@@ -54,6 +57,7 @@ pub fn test_pattern() -> MediaConfig {
         idle_stop: Duration::from_millis(300),
         start_timeout: Duration::from_secs(10),
         input: None,
+        microphone: None,
         source_check: None,
         live_source: None,
     }

@@ -20,8 +20,11 @@ pub type Reply<T> = tokio::sync::oneshot::Receiver<Result<T, String>>;
 /// What a peer's connection carries besides video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerKind {
-    /// A browser that sends input (the controller, a player): the data
-    /// channels are in its offer.
+    /// The controller: the data channels, and its microphone (the one
+    /// audio transceiver that also receives).
+    Controls,
+    /// A browser that sends input (a player): the data channels are in its
+    /// offer.
     Sends,
     /// A browser that only watches (a viewer): no data channels, so it has
     /// nothing to send input on, and no SCTP association to keep (five
@@ -69,14 +72,8 @@ impl MediaHandle {
         MediaHandle { tx, stats }
     }
 
-    /// A browser client; `sends_input` for the roles that send input (the
-    /// others get no data channels).
-    pub fn add_peer(&self, peer: PeerId, sends_input: bool) {
-        let kind = if sends_input {
-            PeerKind::Sends
-        } else {
-            PeerKind::Watches
-        };
+    /// A browser client, and what its connection carries (`PeerKind`).
+    pub fn add_peer(&self, peer: PeerId, kind: PeerKind) {
         let _ = self.tx.send(Command::AddPeer(peer, kind));
     }
     /// Marks a peer as driving the desktop (controller, seated player) or

@@ -14,6 +14,10 @@ pub struct MediaStats {
     pub pipeline_failures: AtomicU64,
     /// Rebuilds after a failure that delivered frames again.
     pub pipeline_restarts: AtomicU64,
+    /// Sound captures that failed while the picture went on.
+    pub audio_failures: AtomicU64,
+    /// Answers that would have sent audio from a client that may not.
+    pub audio_refused: AtomicU64,
     pub keyframes_requested: AtomicU64,
     pub keyframes_forced: AtomicU64,
     pub keyframes_coalesced: AtomicU64,
