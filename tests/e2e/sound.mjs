@@ -8,30 +8,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { childEnv, waitFor } from './harness.mjs';
+import { pactlAt, pulseSetup } from '../sound/pulse.mjs';
+
 
 /** Starts PulseAudio for harness `h`; returns {address, dir, rec, pactl(args)}. */
 export async function startSoundServer(h) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oriel-e2e-pulse-'));
   h.tmpDirs.push(dir);
-  const socket = path.join(dir, 'native');
-  const script = path.join(dir, 'default.pa');
-  fs.writeFileSync(script, [
-    `load-module module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
-    'load-module module-null-sink sink_name=desk rate=48000 sink_properties=device.description=desk',
-    'set-default-sink desk',
-    '',
-  ].join('\n'));
-  const env = childEnv({ PULSE_RUNTIME_PATH: dir, PULSE_STATE_PATH: dir, PULSE_COOKIE: path.join(dir, 'cookie') });
-  const rec = h.spawn('pulseaudio', 'pulseaudio', [
-    '-n', '--daemonize=no', '--exit-idle-time=-1', '--use-pid-file=no', '--realtime=no', '--log-target=stderr', '-F', script,
-  ], { env });
-  const address = `unix:${socket}`;
-  const pactl = (...args) => spawnSync('pactl', args, { env: childEnv({ PULSE_SERVER: address }), encoding: 'utf8', timeout: 5000 });
+  const setup = pulseSetup(dir);
+  const rec = h.spawn('pulseaudio', setup.program, setup.args, { env: childEnv(setup.env) });
+  const pactl = pactlAt(setup.address);
   await waitFor(() => {
     if (rec.exitCode !== undefined) throw new Error(`pulseaudio exited: ${rec.log.slice(-5).join(' | ')}`);
     return pactl('info').status === 0;
   }, 10000, 'pulseaudio answering', 100);
-  return { address, dir, rec, pactl };
+  return { address: setup.address, dir, rec, pactl };
 }
 
 /** A sine at `freq` Hz into the default output of `address`. */
