@@ -264,6 +264,11 @@ function whatTheNumbersSay(res) {
     `the goal is p50 ≤ 40 ms: ${l.audio.p50 !== null && l.audio.p50 <= 40 ? 'met' : `not met (+${fmt(l.audio.p50 - 40)} ms)`}. ` +
     'It covers the agent\'s capture (pulsesrc, 10 ms packets), Opus, the network, Chromium\'s jitter buffer (NetEq) and decoding, and one 256-sample block of the page\'s reader; the player\'s own buffer before the server is not in it ' +
     `(pacat, written to the monitor ${fmt(l.playedToMonitor.p50)} ms at p50).`);
+  const ch = l.chromium;
+  if (ch) {
+    out.push(`Of that, Chromium's jitter buffer (NetEq) held the sound ${fmt(ch.jitterBufferMs)} ms on average (its target ${fmt(ch.jitterBufferTargetMs)} ms, although the page asks for 0), ` +
+      `with ${ch.packetsLost ?? '?'} packets lost and ${ch.concealedSamples ?? '?'} samples concealed of ${ch.totalSamplesReceived ?? '?'}; its playout to the (headless, fake) output device adds ${fmt(ch.playoutMs)} ms that this reader does not wait for.`);
+  }
   out.push(`The flash that started with each burst was presented ${fmt(l.video.p50)} ms after xsetroot returned (p50, p99 ${fmt(l.video.p99)}). ` +
     `Picture minus sound: p50 ${fmt(l.avOffset.p50)} ms, |offset| p50 ${fmt(l.avOffsetAbs.p50)} / p99 ${fmt(l.avOffsetAbs.p99)} ms (goal |offset| p50 ≤ 20 ms: ` +
     `${l.avOffsetAbs.p50 !== null && l.avOffsetAbs.p50 <= 20 ? 'met' : 'not met'}). The page reads the sound from WebAudio, beside the <video> element, so this is the offset of the two streams as delivered; the element's own lip sync may move the picture further.`);
