@@ -7,8 +7,9 @@
 //! controller's webrtcbin ─ [oriel-mic: queue ─ depay ─ opusdec ─ convert ─ pulsesink → oriel_mic_sink]
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use gst::prelude::*;
@@ -27,10 +28,31 @@ pub struct MicSink {
     pub on_active: Arc<dyn Fn(bool) + Send + Sync>,
 }
 
-/// Held by the branch: its drop says the microphone is off.
+/// How long without a packet before the microphone counts as off: the page
+/// switching it off (`replaceTrack(null)`) stops the packets.
+const SILENT_AFTER: Duration = Duration::from_secs(1);
+
+/// Held by the branch: the microphone is on while packets come, off once
+/// they stop (`check`) and when the branch goes (its drop).
 pub struct MicGuard {
     active: Arc<AtomicBool>,
+    /// Milliseconds since `since` of the last packet.
+    last_ms: Arc<AtomicU64>,
+    since: Instant,
     on_active: Arc<dyn Fn(bool) + Send + Sync>,
+}
+
+impl MicGuard {
+    /// Turns the microphone off once no packet came for a while (the media
+    /// thread's timer calls it).
+    pub fn check(&self) {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        if self.since.elapsed().saturating_sub(last) >= SILENT_AFTER
+            && self.active.swap(false, Ordering::SeqCst)
+        {
+            (self.on_active)(false);
+        }
+    }
 }
 
 impl Drop for MicGuard {
@@ -44,8 +66,12 @@ impl Drop for MicGuard {
 /// Plays whatever audio `webrtcbin` receives into `mic`, inside `bin`.
 pub fn receive(webrtcbin: &gst::Element, bin: &gst::Bin, mic: MicSink) -> MicGuard {
     let active = Arc::new(AtomicBool::new(false));
+    let last_ms = Arc::new(AtomicU64::new(0));
+    let since = Instant::now();
     let guard = MicGuard {
         active: active.clone(),
+        last_ms: last_ms.clone(),
+        since,
         on_active: mic.on_active.clone(),
     };
     let bin = bin.downgrade();
@@ -57,11 +83,15 @@ pub fn receive(webrtcbin: &gst::Element, bin: &gst::Bin, mic: MicSink) -> MicGua
         match play(&bin, pad, &mic) {
             Ok(()) => {
                 let (active, on_active) = (active.clone(), mic.on_active.clone());
+                let last_ms = last_ms.clone();
+                // One store per packet (100 a second); on again at the
+                // first packet after a silence.
                 pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    if !active.swap(true, Ordering::SeqCst) {
+                    last_ms.store(since.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if !active.load(Ordering::Relaxed) && !active.swap(true, Ordering::SeqCst) {
                         on_active(true);
                     }
-                    gst::PadProbeReturn::Remove
+                    gst::PadProbeReturn::Ok
                 });
             }
             Err(e) => tracing::warn!("the controller's microphone: {e:#}"),

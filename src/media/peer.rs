@@ -342,6 +342,9 @@ impl PeerBranch {
     /// Refreshes the retransmission counters (the media thread's timer).
     pub fn read_link(&self) {
         self.link.read_retransmissions(&self.webrtcbin);
+        if let Some(mic) = &self.microphone {
+            mic.check();
+        }
         let within = crate::watchdog::scaled(crate::media::feedback_guard::FEEDBACK_WITHIN);
         if self.feedback.silent_for(within) && self.feedback.hide() {
             self.traffic.without_feedback.store(1, Ordering::Relaxed);

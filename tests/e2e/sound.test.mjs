@@ -190,6 +190,9 @@ h.test('the controller\'s microphone comes out of "oriel microphone" on the desk
   });
   await page.click('#btn-mic');
   await waitFor(async () => !(await status(page)).microphone.on, 5000, 'the microphone off');
+  await waitFor(() => mic.pactl('get-default-source').stdout.trim() === before, 5000, 'the default source given back when the page switches the microphone off');
+  await page.click('#btn-mic');
+  await waitFor(() => mic.pactl('get-default-source').stdout.trim() === 'oriel_microphone', 5000, '"oriel microphone" the default again when it is switched on again');
   await page.close();
   await waitFor(() => mic.pactl('get-default-source').stdout.trim() === before, 5000, 'the default source given back when the controller leaves');
   await viewer.close();
