@@ -167,6 +167,9 @@ async function footprint(agent, label, cycles) {
     joinsTotal: m.oriel_joins_total ?? null,
     // Removed branches still alive 10 s after (src/media/leftover.rs).
     branchesOutlived: m.oriel_branches_outlived_total ?? null,
+    // 2 while the cheaper rung runs for slow viewers: a whole encoder's
+    // worth of live objects that is no leftover.
+    encoders: m.oriel_video_encoders ?? null,
     gstObjects: objects.total, gstByType: objects.byType,
     at: new Date().toISOString(),
   };

@@ -28,11 +28,25 @@ function mixTable(res) {
 
 function pointTable(res) {
   const c = res.churn;
-  const L = ['| checkpoint | cycles | RSS MiB | threads | fds | clients / peers | live GStreamer objects |', '|---|---:|---:|---:|---:|---|---:|'];
+  const L = ['| checkpoint | cycles | RSS MiB | threads | fds | clients / peers | video encoders | removed branches still alive 10 s later | live GStreamer objects |',
+    '|---|---:|---:|---:|---:|---|---:|---:|---:|'];
   for (const p of [...c.points, c.rested]) {
-    L.push(`| ${p.label} | ${p.cycles} | ${fmt(p.rssMiB)} | ${p.threads} | ${p.fds} | ${p.clients} / ${p.peers} | ${p.gstObjects ?? 'n/a'} |`);
+    L.push(`| ${p.label} | ${p.cycles} | ${fmt(p.rssMiB)} | ${p.threads} | ${p.fds} | ${p.clients} / ${p.peers} | ${p.encoders ?? 'n/a'} | ${p.branchesOutlived ?? 'n/a'} | ${p.gstObjects ?? 'n/a'} |`);
   }
   return L;
+}
+
+/** Why the object count moved when the encoder count did (`oriel_video_encoders`), and the leftover watcher's count. */
+function encoderNote(p0, rested) {
+  let note = '';
+  if (p0.encoders != null && rested.encoders != null && p0.encoders !== rested.encoders) {
+    note += `\n- ${rested.encoders} video encoder(s) at rest against ${p0.encoders} before: the cheaper rung (its own x264enc, parser, payloader and tee) ` +
+      `${rested.encoders > p0.encoders ? 'was running for a slow viewer at rest and not before' : 'ran before and not at rest'}; its objects are in the difference and are no leftover.`;
+  }
+  if (rested.branchesOutlived != null) {
+    note += `\n- Removed client branches still alive 10 s after their removal (\`oriel_branches_outlived_total\`, src/media/leftover.rs): ${rested.branchesOutlived}.`;
+  }
+  return note;
 }
 
 /** The growth figures the issue asks for: after the first 100 cycles, and at rest against the baseline. */
@@ -117,7 +131,8 @@ function renderValgrind(res, jsonRel) {
     : `${p0.gstObjects} before, ${c.rested.gstObjects} at rest (${diff(p0.gstObjects, c.rested.gstObjects)}; types that differ: ${objectDiff(p0.gstByType, c.rested.gstByType)})`;
   const reading = `- ${m.oriel ? `**${m.oriel} invalid read(s)/write(s) in oriel's code**` : 'No invalid read or write with an oriel frame on the stack'}; ` +
     `${m.errors} memcheck error(s) in all; crashes ${res.crashes.total}.\n` +
-    `- Live GStreamer objects under Valgrind (its slowness changes every timing): ${objects}.`;
+    `- Live GStreamer objects under Valgrind (its slowness changes every timing): ${objects}.` +
+    encoderNote(p0, c.rested);
   L.push(...readingAndOddities(reading, res.notes));
   return L.join('\n');
 }
