@@ -49,6 +49,9 @@ export function within(promise, ms, fallback = undefined) {
  * Poll `fn` until it returns a truthy value (returned) or `timeoutMs` passes
  * (throws, naming `what` and the last value seen). `fn` may be async.
  */
+/** Thrown inside a waitFor condition: stop waiting, the answer will not change. */
+export class GiveUp extends Error {}
+
 export async function waitFor(fn, timeoutMs, what = 'condition', intervalMs = 100) {
   const deadline = Date.now() + timeoutMs;
   let last;
@@ -59,6 +62,7 @@ export async function waitFor(fn, timeoutMs, what = 'condition', intervalMs = 10
       lastErr = undefined;
       if (last) return last;
     } catch (e) {
+      if (e instanceof GiveUp) throw e;
       lastErr = e;
     }
     if (Date.now() >= deadline) {
@@ -385,7 +389,7 @@ export class Harness {
     agent.linkEnv = runAs ? env : {};
     await waitFor(
       async () => {
-        if (rec.exitCode !== undefined) throw new Error(`agent exited early (code ${rec.exitCode})`);
+        if (rec.exitCode !== undefined) throw new GiveUp(`agent exited early (code ${rec.exitCode})`);
         return (await agent.healthzRaw()).status === 200;
       },
       30000,

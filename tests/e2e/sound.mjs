@@ -67,6 +67,19 @@ export function hearPeak(page, ms = 1500) {
   }, ms);
 }
 
+/** Waits until the page's loudest frequency is within two bins of `freq`. */
+export async function hears(page, freq, what) {
+  let last;
+  await waitFor(async () => {
+    last = await hearPeak(page, 1000);
+    return last.freq !== null && Math.abs(last.freq - freq) <= 2 * last.binHz && last.db > -70;
+  }, 15000, `${what}: the page hearing ${freq} Hz`, 0).catch((e) => {
+    e.message += ` (last heard ${JSON.stringify(last)})`;
+    throw e;
+  });
+  return last;
+}
+
 /** The pulse clients recording on `pactl`'s server (source outputs) named oriel. */
 export function orielRecordings(pactl) {
   const r = pactl('list', 'source-outputs');

@@ -8,7 +8,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Agent, Harness, alive, descendants, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
-import { hearPeak, orielRecordings, playTone, recordDefaultSource, startSoundServer, toneFile } from './sound.mjs';
+import { hears, orielRecordings, playTone, recordDefaultSource, startSoundServer, toneFile } from './sound.mjs';
 
 const h = new Harness('sound');
 let display;
@@ -21,19 +21,6 @@ before(async () => {
   browser = await h.launchBrowser();
 });
 after(() => h.cleanup());
-
-/** Waits until the page's loudest frequency is within two bins of `freq`. */
-async function hears(page, freq, what) {
-  let last;
-  await waitFor(async () => {
-    last = await hearPeak(page, 1000);
-    return last.freq !== null && Math.abs(last.freq - freq) <= 2 * last.binHz && last.db > -70;
-  }, 15000, `${what}: the page hearing ${freq} Hz`, 0).catch((e) => {
-    e.message += ` (last heard ${JSON.stringify(last)})`;
-    throw e;
-  });
-  return last;
-}
 
 h.test('a tone on the desktop is heard in the page at 880 Hz, then at 440 Hz', async () => {
   const agent = await h.startAgent({ display, env: { PULSE_SERVER: sound.address } });
@@ -198,4 +185,38 @@ h.test('the controller\'s microphone comes out of "oriel microphone" on the desk
   await viewer.close();
   await h.kill(agent.rec);
   await waitFor(() => !/oriel_microphone/.test(mic.pactl('list', 'short', 'sources').stdout), 5000, 'the virtual source removed with oriel');
+});
+
+h.test('a player sends no microphone unless the agent runs with --player-microphones; with it, the player\'s reaches "oriel microphone"', async () => {
+  const mic = await startSoundServer(h);
+  const wav = toneFile(mic.dir, 1000);
+  const micBrowser = await h.launchBrowser({
+    args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${wav}`],
+  });
+  const plain = await h.startAgent({ display, env: { PULSE_SERVER: mic.address } });
+  const refused = await h.openClient(micBrowser, plain, plain.createLink({ role: 'player', slot: 2 }).url);
+  await waitDecoding(refused, 20000);
+  assert.equal((await status(refused)).microphone.available, false, 'no microphone for a player by default');
+  assert.equal(await refused.isVisible('#btn-mic'), false);
+  await refused.close();
+  await h.kill(plain.rec);
+
+  const agent = await h.startAgent({ display, env: { PULSE_SERVER: mic.address }, args: ['--player-microphones'] });
+  const page = await h.openClient(micBrowser, agent, agent.createLink({ role: 'player', slot: 2 }).url);
+  await waitDecoding(page, 20000);
+  await waitFor(async () => (await status(page)).microphone.available, 5000, 'the player offered a microphone');
+  const before = mic.pactl('get-default-source').stdout.trim();
+  await page.click('#btn-mic');
+  await waitFor(() => mic.pactl('get-default-source').stdout.trim() === 'oriel_microphone', 5000, '"oriel microphone" the default source');
+  let heard;
+  await waitFor(() => {
+    heard = recordDefaultSource(mic.address);
+    return heard.rms > 200 && heard.ratio(1000) > 100;
+  }, 15000, 'the desktop recording the player\'s 1000 Hz tone', 0).catch((e) => {
+    e.message += ` (rms ${heard?.rms}, ratio ${heard?.ratio(1000)})`;
+    throw e;
+  });
+  await page.close();
+  await waitFor(() => mic.pactl('get-default-source').stdout.trim() === before, 5000, 'the default source given back when the player leaves');
+  await h.kill(agent.rec);
 });

@@ -11,6 +11,7 @@ import { REPO_ROOT, asUser, childEnv, readableCopy, sleep, waitFor } from './har
 
 const SESSION_SH = path.join(REPO_ROOT, 'tests/wayland/session.sh');
 const MUTTER_REMOTE = path.join(REPO_ROOT, 'tests/wayland/mutter_remote.py');
+const PULSE_CONF = path.join(REPO_ROOT, 'tests/wayland/pipewire-pulse.conf');
 export const INPUT_WINDOW = path.join(REPO_ROOT, 'tests/wayland/input_window.py');
 
 /** The session's user: `nobody`, as the field notes ran it. */
@@ -180,6 +181,8 @@ export async function startWaylandSession(h, { size = '1280x720', dir = null } =
   }
   // The script drops to the session user itself; it owns `dir` from then on.
   // It re-runs itself as that user, so it runs from a copy that user can read.
+  // Its pulse layer's config is read from beside it (session.sh).
+  readableCopy(PULSE_CONF);
   const rec = h.spawn('wayland-session', readableCopy(SESSION_SH), [dir, size], { env: childEnv() });
   const session = new WaylandSession(h, dir, rec, size);
   const envFile = path.join(dir, 'env');

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Agent, Harness, ORIEL_BIN, asUser, sleep, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
 import { INPUT_WINDOW, missingWaylandPieces, startWaylandSession } from './wayland-session.mjs';
+import { hears, recordDefaultSource, toneFile } from './sound.mjs';
+import { pactlAt } from '../sound/pulse.mjs';
 
 const h = new Harness('wayland');
 const missing = missingWaylandPieces();
@@ -212,6 +214,51 @@ h.test('a second start reuses the stored grant: no dialog, frames at once (and a
   assert.ok(!agent.log.some((l) => /waiting for screen sharing to be approved/.test(l)), 'no approval was asked for');
   await page.close();
   await stopAgent(agent);
+});
+
+h.test('the session\'s own sound (PipeWire\'s pulse layer, found under $XDG_RUNTIME_DIR as desktop apps find it): a tone played there is heard in the page; the controller\'s microphone becomes its default source', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {
+  const address = `unix:${session.env.XDG_RUNTIME_DIR}/pulse/native`;
+  const pactl = pactlAt(address);
+  assert.match(pactl('info').stdout, /Server Name: PulseAudio \(on PipeWire/, 'the session\'s pulse server is PipeWire\'s');
+  const probe = spawnSync(...asUser(session.user, ORIEL_BIN, ['probe']), { env: session.childEnv(), encoding: 'utf8', timeout: 60000 });
+  assert.equal(probe.status, 0, `oriel probe: ${probe.stderr}`);
+  assert.match(probe.stdout, /server\s+unix:\S+\/pulse\/native \(found by \$XDG_RUNTIME_DIR\/pulse\/native\)/, probe.stdout);
+  assert.match(probe.stdout, /serve would send sound: speakers\.monitor/, probe.stdout);
+
+  const agent = await startAgent();
+  assert.match((await agent.healthz()).audio, /speakers\.monitor/, 'the agent records the default output\'s monitor');
+  const dir = session.ownedDir('sound');
+  const wav = toneFile(dir, 1000);
+  const micBrowser = await h.launchBrowser({
+    args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${wav}`],
+  });
+  const page = await h.openClient(micBrowser, agent, agent.controllerUrl);
+  await waitDecoding(page, 30000);
+  assert.equal((await status(page)).sound.tracks, 1, 'one audio track beside the video');
+  // An app in the session plays into the default output, as on a desktop.
+  for (const freq of [880, 440]) {
+    const tone = session.spawn(`tone-${freq}`, 'gst-launch-1.0', ['-q', 'audiotestsrc', 'is-live=true', `freq=${freq}`, 'volume=0.5', '!', 'audioconvert', '!', 'pulsesink']);
+    await hears(page, freq, `the session's tone`);
+    await h.kill(tone);
+  }
+
+  const before = pactl('get-default-source').stdout.trim();
+  await waitFor(async () => (await status(page)).microphone.available, 5000, 'the controller offered a microphone');
+  await page.click('#btn-mic');
+  await waitFor(() => pactl('get-default-source').stdout.trim() === 'oriel_microphone', 5000, '"oriel microphone" the default source');
+  let heard;
+  await waitFor(() => {
+    heard = recordDefaultSource(address);
+    return heard.rms > 200 && heard.ratio(1000) > 100;
+  }, 15000, 'the session recording the 1000 Hz tone from its default source', 0).catch((e) => {
+    e.message += ` (rms ${heard?.rms}, ratio ${heard?.ratio(1000)})`;
+    throw e;
+  });
+  await page.close();
+  await waitFor(() => pactl('get-default-source').stdout.trim() === before, 5000, 'the default source given back when the controller leaves');
+  await micBrowser.close();
+  await stopAgent(agent);
+  assert.ok(!/oriel_microphone/.test(pactl('list', 'short', 'sources').stdout), 'the virtual source removed with oriel');
 });
 
 h.test('a declined dialog is not shown again at once: the page says when oriel asks again', { skip: missing ? `missing: ${missing?.join(', ')}` : false }, async () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A private headless GNOME-like Wayland session for tests (see
 # ../shared FIELD-NOTES "Wayland capture without a GPU"): its own D-Bus,
-# PipeWire, WirePlumber, mutter (headless, software rendering, virtual
+# PipeWire with its pulse layer, WirePlumber, mutter (headless, software rendering, virtual
 # monitors) and xdg-desktop-portal with the GNOME backend.
 #
 # Usage: tests/wayland/session.sh DIR [WIDTHxHEIGHT[,WIDTHxHEIGHT...]]
@@ -119,6 +119,12 @@ wait_for "the session bus" 10 test -S "$run/bus"
 pipewire &
 wait_for "pipewire" 10 test -S "$run/pipewire-0"
 wireplumber &
+# PipeWire's pulse layer, as pipewire-pulse runs it on a desktop (see
+# pipewire-pulse.conf, beside this script): PulseAudio clients, oriel's
+# sound capture among them, find it at $XDG_RUNTIME_DIR/pulse/native.
+pipewire -c "$(cd "$(dirname "$0")" && pwd)/pipewire-pulse.conf" &
+wait_for "the pulse layer" 10 test -S "$run/pulse/native"
+wait_for "the speakers as the default sink" 10 sh -c 'pactl info | grep -q "Default Sink: speakers"'
 
 monitors=()
 IFS=, read -ra sizes <<<"$size"
