@@ -67,10 +67,10 @@ vm:
 	@bash vm/run-uinput-tests.sh; rc=$$?; \
 	if [ $$rc = 77 ]; then echo "WARNING: uinput VM tests skipped (see above)"; exit 0; fi; exit $$rc
 
-# The Wayland tests run their session as another user (`nobody`): they run
+# The Wayland and service tests run as another user (`nobody`): they run
 # from a copy of the test tree inside a private (0700) directory, as a clone
 # in /root is, so every run shows nothing needs the checkout to be readable.
-PRIVATE_E2E := wayland.test.mjs
+PRIVATE_E2E := wayland.test.mjs service.test.mjs
 
 e2e: build-debug
 	cd $(E2E_DIR) && ORIEL_BIN=$(CURDIR)/target/debug/oriel node --test --test-concurrency=1 --test-reporter=spec \

@@ -17,7 +17,7 @@ copy="$private/oriel"
 mkdir -p "$copy/target/debug"
 # The tests and their helpers, and the agent binary; node_modules is
 # linked (only this user's test runner reads it).
-tar -C "$root" --exclude=tests/e2e/node_modules -cf - tests | tar -C "$copy" -xf -
+tar -C "$root" --exclude=tests/e2e/node_modules -cf - tests systemd | tar -C "$copy" -xf -
 ln -s "$root/tests/e2e/node_modules" "$copy/tests/e2e/node_modules"
 cp "$bin" "$copy/target/debug/oriel"
 echo "e2e from a private copy ($(stat -c %a "$private") $private): $*"

@@ -104,10 +104,13 @@ impl Announcement<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| default_public_url(scheme, addr));
         let controller_link = link_url(&public, self.controller_token);
-        if std::env::var_os("JOURNAL_STREAM").is_some() {
-            // Under systemd stdout is the journal, which keeps lines for
-            // weeks and which admins can read: the link goes to a file only
-            // the user can read.
+        // systemd sets INVOCATION_ID for every unit it runs. Under it stdout
+        // is the journal, which keeps lines for weeks and which admins can
+        // read, or, where no journald runs, nowhere at all: either way the
+        // link goes to a file only the user can read.
+        if std::env::var_os("JOURNAL_STREAM").is_some()
+            || std::env::var_os("INVOCATION_ID").is_some()
+        {
             let path = self
                 .store
                 .write_private("controller-link", format!("{controller_link}\n").as_bytes())?;
