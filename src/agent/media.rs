@@ -104,15 +104,29 @@ pub fn config(
     });
     let microphone = microphone.map(|mic| {
         let switch = mic.switch();
+        // With --player-microphones several may send at once: the source is
+        // the default from the first that starts to the last that stops.
+        let sending = std::sync::atomic::AtomicUsize::new(0);
         MicSink {
             server: mic.server.address.clone(),
             sink: crate::desktop::sound::microphone::SINK.into(),
-            on_active: Arc::new(move |on| switch.set_active(on)),
+            on_active: Arc::new(move |on| {
+                use std::sync::atomic::Ordering::SeqCst;
+                let first_or_last = if on {
+                    sending.fetch_add(1, SeqCst) == 0
+                } else {
+                    sending.fetch_sub(1, SeqCst) == 1
+                };
+                if first_or_last {
+                    switch.set_active(on);
+                }
+            }),
         }
     });
     MediaConfig {
         input: input_sink,
         microphone,
+        player_microphones: args.media.player_microphones,
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),

@@ -47,6 +47,15 @@ pub struct MediaArgs {
     #[arg(long, env = "ORIEL_AUDIO", help_heading = "Capture and encoding", default_value = "auto", value_parser = crate::desktop::sound::parse_choice)]
     pub audio: crate::desktop::sound::AudioChoice,
 
+    /// Let players send their microphones too (off: only the controller's
+    /// reaches "oriel microphone"); what several send is mixed there.
+    #[arg(
+        long,
+        env = "ORIEL_PLAYER_MICROPHONES",
+        help_heading = "Capture and encoding"
+    )]
+    pub player_microphones: bool,
+
     /// X11: when to read the screen.
     #[arg(
         long,

@@ -147,7 +147,8 @@ pub fn attach_branch(
         .link(&sink)
         .context("linking the audio queue to webrtcbin")?;
     let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-    // Only the controller's also receives: its microphone.
+    // Only the controller's (and with --player-microphones the players')
+    // also receives: its microphone.
     transceiver.set_property(
         "direction",
         if receive {

@@ -82,6 +82,9 @@ impl Service {
         };
         let microphone = match kind {
             Some(PeerKind::Controls) => self.config.microphone.clone(),
+            Some(PeerKind::Sends) if self.config.player_microphones => {
+                self.config.microphone.clone()
+            }
             _ => None,
         };
         match PeerBranch::attach(

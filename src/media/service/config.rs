@@ -21,8 +21,10 @@ pub struct MediaConfig {
     pub start_timeout: Duration,
     /// Where data-channel bytes go; `None` opens no data channels.
     pub input: Option<crate::media::peer::InputSink>,
-    /// Where the controller's microphone goes; `None`: nobody's is taken.
+    /// Where the microphones go; `None`: nobody's is taken.
     pub microphone: Option<crate::media::microphone::MicSink>,
+    /// Players' connections take a microphone too (`--player-microphones`).
+    pub player_microphones: bool,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
     /// Opened before each producer start; its fragment replaces
@@ -58,6 +60,7 @@ pub fn test_pattern() -> MediaConfig {
         start_timeout: Duration::from_secs(10),
         input: None,
         microphone: None,
+        player_microphones: false,
         source_check: None,
         live_source: None,
     }
