@@ -23,7 +23,8 @@ if ! dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q 'install 
   run_pkgs+=(pulseaudio)
 fi
 test_pkgs=(
-  xdotool chromium procps systemd
+  xdotool xclip chromium procps systemd
+  x11-xserver-utils  # xsetroot: the flashes of bench audio
   coturn
   openssl  # tls.test.mjs makes its own certificates
   gstreamer1.0-plugins-base-apps  # gst-discoverer-1.0 for recording.test.mjs

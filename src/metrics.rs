@@ -52,6 +52,7 @@ pub struct Metrics {
     pub publishing: Option<crate::publish::Publishing>,
     /// Connections refused or cut off, and open now.
     pub connections: Arc<crate::signalling::counters::ConnectionCounters>,
+    pub clipboard: Option<Arc<crate::desktop::clipboard::ClipboardStats>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +84,7 @@ impl Metrics {
             control_refused: Default::default(),
             publishing: None,
             connections: Default::default(),
+            clipboard: None,
         }
     }
 
@@ -487,6 +489,9 @@ impl Metrics {
         self.connections.render(&mut s);
         if let Some(h) = &self.input_health {
             render_input_health(&mut s, h);
+        }
+        if let Some(c) = &self.clipboard {
+            c.render(&mut s);
         }
         let _ = writeln!(
             s,

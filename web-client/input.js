@@ -48,11 +48,16 @@ export class InputCapture {
    * @param {HTMLVideoElement} video where input is captured
    * @param {(label: string, buf: ArrayBuffer) => boolean} send
    * @param {() => string|null} role the page's current role
+   * @param {() => Promise<void>} beforePaste runs before a paste's keys go
+   *   (the page's clipboard to the desktop's)
    */
-  constructor(video, send, role) {
+  constructor(video, send, role, beforePaste = async () => {}) {
     this.video = video;
     this.send = send;
     this.role = role;
+    this.beforePaste = beforePaste;
+    // Keys go in order, a paste's waiting for the clipboard first.
+    this.keys = Promise.resolve();
     this.padIndex = null; // the local gamepad we forward
     this.padLast = null; // its last sent state
     this.wheelRest = { x: 0, y: 0 };
@@ -139,17 +144,34 @@ export class InputCapture {
         // The desktop repeats held keys itself.
         if (down && e.repeat) return e.preventDefault();
         e.preventDefault();
-        this.send('input', keyMsg(down, e.code));
+        const paste = down && (((e.ctrlKey || e.metaKey) && e.code === 'KeyV') || (e.shiftKey && e.code === 'Insert'));
+        const key = keyMsg(down, e.code);
+        this.keys = this.keys
+          .then(() => (paste ? this.beforePaste() : null))
+          .catch(() => {})
+          .then(() => this.send('input', key));
       });
     }
-    window.addEventListener('paste', (e) => {
-      if (!this.canDesk()) return;
-      const text = e.clipboardData?.getData('text/plain');
-      if (text) this.send('input', textMsg(text));
-    });
     // Nothing stays stuck when the page loses focus mid-press.
     window.addEventListener('blur', () => this.releaseAll());
     document.addEventListener('visibilitychange', () => document.hidden && this.releaseAll());
+  }
+
+  /** Types `text` on the desktop as keystrokes (the explicit Type action). */
+  typeText(text) {
+    if (!this.canDesk()) return false;
+    const bytes = new TextEncoder().encode(text);
+    // textMsg carries at most 1024 bytes: split on characters, not bytes.
+    let part = '';
+    for (const ch of text) {
+      if (new TextEncoder().encode(part + ch).length > 1024) {
+        this.send('input', textMsg(part));
+        part = '';
+      }
+      part += ch;
+    }
+    if (part) this.send('input', textMsg(part));
+    return bytes.length > 0;
   }
 
   releaseAll() {

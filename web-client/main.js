@@ -10,6 +10,7 @@ import { InputCapture } from './input.js';
 import { ControlPanel } from './control.js';
 import { Sound } from './sound.js';
 import { Microphone } from './microphone.js';
+import { Clipboard } from './clipboard.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -183,9 +184,13 @@ function ensurePeer(s) {
       if (page.session !== s) return;
       recordError(message);
     },
+    onChannel: (ch) => {
+      if (page.session === s) clipboard.onChannel(ch);
+    },
   });
   stats.attach(s.peer);
   microphone.attach(s.peer);
+  clipboard.reset();
   return s.peer;
 }
 
@@ -304,6 +309,7 @@ function renderWho() {
         (noPads ? ' · gamepads unavailable on this desktop' : '')
       : '';
   }
+  $('btn-type').hidden = page.role !== 'controller';
 }
 
 /** Close the session's RTCPeerConnection only; the socket stays. */
@@ -311,7 +317,10 @@ function dropPeer(s) {
   if (!s.peer) return;
   s.peer.close();
   s.peer = null;
-  if (page.session === s) microphone.attach(null);
+  if (page.session === s) {
+    microphone.attach(null);
+    clipboard.reset();
+  }
   stats.attach(null);
   s.lastPresentedFrames = null;
 }
@@ -488,6 +497,15 @@ function toggleStats() {
 
 const sound = new Sound(video, { button: $('btn-unmute'), volume: $('volume'), none: $('no-sound') });
 const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m) });
+const clipboard = new Clipboard($('btn-copy'), $('clipboard-note'));
+// Typing the clipboard stays an explicit action (long text is better pasted).
+$('btn-type').addEventListener('click', async () => {
+  try {
+    input.typeText(await navigator.clipboard.readText());
+  } catch (e) {
+    recordError(`cannot read this computer's clipboard: ${e.message}`);
+  }
+});
 
 const fullscreenBtn = $('btn-fullscreen');
 fullscreenBtn.addEventListener('click', () => {
@@ -584,6 +602,7 @@ window.oriel = {
       lastBye: page.lastBye ?? null,
       sound: sound.status(),
       microphone: microphone.status(),
+      clipboard: clipboard.status(),
     };
   },
   disconnect,
@@ -637,6 +656,7 @@ const input = new InputCapture(
   video,
   (label, buf) => page.session?.peer?.sendInput(label, buf) ?? false,
   () => page.role,
+  () => clipboard.beforePaste(),
 );
 // Controlling a desktop wants the pointer and keys captured in fullscreen.
 document.addEventListener('fullscreenchange', () => {

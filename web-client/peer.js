@@ -81,11 +81,12 @@ export class Peer {
     });
     // The agent opens the input channels: `input` (reliable, ordered) for
     // keys and buttons, `motion` (unordered, no retransmits) for pointer
-    // motion and gamepad axes.
+    // motion and gamepad axes; and for the controller `clipboard`.
     this.channels = new Map();
     this.pc.addEventListener('datachannel', (ev) => {
       ev.channel.binaryType = 'arraybuffer';
       this.channels.set(ev.channel.label, ev.channel);
+      this.opts.onChannel?.(ev.channel);
     });
   }
 

@@ -6,6 +6,7 @@
 //! unit tests below replay the checked-in corpora and regressions through
 //! them without AFL.
 
+pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod input;
@@ -37,6 +38,11 @@ pub const TARGETS: &[(&str, fn(&[u8]), &str)] = &[
         "session::links::{parse_links, link_token, parse_ttl}",
     ),
     ("config", config::check, "config::file::load_text"),
+    (
+        "clipboard",
+        clipboard::check,
+        "media::clipboard_channel::Assembler",
+    ),
 ];
 
 #[cfg(test)]

@@ -309,4 +309,47 @@ fn write_seeds() {
     write("token", token());
     write("links", links());
     write("config", config());
+    write("clipboard", clipboard());
+}
+
+/// Messages in the clipboard target's framing (`clipboard::messages`).
+fn clipboard() -> Vec<(String, Vec<u8>)> {
+    let frame = |msgs: &[(bool, &[u8])]| -> Vec<u8> {
+        let mut out = Vec::new();
+        for (binary, m) in msgs {
+            out.push(u8::from(*binary));
+            out.push(m.len() as u8);
+            out.extend_from_slice(m);
+        }
+        out
+    };
+    let header = |mime: &str, size: usize| {
+        format!(r#"{{"type":"clipboard","mime":"{mime}","size":{size}}}"#)
+    };
+    let text = header("text/plain;charset=utf-8", 11);
+    let png = header("image/png", 12);
+    let big = header("text/plain;charset=utf-8", 5000);
+    named(vec![
+        (
+            "text.bin",
+            frame(&[
+                (false, text.as_bytes()),
+                (true, "héllo".as_bytes()),
+                (true, b" monde"),
+            ]),
+        ),
+        (
+            "png.bin",
+            frame(&[(false, png.as_bytes()), (true, b"\x89PNG\r\n\x1a\nabcd")]),
+        ),
+        ("too-large.bin", frame(&[(false, big.as_bytes())])),
+        ("orphan.bin", frame(&[(true, b"no header")])),
+        (
+            "overrun.bin",
+            frame(&[
+                (false, text.as_bytes()),
+                (true, b"far more than eleven bytes"),
+            ]),
+        ),
+    ])
 }

@@ -35,6 +35,8 @@ pub struct Desktop {
     /// "oriel microphone" on that sound server, where the controller's
     /// microphone comes out; removed when this drops.
     pub microphone: Option<VirtualMicrophone>,
+    /// The clipboard shared with the controller (`agent::clipboard`).
+    pub clipboard: Option<super::clipboard::Clipboard>,
 }
 
 impl Desktop {
@@ -91,6 +93,7 @@ impl Desktop {
             audio,
             sound_server,
             microphone,
+            clipboard: None,
         };
         if let Capture::Wayland = desktop.capture {
             desktop.open_portal(args, runtime)?;

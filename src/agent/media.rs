@@ -127,6 +127,7 @@ pub fn config(
         input: input_sink,
         microphone,
         player_microphones: args.media.player_microphones,
+        clipboard: None,
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),

@@ -11,6 +11,7 @@
 //! The parts know nothing of each other: media events reach the room (or a
 //! publish target) through one task here.
 
+mod clipboard;
 mod desktop;
 mod input;
 mod lifecycle;
@@ -69,6 +70,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         desktop.live_source.take(),
         desktop.microphone.as_ref(),
     );
+    let mut media_config = media_config;
+    desktop.clipboard = clipboard::start(&args, &desktop.capture);
+    media_config.clipboard = desktop.clipboard.as_ref().map(|c| c.hub.clone());
     let virtual_display = desktop.supervise()?;
     let store = args.state.open_store()?;
     let (_, controller_token) = store.startup_controller()?;
@@ -153,6 +157,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     metrics.input = input.as_ref().map(|i| i.stats.clone());
     metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
     metrics.input_health = input_health.clone();
+    metrics.clipboard = desktop.clipboard.as_ref().map(|c| c.stats.clone());
     let metrics = Arc::new(metrics);
     let media_cell = Arc::new(std::sync::OnceLock::new());
     let _ = media_cell.set(media.clone());

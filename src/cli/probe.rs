@@ -86,12 +86,22 @@ pub fn run(args: MediaArgs) -> Result<()> {
     }
     let planned = capture::plan(args.capture, &env, args.virtual_display_size);
     let own_display = matches!(planned, Ok((Plan::VirtualDisplay, _)));
+    let clipboard = match &planned {
+        Ok((Plan::Ready(Capture::X11 { .. }) | Plan::VirtualDisplay, _)) => {
+            "shared with the controller (the X11 CLIPBOARD selection, text and PNG)"
+        }
+        Ok((Plan::Ready(Capture::Wayland), _)) => {
+            "none: oriel shares the clipboard on X11 only, not on Wayland yet"
+        }
+        _ => "none",
+    };
     let chosen = match planned {
         Ok((Plan::Ready(c), why)) => format!("{} ({why})", c.name()),
         Ok((Plan::VirtualDisplay, why)) => format!("x11 on a virtual display (Xvfb) ({why})"),
         Err(e) => format!("none: {e}"),
     };
-    println!("serve would capture: {chosen}\n");
+    println!("serve would capture: {chosen}");
+    println!("clipboard: {clipboard}\n");
 
     println!("sound:");
     let server = sound::locate_from_env();

@@ -25,6 +25,19 @@ pub struct ServeArgs {
     )]
     pub listen: SocketAddr,
 
+    /// The desktop's clipboard shared with the controller's page, both
+    /// ways (X11; `off`: neither way).
+    #[arg(long, env = "ORIEL_CLIPBOARD", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
+    pub clipboard: bool,
+
+    /// The largest text clipboard passed either way, in bytes.
+    #[arg(long, env = "ORIEL_CLIPBOARD_MAX_TEXT", help_heading = "Serving", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub clipboard_max_text: u64,
+
+    /// The largest image clipboard (PNG) passed either way, in bytes.
+    #[arg(long, env = "ORIEL_CLIPBOARD_MAX_IMAGE", help_heading = "Serving", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub clipboard_max_image: u64,
+
     /// At most one forced keyframe per this many milliseconds; requests in
     /// between are coalesced into the next one.
     #[arg(
@@ -323,5 +336,14 @@ fn parse_turn_ttl(s: &str) -> Result<Duration, String> {
     match crate::session::links::parse_ttl(s)? {
         Some(secs) => Ok(Duration::from_secs(secs)),
         None => Err("TURN credentials must expire: give a duration such as 12h".into()),
+    }
+}
+
+/// `on` or `off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("`{s}`: say on or off")),
     }
 }

@@ -3,6 +3,7 @@
 //! the ScreenCast portal (`wayland`). The two stay apart.
 
 pub mod child;
+pub mod clipboard;
 pub mod sound;
 pub mod supervisor;
 pub mod wayland;

@@ -60,6 +60,32 @@ pub fn open(
     channels
 }
 
+/// The channels a client that may send gets (none for a viewer).
+#[derive(Default)]
+pub struct Sends {
+    /// Input and motion: the controller's and the players'.
+    pub input: Option<InputSink>,
+    /// The clipboard: the controller's only.
+    pub clipboard: Option<Arc<crate::media::clipboard_channel::ClipboardHub>>,
+}
+
+/// A branch's open channels, held as long as it lives.
+pub struct Opened {
+    _input: Vec<gst_webrtc::WebRTCDataChannel>,
+    _clipboard: Option<crate::media::clipboard_channel::Registered>,
+}
+
+/// Opens what `sends` asks for on a READY webrtcbin.
+pub fn open_all(webrtcbin: &gst::Element, id: PeerId, sends: Sends) -> Opened {
+    Opened {
+        _input: sends
+            .input
+            .map(|input| open(webrtcbin, id, &input))
+            .unwrap_or_default(),
+        _clipboard: sends.clipboard.and_then(|hub| hub.open(webrtcbin, id)),
+    }
+}
+
 /// Tells `refused` the label (cut short) of each channel the client opens.
 pub fn refuse_foreign(webrtcbin: &gst::Element, refused: impl Fn(String) + Send + Sync + 'static) {
     webrtcbin.connect("on-data-channel", false, move |values| {

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod capture;
 pub mod capture_counters;
 pub mod channels;
+pub mod clipboard_channel;
 pub mod congestion;
 pub mod encoder;
 pub mod feedback_guard;

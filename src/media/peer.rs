@@ -77,7 +77,7 @@ pub struct PeerBranch {
     audio_pad: Option<gst::Pad>,
     /// The controller's microphone, while this is its branch.
     microphone: Option<crate::media::microphone::MicGuard>,
-    _channels: Vec<gst_webrtc::WebRTCDataChannel>,
+    _channels: channels::Opened,
 }
 
 /// Name of a peer's bin, also used to attribute bus errors.
@@ -93,7 +93,7 @@ impl PeerBranch {
         id: PeerId,
         ice: &AgentIce,
         events: EventSink,
-        input: Option<InputSink>,
+        sends: channels::Sends,
         microphone: Option<crate::media::microphone::MicSink>,
         bitrate: (u32, u32),
     ) -> Result<Self> {
@@ -250,9 +250,7 @@ impl PeerBranch {
         };
         // Data channels can only be created once webrtcbin is READY, and
         // must exist before the offer so that it carries them.
-        let channels = input
-            .map(|input| channels::open(&webrtcbin, id, &input))
-            .unwrap_or_default();
+        let channels = channels::open_all(&webrtcbin, id, sends);
         let ev = events.clone();
         channels::refuse_foreign(&webrtcbin, move |label| {
             ev(id, BranchEvent::ForeignChannel(label))

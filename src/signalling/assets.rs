@@ -44,6 +44,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/microphone.js"),
     ),
     (
+        "clipboard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/clipboard.js"),
+    ),
+    (
         "control.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/control.js"),

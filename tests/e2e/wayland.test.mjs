@@ -202,6 +202,7 @@ h.test('a second start reuses the stored grant: no dialog, frames at once (and a
   assert.equal(probe.status, 0, `oriel probe: ${probe.stderr}`);
   assert.match(probe.stdout, /wayland\s+available\s+ScreenCast portal version 4, remembers approval; \$WAYLAND_DISPLAY is wayland-oriel/);
   assert.match(probe.stdout, /serve would capture: wayland \(auto: \$WAYLAND_DISPLAY is wayland-oriel\)/);
+  assert.match(probe.stdout, /clipboard: none: oriel shares the clipboard on X11 only/, 'probe says there is no clipboard here');
   const agent = await startAgent('none', 'auto');
   assert.ok(agent.log.some((l) => /capture plan: auto: \$WAYLAND_DISPLAY is wayland-oriel/.test(l)), 'auto chose Wayland');
   assert.ok(agent.log.some((l) => /approved before/.test(l)), 'the agent knows it was approved before');

@@ -2,6 +2,7 @@
 //! and its screen read by damage (`screen`). Through x11rb (pure Rust), so
 //! that neither can trip Xlib's exit.
 
+pub mod clipboard;
 pub mod screen;
 
 use std::sync::mpsc;

@@ -76,9 +76,15 @@ impl Service {
             .ice
             .for_agent(&format!("oriel-agent-{peer}"), std::time::SystemTime::now());
         let kind = self.kinds.get(&peer).copied();
-        let input = match kind {
-            Some(PeerKind::Sends | PeerKind::Controls) => self.config.input.clone(),
-            _ => None,
+        let sends = crate::media::channels::Sends {
+            input: match kind {
+                Some(PeerKind::Sends | PeerKind::Controls) => self.config.input.clone(),
+                _ => None,
+            },
+            clipboard: match kind {
+                Some(PeerKind::Controls) => self.config.clipboard.clone(),
+                _ => None,
+            },
         };
         let microphone = match kind {
             Some(PeerKind::Controls) => self.config.microphone.clone(),
@@ -92,7 +98,7 @@ impl Service {
             peer,
             &ice,
             self.event_sink(),
-            input,
+            sends,
             microphone,
             self.config.bitrate,
         ) {

@@ -25,6 +25,8 @@ pub struct MediaConfig {
     pub microphone: Option<crate::media::microphone::MicSink>,
     /// Players' connections take a microphone too (`--player-microphones`).
     pub player_microphones: bool,
+    /// The controllers' clipboard channels; `None`: no clipboard.
+    pub clipboard: Option<std::sync::Arc<crate::media::clipboard_channel::ClipboardHub>>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
     /// Opened before each producer start; its fragment replaces
@@ -61,6 +63,7 @@ pub fn test_pattern() -> MediaConfig {
         input: None,
         microphone: None,
         player_microphones: false,
+        clipboard: None,
         source_check: None,
         live_source: None,
     }
