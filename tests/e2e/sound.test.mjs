@@ -7,7 +7,8 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Agent, Harness, alive, descendants, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { Agent, Harness, alive, descendants, sleep, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { ImpairedLink } from './impair.mjs';
 import { hears, orielRecordings, playTone, recordDefaultSource, startSoundServer, toneFile } from './sound.mjs';
 
 const h = new Harness('sound');
@@ -219,4 +220,50 @@ h.test('a player sends no microphone unless the agent runs with --player-microph
   await page.close();
   await waitFor(() => mic.pactl('get-default-source').stdout.trim() === before, 5000, 'the default source given back when the player leaves');
   await h.kill(agent.rec);
+});
+
+h.test('through a link losing 5 % of the packets the tone is still heard at its frequency (Opus in-band FEC, Chromium\'s concealment)', async () => {
+  const agent = await h.startAgent({ display, env: { PULSE_SERVER: sound.address } });
+  const link = new ImpairedLink({ loss: 0.05, delayMs: 20 });
+  const page = await browser.newPage();
+  // Keeps the page's RTCPeerConnection within reach for its audio stats.
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...a) {
+      const pc = new Native(...a);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
+  await link.attach(page);
+  const tone = playTone(h, sound.address, 880);
+  try {
+    await page.goto(agent.viewerUrl(), { waitUntil: 'load', timeout: 20000 });
+    await waitDecoding(page, 20000);
+    const audioStats = () => page.evaluate(async () => {
+      const pc = window.__pcs[window.__pcs.length - 1];
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          return { received: s.packetsReceived, lost: s.packetsLost, concealed: s.concealedSamples, samples: s.totalSamplesReceived };
+        }
+      }
+      return null;
+    });
+    const before = await audioStats();
+    const heard = await hears(page, 880, 'the tone through the lossy link');
+    await sleep(3000);
+    const after = await audioStats();
+    const lost = after.lost - before.lost;
+    assert.ok(lost > 0, `the page's sound lost packets on the way (${JSON.stringify({ before, after })})`);
+    assert.ok(heard.db > -70, `heard loud enough (${heard.db} dB)`);
+    const concealed = (after.concealed - before.concealed) / Math.max(1, after.samples - before.samples);
+    console.log(`5 % loss: audio packets lost ${lost} of ${after.received - before.received + lost}, samples concealed ${(100 * concealed).toFixed(1)} %, relay dropped ${link.stats.lost}`);
+  } finally {
+    await h.kill(tone);
+    await page.close().catch(() => {});
+    link.close();
+    await h.kill(agent.rec);
+  }
 });
