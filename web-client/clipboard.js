@@ -56,6 +56,12 @@ export class Clipboard {
     this.render();
   }
 
+  /** What the agent said on joining: a controller on a desktop without a clipboard hears so. */
+  told(controller, has) {
+    this.none = controller && !has;
+    if (this.none) this.say('This desktop has no clipboard to share (oriel shares it on X11 only)');
+  }
+
   get available() {
     return this.channel?.readyState === 'open';
   }
@@ -172,7 +178,7 @@ export class Clipboard {
   }
 
   status() {
-    return { available: this.available, pending: Boolean(this.pending), note: this.note.hidden ? null : this.note.textContent, last: this.last, ...this.counts };
+    return { available: this.available, none: Boolean(this.none), pending: Boolean(this.pending), note: this.note.hidden ? null : this.note.textContent, last: this.last, ...this.counts };
   }
 }
 

@@ -205,6 +205,8 @@ function onMessage(s, msg) {
       renderWho();
       control.setRole(page.role);
       ensurePeer(s);
+      // After ensurePeer (a new peer resets the clipboard's state).
+      clipboard.told(page.role === 'controller', msg.clipboard === true);
       break;
     case 'participants':
       page.participants = Array.isArray(msg.participants) ? msg.participants : [];

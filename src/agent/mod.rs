@@ -127,6 +127,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         input_health.as_ref(),
         checked.ice_servers.clone(),
         &store,
+        desktop.clipboard.is_some(),
     );
     // Metrics need the media stats, the media service needs the room's
     // event sink: create the sink first, then the service.

@@ -17,6 +17,7 @@ pub fn room(
     input: Option<&Arc<Health>>,
     ice: IceServers,
     store: &Store,
+    clipboard: bool,
 ) -> Room {
     let room = Room::new(
         RoomConfig {
@@ -33,6 +34,7 @@ pub fn room(
             // Video and the data channels' application line.
             media_lines: 2,
             max_slot: args.max_players,
+            clipboard,
         },
         Box::new(StoreCredentials::new(store)),
     )

@@ -47,6 +47,7 @@ async function controllerPage(agent) {
   await waitDecoding(page, 20000);
   await waitFor(async () => (await status(page)).clipboard.available, 10000, 'the controller\'s clipboard channel open');
   await page.bringToFront();
+  assert.equal((await status(page)).clipboard.none, false);
   return page;
 }
 

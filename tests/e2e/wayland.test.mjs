@@ -236,6 +236,8 @@ h.test('the session\'s own sound (PipeWire\'s pulse layer, found under $XDG_RUNT
   const page = await h.openClient(micBrowser, agent, agent.controllerUrl);
   await waitDecoding(page, 30000);
   assert.equal((await status(page)).sound.tracks, 1, 'one audio track beside the video');
+  const clip = (await status(page)).clipboard;
+  assert.ok(clip.none && /no clipboard/.test(clip.note ?? ''), `the controller's page says there is no clipboard here: ${JSON.stringify(clip)}`);
   // An app in the session plays into the default output, as on a desktop.
   for (const freq of [880, 440]) {
     const tone = session.spawn(`tone-${freq}`, 'gst-launch-1.0', ['-q', 'audiotestsrc', 'is-live=true', `freq=${freq}`, 'volume=0.5', '!', 'audioconvert', '!', 'pulsesink']);

@@ -111,6 +111,10 @@ pub enum ServerMessage {
         /// STUN/TURN servers for this session's RTCPeerConnection (may be
         /// empty: the agent is then reached directly).
         ice_servers: Vec<IceServer>,
+        /// Whether this client's connection carries the desktop's
+        /// clipboard (the controller's, on a desktop that has one).
+        #[serde(default)]
+        clipboard: bool,
     },
     /// Everyone connected, sent to all on every join and leave.
     Participants { participants: Vec<Participant> },
@@ -353,6 +357,7 @@ mod tests {
                 username: Some("1700000000:oriel-7".into()),
                 credential: Some("pw".into()),
             }],
+            clipboard: false,
         }
         .to_json();
         assert!(

@@ -273,6 +273,7 @@ impl Room {
                     None => self.config.input.clone(),
                 },
                 ice_servers: self.ice.as_mut().map(|mint| mint(peer)).unwrap_or_default(),
+                clipboard: self.config.clipboard && grant.role == Role::Controller,
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));

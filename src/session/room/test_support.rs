@@ -44,6 +44,7 @@ pub(super) fn room(max: usize) -> Room {
             },
             media_lines: 2,
             max_slot: 4,
+            clipboard: true,
         },
         Box::new(FakeCredentials),
     )

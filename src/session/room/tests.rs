@@ -68,6 +68,20 @@ fn welcome_says_what_injects_input_at_join_time() {
 }
 
 #[test]
+fn only_the_controller_is_told_it_has_the_clipboard() {
+    let mut r = room(4);
+    let mut told = Vec::new();
+    for (c, token) in [(1, "controller:c1"), (2, "viewer:v1"), (3, "player2:p2")] {
+        r.handle(Input::Connected(c));
+        match &r.handle(Input::Message(c, hello(token)))[0] {
+            Output::Send(_, ServerMessage::Welcome { clipboard, .. }) => told.push(*clipboard),
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+    assert_eq!(told, [true, false, false]);
+}
+
+#[test]
 fn happy_path() {
     let mut r = room(4);
     r.handle(Input::Connected(1));

@@ -73,6 +73,8 @@ pub struct RoomConfig {
     pub media_lines: u32,
     /// Highest player slot (players own slots 2..=max_slot).
     pub max_slot: u8,
+    /// The desktop has a clipboard to share with the controller.
+    pub clipboard: bool,
 }
 
 /// Counters for the metrics endpoint.
