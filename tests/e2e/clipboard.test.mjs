@@ -9,7 +9,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Agent, Harness, status, waitDecoding, waitFor } from './harness.mjs';
+import { Agent, Harness, keepPeerConnections, status, waitDecoding, waitFor } from './harness.mjs';
 
 const h = new Harness('clipboard');
 let display;
@@ -107,16 +107,7 @@ h.test('a viewer gets no clipboard; a player forging a clipboard channel is cut 
   await waitDecoding(viewer, 20000);
   const player = await browser.newPage();
   // Keeps the page's RTCPeerConnection within reach of the forgery below.
-  await player.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.RTCPeerConnection = function (...a) {
-      const pc = new Native(...a);
-      window.__pcs.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  });
+  await keepPeerConnections(player);
   await player.goto(agent.createLink({ role: 'player', slot: 2 }).url);
   await waitDecoding(player, 20000);
   for (const p of [viewer, player]) {

@@ -510,6 +510,23 @@ export function asUser(runAs, cmd, args) {
 let sharedDir = null;
 
 /**
+ * Keeps every RTCPeerConnection `page` makes in `window.__pcs`, for tests
+ * that read its stats or act on it as a misbehaving client would.
+ */
+export function keepPeerConnections(page) {
+  return page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...a) {
+      const pc = new Native(...a);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
+}
+
+/**
  * A copy of `file` that every user can read and run, in one world-readable
  * folder per test process (removed when it exits), for programs that run as
  * another user. The copy is made once per file; a file that changes

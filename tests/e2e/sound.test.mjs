@@ -7,7 +7,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Agent, Harness, alive, descendants, sleep, status, waitFor, waitDecoding, waitFramesGrow, within } from './harness.mjs';
+import { Agent, Harness, alive, descendants, keepPeerConnections, sleep, status, waitDecoding, waitFor, waitFramesGrow, within } from './harness.mjs';
 import { ImpairedLink } from './impair.mjs';
 import { hears, orielRecordings, playTone, recordDefaultSource, startSoundServer, toneFile } from './sound.mjs';
 
@@ -227,16 +227,7 @@ h.test('through a link losing 5 % of the packets the tone is still heard at its 
   const link = new ImpairedLink({ loss: 0.05, delayMs: 20 });
   const page = await browser.newPage();
   // Keeps the page's RTCPeerConnection within reach for its audio stats.
-  await page.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.RTCPeerConnection = function (...a) {
-      const pc = new Native(...a);
-      window.__pcs.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  });
+  await keepPeerConnections(page);
   await link.attach(page);
   const tone = playTone(h, sound.address, 880);
   try {
