@@ -53,6 +53,7 @@ pub struct Metrics {
     /// Connections refused or cut off, and open now.
     pub connections: Arc<crate::signalling::counters::ConnectionCounters>,
     pub clipboard: Option<Arc<crate::desktop::clipboard::ClipboardStats>>,
+    pub pointer: Option<Arc<crate::media::pointer_channel::PointerHub>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +86,7 @@ impl Metrics {
             publishing: None,
             connections: Default::default(),
             clipboard: None,
+            pointer: None,
         }
     }
 
@@ -492,6 +494,9 @@ impl Metrics {
         }
         if let Some(c) = &self.clipboard {
             c.render(&mut s);
+        }
+        if let Some(p) = &self.pointer {
+            p.render(&mut s);
         }
         let _ = writeln!(
             s,

@@ -11,6 +11,7 @@ import { ControlPanel } from './control.js';
 import { Sound } from './sound.js';
 import { Microphone } from './microphone.js';
 import { Clipboard } from './clipboard.js';
+import { Pointer } from './pointer.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -185,12 +186,15 @@ function ensurePeer(s) {
       recordError(message);
     },
     onChannel: (ch) => {
-      if (page.session === s) clipboard.onChannel(ch);
+      if (page.session !== s) return;
+      clipboard.onChannel(ch);
+      pointer.onChannel(ch);
     },
   });
   stats.attach(s.peer);
   microphone.attach(s.peer);
   clipboard.reset();
+  pointer.reset();
   return s.peer;
 }
 
@@ -207,6 +211,7 @@ function onMessage(s, msg) {
       ensurePeer(s);
       // After ensurePeer (a new peer resets the clipboard's state).
       clipboard.told(page.role === 'controller', msg.clipboard === true);
+      pointer.told(page.role);
       break;
     case 'participants':
       page.participants = Array.isArray(msg.participants) ? msg.participants : [];
@@ -322,6 +327,7 @@ function dropPeer(s) {
   if (page.session === s) {
     microphone.attach(null);
     clipboard.reset();
+    pointer.reset();
   }
   stats.attach(null);
   s.lastPresentedFrames = null;
@@ -500,6 +506,7 @@ function toggleStats() {
 const sound = new Sound(video, { button: $('btn-unmute'), volume: $('volume'), none: $('no-sound') });
 const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m) });
 const clipboard = new Clipboard($('btn-copy'), $('clipboard-note'));
+const pointer = new Pointer(video, $('remote-pointer'), $('pointer-note'));
 // Typing the clipboard stays an explicit action (long text is better pasted).
 $('btn-type').addEventListener('click', async () => {
   try {
@@ -605,6 +612,7 @@ window.oriel = {
       sound: sound.status(),
       microphone: microphone.status(),
       clipboard: clipboard.status(),
+      pointer: pointer.status(),
     };
   },
   disconnect,

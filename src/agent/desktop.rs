@@ -37,6 +37,9 @@ pub struct Desktop {
     pub microphone: Option<VirtualMicrophone>,
     /// The clipboard shared with the controller (`agent::clipboard`).
     pub clipboard: Option<super::clipboard::Clipboard>,
+    /// The pointer the pages draw (`agent::pointer`); `None`: the capture
+    /// draws it.
+    pub pointer: Option<super::pointer::Pointer>,
 }
 
 impl Desktop {
@@ -94,6 +97,7 @@ impl Desktop {
             sound_server,
             microphone,
             clipboard: None,
+            pointer: None,
         };
         if let Capture::Wayland = desktop.capture {
             desktop.open_portal(args, runtime)?;

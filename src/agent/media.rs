@@ -42,6 +42,7 @@ pub fn producer(
     encoder_name: &str,
     playout_delay: Option<(u32, u32)>,
     audio: Option<String>,
+    show_pointer: bool,
 ) -> Result<ProducerConfig> {
     let media_args = &args.media;
     let dir = media_args.fragments_dir();
@@ -50,7 +51,12 @@ pub fn producer(
             // Rendered per portal session by the live source.
             Capture::Wayland => String::new(),
             _ => capture
-                .description(media_args.framerate, media_args.x11_capture, dir.as_deref())
+                .description(
+                    media_args.framerate,
+                    media_args.x11_capture,
+                    show_pointer,
+                    dir.as_deref(),
+                )
                 .map_err(anyhow::Error::msg)?,
         },
         encoder: encoder::description(encoder_name, media_args.encoder_settings(), dir.as_deref())
@@ -128,6 +134,7 @@ pub fn config(
         microphone,
         player_microphones: args.media.player_microphones,
         clipboard: None,
+        pointer: None,
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),

@@ -16,6 +16,7 @@ mod desktop;
 mod input;
 mod lifecycle;
 mod media;
+mod pointer;
 mod recording;
 mod room;
 mod startup;
@@ -51,6 +52,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("tokio runtime")?;
     let mut desktop = Desktop::open(&args, &runtime)?;
+    // Before the producer: a pointer the pages draw is left out of it.
+    desktop.pointer = pointer::start(&args, &desktop.capture);
     let encoder_name = media::pick_encoder(&args, &desktop.capture)?;
     let producer = media::producer(
         &args,
@@ -58,6 +61,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         encoder_name,
         checked.playout_delay,
         desktop.audio.fragment.clone(),
+        desktop.pointer.is_none(),
     )?;
     let (input, input_health) =
         input::start(&args.input, &desktop.capture, desktop.portal_input.take())?.unzip();
@@ -73,6 +77,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let mut media_config = media_config;
     desktop.clipboard = clipboard::start(&args, &desktop.capture);
     media_config.clipboard = desktop.clipboard.as_ref().map(|c| c.hub.clone());
+    media_config.pointer = desktop.pointer.as_ref().map(|p| p.hub.clone());
     let virtual_display = desktop.supervise()?;
     let store = args.state.open_store()?;
     let (_, controller_token) = store.startup_controller()?;
@@ -159,6 +164,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     metrics.input_backend = input.as_ref().map_or("none", |i| i.backend).into();
     metrics.input_health = input_health.clone();
     metrics.clipboard = desktop.clipboard.as_ref().map(|c| c.stats.clone());
+    metrics.pointer = desktop.pointer.as_ref().map(|p| p.hub.clone());
     let metrics = Arc::new(metrics);
     let media_cell = Arc::new(std::sync::OnceLock::new());
     let _ = media_cell.set(media.clone());

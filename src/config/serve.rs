@@ -10,6 +10,15 @@ use super::{MediaArgs, StateArgs};
 use crate::media::ice::{IceServers, Secret, StunUrl, TurnAuth, TurnUrl};
 pub use crate::tls::mode::TlsChoice;
 
+/// Who draws the pointer (`--pointer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PointerMode {
+    /// The pages, from the desktop's pointer images and places.
+    Page,
+    /// The capture, into the picture every client gets.
+    Video,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -29,6 +38,19 @@ pub struct ServeArgs {
     /// ways (X11; `off`: neither way).
     #[arg(long, env = "ORIEL_CLIPBOARD", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
     pub clipboard: bool,
+
+    /// Who draws the pointer. `page`: each page draws it from the desktop's
+    /// pointer images, so the controller's moves with its own mouse, with
+    /// no delay, and viewers draw the remote one where it is (X11; Wayland
+    /// draws it into the stream). `video`: drawn into the stream.
+    #[arg(
+        long,
+        env = "ORIEL_POINTER",
+        help_heading = "Serving",
+        value_enum,
+        default_value = "page"
+    )]
+    pub pointer: PointerMode,
 
     /// The largest text clipboard passed either way, in bytes.
     #[arg(long, env = "ORIEL_CLIPBOARD_MAX_TEXT", help_heading = "Serving", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]

@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod clipboard;
+pub mod pointer;
 pub mod sound;
 pub mod supervisor;
 pub mod wayland;

@@ -59,10 +59,13 @@ impl Capture {
     }
 
     /// The rendered gst-launch text of this source.
+    /// The capture as pipeline text; `show_pointer`: X11 draws the pointer
+    /// into the picture (off when the pages draw it, `--pointer page`).
     pub fn description(
         &self,
         framerate: u32,
         timing: X11Timing,
+        show_pointer: bool,
         config_dir: Option<&Path>,
     ) -> Result<String, String> {
         let (fragment, vars) = match self {
@@ -74,6 +77,7 @@ impl Capture {
                 vec![
                     ("display", display.clone()),
                     ("framerate", framerate.to_string()),
+                    ("show_pointer", show_pointer.to_string()),
                 ],
             ),
             Capture::Test { width, height } => (
@@ -105,7 +109,7 @@ impl Capture {
         timing: X11Timing,
         config_dir: Option<&Path>,
     ) -> Result<(), String> {
-        let desc = self.description(framerate, timing, config_dir)?;
+        let desc = self.description(framerate, timing, true, config_dir)?;
         trial::run(&desc, 2, Duration::from_secs(5))
     }
 }
@@ -291,11 +295,13 @@ mod tests {
         let c = Capture::X11 {
             display: ":7".into(),
         };
-        let d = c.description(60, X11Timing::Damage, None).unwrap();
+        let d = c.description(60, X11Timing::Damage, false, None).unwrap();
         assert!(d.contains("orielx11src display=:7"), "{d}");
         assert!(d.contains("framerate=60"), "{d}");
-        let d = c.description(60, X11Timing::Clock, None).unwrap();
+        assert!(d.contains("show-pointer=false"), "{d}");
+        let d = c.description(60, X11Timing::Clock, true, None).unwrap();
         assert!(d.contains("ximagesrc display-name=:7"), "{d}");
+        assert!(d.contains("show-pointer=true"), "{d}");
         assert!(d.contains("framerate=60/1"), "{d}");
     }
 }

@@ -60,19 +60,23 @@ pub fn open(
     channels
 }
 
-/// The channels a client that may send gets (none for a viewer).
+/// The channels a client gets (a viewer's: the pointer's only, if any).
 #[derive(Default)]
 pub struct Sends {
     /// Input and motion: the controller's and the players'.
     pub input: Option<InputSink>,
     /// The clipboard: the controller's only.
     pub clipboard: Option<Arc<crate::media::clipboard_channel::ClipboardHub>>,
+    /// The pointer's shapes (everyone's, with `--pointer page`), and its
+    /// places too when the flag is set (pages that draw the remote one).
+    pub pointer: Option<(Arc<crate::media::pointer_channel::PointerHub>, bool)>,
 }
 
 /// A branch's open channels, held as long as it lives.
 pub struct Opened {
     _input: Vec<gst_webrtc::WebRTCDataChannel>,
     _clipboard: Option<crate::media::clipboard_channel::Registered>,
+    _pointer: Option<crate::media::pointer_channel::Registered>,
 }
 
 /// Opens what `sends` asks for on a READY webrtcbin.
@@ -83,6 +87,9 @@ pub fn open_all(webrtcbin: &gst::Element, id: PeerId, sends: Sends) -> Opened {
             .map(|input| open(webrtcbin, id, &input))
             .unwrap_or_default(),
         _clipboard: sends.clipboard.and_then(|hub| hub.open(webrtcbin, id)),
+        _pointer: sends
+            .pointer
+            .and_then(|(hub, places)| hub.open(webrtcbin, id, places)),
     }
 }
 

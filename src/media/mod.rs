@@ -25,6 +25,7 @@ pub mod microphone;
 pub mod pace;
 pub mod pacer;
 pub mod peer;
+pub mod pointer_channel;
 pub mod probe;
 pub mod producer;
 pub mod receive_guard;

@@ -49,6 +49,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/clipboard.js"),
     ),
     (
+        "pointer.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/pointer.js"),
+    ),
+    (
         "control.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/control.js"),

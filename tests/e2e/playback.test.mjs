@@ -83,10 +83,16 @@ h.test('two clients at once both decode', async () => {
     assert.ok(one('oriel_frames_captured_total') >= encoded, 'captured >= encoded');
     // Each stage of the one encode, as time since capture at three points,
     // and to the clients' sockets (after their queues, webrtcbin, SRTP).
+    // The three encode stages time the same frames, so their medians are
+    // ordered. The sockets' window holds only frames that reached a socket:
+    // the first frames, payloaded while a client's DTLS was still being set
+    // up and the slowest of the encoder's warm-up, are not in it, so its
+    // median can sit below the payloader's (CI saw 8.8 ms against 9.8 ms);
+    // it is still later than conversion.
     const stage = (name) => one(`oriel_capture_to_${name}_seconds`, '{quantile="0.5"}');
     const [converted, enc, payloaded, sent] = ['converted', 'encoded', 'payloaded', 'sent'].map(stage);
-    assert.ok(converted > 0 && converted <= enc && enc <= payloaded && payloaded <= sent && sent < 1,
-      `capture->converted ${converted} <= ->encoded ${enc} <= ->payloaded ${payloaded} <= ->sent ${sent} s (p50)`);
+    assert.ok(converted > 0 && converted <= enc && enc <= payloaded && converted <= sent && sent < 1,
+      `capture->converted ${converted} <= ->encoded ${enc} <= ->payloaded ${payloaded}; ->sent ${sent} s (p50)`);
     assert.ok(one('oriel_capture_to_sent_seconds_count') >= laters.reduce((n, s) => n + s.framesDecoded, 0) * 0.9,
       'every client\'s frames are timed to its socket');
     const role = laters[0].role;

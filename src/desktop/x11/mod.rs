@@ -3,6 +3,7 @@
 //! that neither can trip Xlib's exit.
 
 pub mod clipboard;
+pub mod pointer;
 pub mod screen;
 
 use std::sync::mpsc;

@@ -85,6 +85,14 @@ impl Service {
                 Some(PeerKind::Controls) => self.config.clipboard.clone(),
                 _ => None,
             },
+            // The controller's own mouse is its pointer: shapes only.
+            pointer: match kind {
+                Some(PeerKind::Controls) => self.config.pointer.clone().map(|h| (h, false)),
+                Some(PeerKind::Sends | PeerKind::Watches) => {
+                    self.config.pointer.clone().map(|h| (h, true))
+                }
+                _ => None,
+            },
         };
         let microphone = match kind {
             Some(PeerKind::Controls) => self.config.microphone.clone(),

@@ -27,6 +27,9 @@ pub struct MediaConfig {
     pub player_microphones: bool,
     /// The controllers' clipboard channels; `None`: no clipboard.
     pub clipboard: Option<std::sync::Arc<crate::media::clipboard_channel::ClipboardHub>>,
+    /// Every browser's pointer channels (`--pointer page`); `None`: the
+    /// pointer is in the picture.
+    pub pointer: Option<std::sync::Arc<crate::media::pointer_channel::PointerHub>>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
     /// Opened before each producer start; its fragment replaces
@@ -64,6 +67,7 @@ pub fn test_pattern() -> MediaConfig {
         microphone: None,
         player_microphones: false,
         clipboard: None,
+        pointer: None,
         source_check: None,
         live_source: None,
     }

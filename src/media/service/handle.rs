@@ -26,9 +26,11 @@ pub enum PeerKind {
     /// A browser that sends input (a player): the data channels are in its
     /// offer.
     Sends,
-    /// A browser that only watches (a viewer): no data channels, so it has
-    /// nothing to send input on, and no SCTP association to keep (five
-    /// threads fewer per viewer).
+    /// A browser that only watches (a viewer): no input channels, so it has
+    /// nothing to send input on. With `--pointer video` it has no data
+    /// channel at all, and no SCTP association to keep (five threads fewer
+    /// per viewer); with `--pointer page` only the pointer's two, which
+    /// are the agent's to send on.
     Watches,
     /// A receiver that is not a browser (an SFU publisher): no data
     /// channels, and it is gone once its RTCP stops.
