@@ -12,6 +12,7 @@ import { Sound } from './sound.js';
 import { Microphone } from './microphone.js';
 import { Clipboard } from './clipboard.js';
 import { Pointer } from './pointer.js';
+import { Resizer } from './resize.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -212,6 +213,7 @@ function onMessage(s, msg) {
       // After ensurePeer (a new peer resets the clipboard's state).
       clipboard.told(page.role === 'controller', msg.clipboard === true);
       pointer.told(page.role);
+      resizer.told(msg.resize === true);
       break;
     case 'participants':
       page.participants = Array.isArray(msg.participants) ? msg.participants : [];
@@ -507,6 +509,7 @@ const sound = new Sound(video, { button: $('btn-unmute'), volume: $('volume'), n
 const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m) });
 const clipboard = new Clipboard($('btn-copy'), $('clipboard-note'));
 const pointer = new Pointer(video, $('remote-pointer'), $('pointer-note'));
+const resizer = new Resizer((msg) => page.session?.sig?.send(msg));
 // Typing the clipboard stays an explicit action (long text is better pasted).
 $('btn-type').addEventListener('click', async () => {
   try {
@@ -613,6 +616,7 @@ window.oriel = {
       microphone: microphone.status(),
       clipboard: clipboard.status(),
       pointer: pointer.status(),
+      resize: resizer.status(),
     };
   },
   disconnect,
@@ -650,6 +654,10 @@ window.oriel = {
       ch.addEventListener('open', () => { opened = true; pump(); });
       setTimeout(() => { if (!opened) resolve({ opened, sent, state: ch.readyState }); }, ms);
     });
+  },
+  /** Send any signalling message, as any client could (the agent decides). */
+  signal(msg) {
+    page.session?.sig?.send(msg);
   },
   /** Whether both input channels are open. */
   inputReady() {

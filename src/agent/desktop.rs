@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::ServeArgs;
+use crate::config::{ResizeMode, ServeArgs};
 use crate::desktop::sound::microphone::VirtualMicrophone;
 use crate::desktop::sound::{self, embedded::EmbeddedSound, AudioChoice};
 use crate::desktop::supervisor::Supervisor;
@@ -40,6 +40,9 @@ pub struct Desktop {
     /// The pointer the pages draw (`agent::pointer`); `None`: the capture
     /// draws it.
     pub pointer: Option<super::pointer::Pointer>,
+    /// The controller's page may make the desktop match its window
+    /// (`agent::resize`).
+    pub resizable: bool,
 }
 
 impl Desktop {
@@ -63,8 +66,14 @@ impl Desktop {
                     .as_ref()
                     .map(EmbeddedSound::client_env)
                     .unwrap_or_default();
-                let vd =
-                    VirtualDisplay::start(w, h, media_args.session_cmd.as_deref(), session_env)?;
+                let largest = (args.resize != ResizeMode::Off).then_some(super::resize::LARGEST);
+                let vd = VirtualDisplay::start_resizable(
+                    w,
+                    h,
+                    largest,
+                    media_args.session_cmd.as_deref(),
+                    session_env,
+                )?;
                 tracing::info!("started virtual display {} ({w}x{h})", vd.name);
                 let c = Capture::X11 {
                     display: vd.name.clone(),
@@ -98,6 +107,12 @@ impl Desktop {
             microphone,
             clipboard: None,
             pointer: None,
+            resizable: false,
+        };
+        desktop.resizable = match (args.resize, &desktop.capture) {
+            (ResizeMode::Off, _) | (_, Capture::Wayland | Capture::Test { .. }) => false,
+            (ResizeMode::On, Capture::X11 { .. }) => true,
+            (ResizeMode::Auto, Capture::X11 { .. }) => desktop.virtual_display.is_some(),
         };
         if let Capture::Wayland = desktop.capture {
             desktop.open_portal(args, runtime)?;

@@ -18,6 +18,7 @@ mod lifecycle;
 mod media;
 mod pointer;
 mod recording;
+mod resize;
 mod room;
 mod startup;
 
@@ -126,6 +127,10 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         controller_token,
     } = parts;
     let listener = server::bind(args.listen).await?;
+    let resize = match (&desktop.capture, desktop.resizable) {
+        (crate::media::capture::Capture::X11 { display: screen }, true) => resize::start(screen),
+        _ => None,
+    };
     let room = room::room(
         args,
         encoder_name,
@@ -133,6 +138,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
         checked.ice_servers.clone(),
         &store,
         desktop.clipboard.is_some(),
+        resize.is_some(),
     );
     // Metrics need the media stats, the media service needs the room's
     // event sink: create the sink first, then the service.
@@ -170,8 +176,11 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     let _ = media_cell.set(media.clone());
     let signalling = server::start_room(
         room,
-        media_cell,
-        input.clone(),
+        server::Outlets {
+            media: media_cell,
+            input: input.clone(),
+            resize,
+        },
         metrics.clone(),
         store.links_path(),
     );

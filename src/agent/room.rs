@@ -18,6 +18,7 @@ pub fn room(
     ice: IceServers,
     store: &Store,
     clipboard: bool,
+    resize: bool,
 ) -> Room {
     let room = Room::new(
         RoomConfig {
@@ -35,6 +36,7 @@ pub fn room(
             media_lines: 2,
             max_slot: args.max_players,
             clipboard,
+            resize,
         },
         Box::new(StoreCredentials::new(store)),
     )

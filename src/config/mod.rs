@@ -19,7 +19,7 @@ mod tests;
 
 pub use commands::{ControlAction, ControlArgs, LinkArgs, LinkCommand, RoleChoice};
 pub use media::{parse_monitor, parse_size, CaptureChoice, MediaArgs, MonitorChoice};
-pub use serve::{parse_input, InputChoice, PointerMode, ServeArgs, TlsChoice};
+pub use serve::{parse_input, InputChoice, PointerMode, ResizeMode, ServeArgs, TlsChoice};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -19,6 +19,15 @@ pub enum PointerMode {
     Video,
 }
 
+/// Whether the controller's page resizes the desktop (`--resize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResizeMode {
+    /// On for oriel's own virtual display, off otherwise.
+    Auto,
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -51,6 +60,19 @@ pub struct ServeArgs {
         default_value = "page"
     )]
     pub pointer: PointerMode,
+
+    /// The desktop takes the size of the controller's window (device
+    /// pixels, through RandR). `auto`: on for oriel's own virtual display
+    /// (up to 3840x2160), off on a real user's X display, where `on` makes
+    /// it so (never silently: the user's own monitor changes mode).
+    #[arg(
+        long,
+        env = "ORIEL_RESIZE",
+        help_heading = "Serving",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub resize: ResizeMode,
 
     /// The largest text clipboard passed either way, in bytes.
     #[arg(long, env = "ORIEL_CLIPBOARD_MAX_TEXT", help_heading = "Serving", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]

@@ -16,6 +16,10 @@ pub struct VirtualDisplay {
     /// `:N`
     pub name: String,
     size: (u32, u32),
+    /// The largest size the pages may make it (`None`: fixed): Xvfb's
+    /// screen can never grow past the size it starts with, so it starts
+    /// there and is set to `size` at once.
+    largest: Option<(u32, u32)>,
     session_cmd: Option<String>,
     /// Extra environment of the session command (its sound server).
     session_env: Vec<(String, String)>,
@@ -33,17 +37,50 @@ impl VirtualDisplay {
         session_cmd: Option<&str>,
         session_env: Vec<(String, String)>,
     ) -> Result<Self> {
-        let (xvfb, number) = spawn_xvfb(None, width, height)?;
+        Self::start_resizable(width, height, None, session_cmd, session_env)
+    }
+
+    /// As `start`, for a screen that RandR can resize up to `largest`
+    /// (`desktop::x11::randr`).
+    pub fn start_resizable(
+        width: u32,
+        height: u32,
+        largest: Option<(u32, u32)>,
+        session_cmd: Option<&str>,
+        session_env: Vec<(String, String)>,
+    ) -> Result<Self> {
+        let largest = largest.map(|(w, h)| (w.max(width), h.max(height)));
+        let (fw, fh) = largest.unwrap_or((width, height));
+        let (xvfb, number) = spawn_xvfb(None, fw, fh)?;
         let mut display = VirtualDisplay {
             name: format!(":{number}"),
             size: (width, height),
+            largest,
             session_cmd: session_cmd.map(str::to_string),
             session_env,
             xvfb,
             session: None,
         };
+        display.take_size()?;
         display.start_session()?;
         Ok(display)
+    }
+
+    /// A resizable screen starts at its largest: set to `size` before the
+    /// session's programs see it.
+    fn take_size(&self) -> Result<()> {
+        if self.largest.is_none_or(|l| l == self.size) {
+            return Ok(());
+        }
+        crate::desktop::x11::randr::Randr::open(&self.name)
+            .and_then(|r| r.resize(self.size))
+            .with_context(|| {
+                format!(
+                    "setting the virtual display to {}x{}",
+                    self.size.0, self.size.1
+                )
+            })?;
+        Ok(())
     }
 
     /// Xvfb died: starts it again on the same display number (clients and
@@ -54,8 +91,10 @@ impl VirtualDisplay {
             stop(&mut old, true);
         }
         stop(&mut self.xvfb, false);
-        let (xvfb, _) = spawn_xvfb(Some(&self.name), self.size.0, self.size.1)?;
+        let (fw, fh) = self.largest.unwrap_or(self.size);
+        let (xvfb, _) = spawn_xvfb(Some(&self.name), fw, fh)?;
         self.xvfb = xvfb;
+        self.take_size()?;
         self.start_session()
     }
 

@@ -30,8 +30,8 @@ use crate::desktop::x11::screen::{Change, Screen};
 use crate::media::capture_counters::counters;
 use crate::media::pacer::{pacing_properties, Next, Pacer, SETTLE_FRAMES};
 
-/// How often a changed screen size is looked for.
-const SIZE_CHECK: Duration = Duration::from_secs(1);
+/// How often a changed screen size is looked for (one GetGeometry).
+const SIZE_CHECK: Duration = Duration::from_millis(250);
 /// The longest the streaming thread waits before looking at `unlock`.
 const UNLOCK_CHECK: Duration = Duration::from_millis(50);
 
@@ -271,45 +271,52 @@ mod imp {
             &self,
             _buffer: Option<&mut gst::BufferRef>,
         ) -> Result<CreateSuccess, gst::FlowError> {
-            let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
-            let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-            let interval = st.pacer.interval();
-            loop {
-                if self.unlocked.load(Ordering::SeqCst) {
-                    return Err(gst::FlowError::Flushing);
-                }
-                let now = Instant::now();
-                if now.duration_since(st.size_checked) >= SIZE_CHECK {
-                    st.size_checked = now;
-                    self.check_size(st)?;
-                }
-                match st.pacer.next(now, st.dirty, st.last.is_some()) {
-                    Next::Fresh => {
-                        let buffer = self.grab(st)?;
-                        st.dirty = false;
-                        st.pacer.sent_fresh(now);
-                        st.last = Some(buffer.clone());
-                        return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
+            'resized: loop {
+                self.follow_resize()?;
+                let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
+                let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+                let interval = st.pacer.interval();
+                loop {
+                    if self.unlocked.load(Ordering::SeqCst) {
+                        return Err(gst::FlowError::Flushing);
                     }
-                    Next::Repeat => {
-                        if let Some(last) = st.last.as_ref() {
-                            counters().repeated.fetch_add(1, Ordering::Relaxed);
-                            st.pacer.sent_repeat(now);
-                            let again = last.copy();
-                            return Ok(CreateSuccess::NewBuffer(self.stamp(again, interval)));
+                    let now = Instant::now();
+                    if now.duration_since(st.size_checked) >= SIZE_CHECK {
+                        // Resized: back to the start, where the new size is
+                        // taken with this state's lock let go.
+                        if st.screen.current_size().ok() != Some(st.screen.size()) {
+                            continue 'resized;
                         }
+                        st.size_checked = now;
                     }
-                    // Changed, but too soon after the last frame.
-                    Next::Wait(until) if st.dirty => {
-                        let wait = until.saturating_duration_since(now);
-                        std::thread::sleep(wait.min(UNLOCK_CHECK));
-                    }
-                    Next::Wait(until) => {
-                        let deadline = until.min(now + UNLOCK_CHECK);
-                        match st.screen.wait(deadline, interval) {
-                            Ok(Change::Drawn) => st.dirty = true,
-                            Ok(Change::Nothing) => {}
-                            Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                    match st.pacer.next(now, st.dirty, st.last.is_some()) {
+                        Next::Fresh => {
+                            let buffer = self.grab(st)?;
+                            st.dirty = false;
+                            st.pacer.sent_fresh(now);
+                            st.last = Some(buffer.clone());
+                            return Ok(CreateSuccess::NewBuffer(self.stamp(buffer, interval)));
+                        }
+                        Next::Repeat => {
+                            if let Some(last) = st.last.as_ref() {
+                                counters().repeated.fetch_add(1, Ordering::Relaxed);
+                                st.pacer.sent_repeat(now);
+                                let again = last.copy();
+                                return Ok(CreateSuccess::NewBuffer(self.stamp(again, interval)));
+                            }
+                        }
+                        // Changed, but too soon after the last frame.
+                        Next::Wait(until) if st.dirty => {
+                            let wait = until.saturating_duration_since(now);
+                            std::thread::sleep(wait.min(UNLOCK_CHECK));
+                        }
+                        Next::Wait(until) => {
+                            let deadline = until.min(now + UNLOCK_CHECK);
+                            match st.screen.wait(deadline, interval) {
+                                Ok(Change::Drawn) => st.dirty = true,
+                                Ok(Change::Nothing) => {}
+                                Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                            }
                         }
                     }
                 }
@@ -355,19 +362,50 @@ mod imp {
             buffer
         }
 
-        /// A resized screen ends this source with an error: the producer is
-        /// rebuilt at the new size (`media::service::recovery`).
-        fn check_size(&self, st: &State) -> Result<(), gst::FlowError> {
-            match st.screen.current_size() {
-                Ok(now) if now != st.screen.size() => Err(self.fail(&format!(
-                    "the screen changed size from {}x{} to {}x{}",
-                    st.screen.size().0,
-                    st.screen.size().1,
+        /// A resized screen is read again at its new size and the new caps
+        /// go downstream: the encoder starts over at the new size with a
+        /// keyframe carrying the new SPS, which browsers decode in-band, so
+        /// every client keeps its connection (`desktop::x11::randr`).
+        fn follow_resize(&self) -> Result<(), gst::FlowError> {
+            let (x_display, show_pointer) = self
+                .settings
+                .lock()
+                .map(|s| (s.display.clone(), s.show_pointer))
+                .map_err(|_| gst::FlowError::Error)?;
+            {
+                let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
+                let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+                let now = Instant::now();
+                if now.duration_since(st.size_checked) < SIZE_CHECK {
+                    return Ok(());
+                }
+                st.size_checked = now;
+                let was = st.screen.size();
+                match st.screen.current_size() {
+                    Ok(size) if size == was => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(self.fail(&format!("{e:#}"))),
+                }
+                // Frames still downstream keep the old segments alive.
+                st.screen = Screen::open(&x_display, show_pointer)
+                    .map_err(|e| self.fail(&format!("reading the resized screen: {e:#}")))?;
+                st.last = None;
+                st.dirty = true;
+                let now = st.screen.size();
+                tracing::info!(
+                    "X display {} changed size from {}x{} to {}x{}: the stream follows",
+                    x_display,
+                    was.0,
+                    was.1,
                     now.0,
                     now.1
-                ))),
-                Ok(_) => Ok(()),
-                Err(e) => Err(self.fail(&format!("{e:#}"))),
+                );
+            }
+            // Negotiation asks `caps`, which takes the state's lock.
+            if self.obj().negotiate() {
+                Ok(())
+            } else {
+                Err(self.fail("the new size was not taken downstream"))
             }
         }
 

@@ -90,15 +90,25 @@ impl Signalling {
 
 /// Creates the room actor. Media events may be delivered through the
 /// returned handle before the server runs.
+/// Told the size the controller's window asks the desktop to take; must
+/// not block (it is called on the runtime).
+pub type ResizeSink = Arc<dyn Fn(u32, u32) + Send + Sync>;
+
+/// What the room's outputs reach besides the sockets.
+pub struct Outlets {
+    pub media: Arc<std::sync::OnceLock<MediaHandle>>,
+    pub input: Option<InputHandle>,
+    pub resize: Option<ResizeSink>,
+}
+
 pub fn start_room(
     room: Room,
-    media: Arc<std::sync::OnceLock<MediaHandle>>,
-    input: Option<InputHandle>,
+    outlets: Outlets,
     metrics: Arc<Metrics>,
     links_path: std::path::PathBuf,
 ) -> Signalling {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(room_actor(room, rx, media, input, metrics));
+    tokio::spawn(room_actor(room, rx, outlets, metrics));
     tokio::spawn(watch_links(links_path, tx.clone()));
     Signalling { tx }
 }
@@ -179,8 +189,7 @@ impl Clients {
 async fn room_actor(
     mut room: Room,
     mut rx: mpsc::UnboundedReceiver<ActorMsg>,
-    media: Arc<std::sync::OnceLock<MediaHandle>>,
-    input: Option<InputHandle>,
+    outlets: Outlets,
     metrics: Arc<Metrics>,
 ) {
     let mut clients = Clients {
@@ -282,7 +291,7 @@ async fn room_actor(
             }
         };
         for output in outputs {
-            apply(output, &mut clients, media.get(), input.as_ref());
+            apply(output, &mut clients, &outlets);
         }
         if let Ok(mut snap) = metrics.room.lock() {
             *snap = RoomSnapshot {
@@ -295,12 +304,8 @@ async fn room_actor(
     }
 }
 
-fn apply(
-    output: Output,
-    clients: &mut Clients,
-    media: Option<&MediaHandle>,
-    input: Option<&InputHandle>,
-) {
+fn apply(output: Output, clients: &mut Clients, outlets: &Outlets) {
+    let (media, input) = (outlets.media.get(), outlets.input.as_ref());
     match output {
         Output::Send(id, msg) => clients.message(id, msg),
         Output::Close(id) => clients.send(id, Outgoing::Close(1000, "session ended")),
@@ -328,5 +333,6 @@ fn apply(
         }
         Output::Answer(p, sdp) => media.iter().for_each(|m| m.answer(p, sdp.clone())),
         Output::Ice(p, mline, c) => media.iter().for_each(|m| m.ice(p, mline, c.clone())),
+        Output::Resize(w, h) => outlets.resize.iter().for_each(|r| r(w, h)),
     }
 }

@@ -54,6 +54,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/pointer.js"),
     ),
     (
+        "resize.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/resize.js"),
+    ),
+    (
         "control.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/control.js"),

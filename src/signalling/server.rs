@@ -12,7 +12,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::Filter;
 
 use crate::metrics::Metrics;
-pub use crate::signalling::actor::{start_room, Signalling};
+pub use crate::signalling::actor::{start_room, Outlets, ResizeSink, Signalling};
 use crate::signalling::assets;
 use crate::signalling::limits::{Limits, Pool};
 use crate::signalling::listener::{self, Accept, ClientAddr};

@@ -41,6 +41,11 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sdp_mid: Option<String>,
     },
+    /// The controller's window is this size (device pixels): the agent
+    /// makes the desktop that size when `welcome.resize` said it would
+    /// (the stream follows, no client is dropped). Others get
+    /// `unauthorized`.
+    Resize { width: u32, height: u32 },
     /// Keepalive; answered with `pong`.
     Ping {},
     /// Leave the session.
@@ -115,6 +120,11 @@ pub enum ServerMessage {
         /// clipboard (the controller's, on a desktop that has one).
         #[serde(default)]
         clipboard: bool,
+        /// Whether this client may make the desktop match its window
+        /// (`resize`): the controller's, on a desktop that is resized from
+        /// the page (`--resize`).
+        #[serde(default)]
+        resize: bool,
     },
     /// Everyone connected, sent to all on every join and leave.
     Participants { participants: Vec<Participant> },
@@ -225,7 +235,7 @@ pub struct ParseError {
     pub message: String,
 }
 
-const CLIENT_TYPES: &[&str] = &["hello", "answer", "ice", "ping", "bye"];
+const CLIENT_TYPES: &[&str] = &["hello", "answer", "ice", "resize", "ping", "bye"];
 
 /// Parses one text frame, telling malformed, unknown and oversized apart.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
@@ -358,6 +368,7 @@ mod tests {
                 credential: Some("pw".into()),
             }],
             clipboard: false,
+            resize: false,
         }
         .to_json();
         assert!(

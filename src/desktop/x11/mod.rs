@@ -4,6 +4,7 @@
 
 pub mod clipboard;
 pub mod pointer;
+pub mod randr;
 pub mod screen;
 
 use std::sync::mpsc;

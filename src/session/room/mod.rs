@@ -200,8 +200,34 @@ impl Room {
                     Err((code, why)) => self.error(client, code, why, out),
                 }
             }
+            ClientMessage::Resize { width, height } => self.resize(client, width, height, out),
             ClientMessage::Bye {} => self.end(client, "goodbye", out),
         }
+    }
+
+    /// The controller's window size: passed on when the desktop is resized
+    /// from the page; anyone else is refused (and counted).
+    fn resize(&mut self, client: ClientId, width: u32, height: u32, out: &mut Vec<Output>) {
+        let role = self
+            .clients
+            .get(&client)
+            .and_then(|c| c.session.as_ref())
+            .map(|s| s.role);
+        let (code, why) = match role {
+            Some(Role::Controller) if self.config.resize => {
+                return out.push(Output::Resize(width, height));
+            }
+            Some(Role::Controller) => (
+                ErrorCode::Unexpected,
+                "this desktop is not resized from the page (see the agent's --resize)",
+            ),
+            Some(_) => (
+                ErrorCode::Unauthorized,
+                "only the controller resizes the desktop",
+            ),
+            None => (ErrorCode::Unexpected, "`resize` comes after `hello`"),
+        };
+        self.error(client, code, why.into(), out);
     }
 
     fn hello(
@@ -274,6 +300,7 @@ impl Room {
                 },
                 ice_servers: self.ice.as_mut().map(|mint| mint(peer)).unwrap_or_default(),
                 clipboard: self.config.clipboard && grant.role == Role::Controller,
+                resize: self.config.resize && grant.role == Role::Controller,
             },
         ));
         out.push(Output::AddPeer(peer, grant.role));

@@ -45,6 +45,7 @@ pub(super) fn room(max: usize) -> Room {
             media_lines: 2,
             max_slot: 4,
             clipboard: true,
+            resize: true,
         },
         Box::new(FakeCredentials),
     )

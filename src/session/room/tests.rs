@@ -82,6 +82,51 @@ fn only_the_controller_is_told_it_has_the_clipboard() {
 }
 
 #[test]
+fn only_the_controller_resizes_the_desktop() {
+    let mut r = room(4);
+    let resize = || ClientMessage::Resize {
+        width: 1200,
+        height: 750,
+    };
+    r.handle(Input::Connected(9));
+    let early = r.handle(Input::Message(9, resize()));
+    assert!(
+        matches!(
+            &early[..],
+            [Output::Send(
+                9,
+                ServerMessage::Error {
+                    code: ErrorCode::Unexpected,
+                    ..
+                }
+            )]
+        ),
+        "{early:?}"
+    );
+    let mut told = Vec::new();
+    for (c, token) in [(1, "controller:c1"), (2, "viewer:v1"), (3, "player2:p2")] {
+        r.handle(Input::Connected(c));
+        match &r.handle(Input::Message(c, hello(token)))[0] {
+            Output::Send(_, ServerMessage::Welcome { resize, .. }) => told.push(*resize),
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+    assert_eq!(told, [true, false, false]);
+    assert_eq!(
+        r.handle(Input::Message(1, resize())),
+        vec![Output::Resize(1200, 750)]
+    );
+    for c in [2, 3] {
+        let out = r.handle(Input::Message(c, resize()));
+        assert!(
+            matches!(&out[..], [Output::Send(to, ServerMessage::Error { code: ErrorCode::Unauthorized, .. })] if *to == c),
+            "{out:?}"
+        );
+    }
+    assert_eq!(r.stats().errors.get(&ErrorCode::Unauthorized), Some(&2));
+}
+
+#[test]
 fn happy_path() {
     let mut r = room(4);
     r.handle(Input::Connected(1));

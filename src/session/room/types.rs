@@ -62,6 +62,8 @@ pub enum Output {
     RemovePeer(PeerId),
     Answer(PeerId, String),
     Ice(PeerId, u32, String),
+    /// Make the desktop this size (the controller's window).
+    Resize(u32, u32),
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ pub struct RoomConfig {
     pub max_slot: u8,
     /// The desktop has a clipboard to share with the controller.
     pub clipboard: bool,
+    /// The controller's page may make the desktop match its window.
+    pub resize: bool,
 }
 
 /// Counters for the metrics endpoint.
