@@ -54,6 +54,7 @@ pub struct Metrics {
     pub connections: Arc<crate::signalling::counters::ConnectionCounters>,
     pub clipboard: Option<Arc<crate::desktop::clipboard::ClipboardStats>>,
     pub pointer: Option<Arc<crate::media::pointer_channel::PointerHub>>,
+    pub uploads: Option<Arc<crate::desktop::uploads::UploadStats>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +88,7 @@ impl Metrics {
             connections: Default::default(),
             clipboard: None,
             pointer: None,
+            uploads: None,
         }
     }
 
@@ -497,6 +499,9 @@ impl Metrics {
         }
         if let Some(p) = &self.pointer {
             p.render(&mut s);
+        }
+        if let Some(u) = &self.uploads {
+            u.render(&mut s);
         }
         let _ = writeln!(
             s,

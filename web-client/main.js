@@ -13,6 +13,7 @@ import { Microphone } from './microphone.js';
 import { Clipboard } from './clipboard.js';
 import { Pointer } from './pointer.js';
 import { Resizer } from './resize.js';
+import { Files } from './files.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
@@ -190,12 +191,14 @@ function ensurePeer(s) {
       if (page.session !== s) return;
       clipboard.onChannel(ch);
       pointer.onChannel(ch);
+      files.onChannel(ch);
     },
   });
   stats.attach(s.peer);
   microphone.attach(s.peer);
   clipboard.reset();
   pointer.reset();
+  files.reset();
   return s.peer;
 }
 
@@ -330,6 +333,7 @@ function dropPeer(s) {
     microphone.attach(null);
     clipboard.reset();
     pointer.reset();
+    files.reset();
   }
   stats.attach(null);
   s.lastPresentedFrames = null;
@@ -510,6 +514,7 @@ const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m)
 const clipboard = new Clipboard($('btn-copy'), $('clipboard-note'));
 const pointer = new Pointer(video, $('remote-pointer'), $('pointer-note'));
 const resizer = new Resizer((msg) => page.session?.sig?.send(msg));
+const files = new Files($('btn-upload'), $('file-pick'), $('transfers'));
 // Typing the clipboard stays an explicit action (long text is better pasted).
 $('btn-type').addEventListener('click', async () => {
   try {
@@ -617,6 +622,7 @@ window.oriel = {
       clipboard: clipboard.status(),
       pointer: pointer.status(),
       resize: resizer.status(),
+      files: files.status(),
     };
   },
   disconnect,
@@ -654,6 +660,10 @@ window.oriel = {
       ch.addEventListener('open', () => { opened = true; pump(); });
       setTimeout(() => { if (!opened) resolve({ opened, sent, state: ch.readyState }); }, ms);
     });
+  },
+  /** Cancel upload `id` (as its Cancel button does). */
+  cancelUpload(id) {
+    return files.cancel(id);
   },
   /** Send any signalling message, as any client could (the agent decides). */
   signal(msg) {

@@ -135,6 +135,7 @@ pub fn config(
         player_microphones: args.media.player_microphones,
         clipboard: None,
         pointer: None,
+        files: None,
         producer,
         ice,
         keyframe_interval: args.keyframe_interval(),

@@ -21,6 +21,7 @@ mod recording;
 mod resize;
 mod room;
 mod startup;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     desktop.clipboard = clipboard::start(&args, &desktop.capture);
     media_config.clipboard = desktop.clipboard.as_ref().map(|c| c.hub.clone());
     media_config.pointer = desktop.pointer.as_ref().map(|p| p.hub.clone());
+    media_config.files = uploads::start(&args);
     let virtual_display = desktop.supervise()?;
     let store = args.state.open_store()?;
     let (_, controller_token) = store.startup_controller()?;
@@ -143,6 +145,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     // Metrics need the media stats, the media service needs the room's
     // event sink: create the sink first, then the service.
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let upload_stats = media_config.files.as_ref().map(|f| f.stats.clone());
     let media = service::spawn(media_config, move |ev| {
         let _ = event_tx.send(ev);
     })
@@ -171,6 +174,7 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     metrics.input_health = input_health.clone();
     metrics.clipboard = desktop.clipboard.as_ref().map(|c| c.stats.clone());
     metrics.pointer = desktop.pointer.as_ref().map(|p| p.hub.clone());
+    metrics.uploads = upload_stats;
     let metrics = Arc::new(metrics);
     let media_cell = Arc::new(std::sync::OnceLock::new());
     let _ = media_cell.set(media.clone());

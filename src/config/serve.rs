@@ -48,6 +48,19 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_CLIPBOARD", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
     pub clipboard: bool,
 
+    /// Files the controller's page uploads (dropped on the page or picked)
+    /// are saved on the desktop (`off`: the page cannot upload).
+    #[arg(long, env = "ORIEL_UPLOADS", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
+    pub uploads: bool,
+
+    /// Where uploads are saved [default: $XDG_DOWNLOAD_DIR, else ~/Downloads].
+    #[arg(long, env = "ORIEL_UPLOAD_DIR", help_heading = "Serving")]
+    pub upload_dir: Option<PathBuf>,
+
+    /// The largest file the controller may upload, in bytes.
+    #[arg(long, env = "ORIEL_UPLOAD_MAX_BYTES", help_heading = "Serving", default_value_t = 2 << 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_max_bytes: u64,
+
     /// Who draws the pointer. `page`: each page draws it from the desktop's
     /// pointer images, so the controller's moves with its own mouse, with
     /// no delay, and viewers draw the remote one where it is (X11; Wayland

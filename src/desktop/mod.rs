@@ -7,6 +7,7 @@ pub mod clipboard;
 pub mod pointer;
 pub mod sound;
 pub mod supervisor;
+pub mod uploads;
 pub mod wayland;
 pub mod x11;
 pub mod xlib_guard;

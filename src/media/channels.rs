@@ -7,8 +7,10 @@
 
 use gst::prelude::*;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
 /// Receives the bytes of every data-channel message of a peer.
@@ -19,24 +21,57 @@ pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
 /// latest value wins).
 const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
 
-/// Opens the agent's channels on a READY webrtcbin; every message on them
-/// goes to `input` (which rate-limits and checks roles).
+/// Creates one of the agent's channels on a READY webrtcbin; whatever the
+/// page sends on it is counted as delivered out of webrtcbin's queue
+/// (`PeerTraffic::queued_out`) before the channel's own handlers see it.
+pub fn create(
+    webrtcbin: &gst::Element,
+    label: &str,
+    reliable: bool,
+    traffic: &Arc<PeerTraffic>,
+) -> Option<gst_webrtc::WebRTCDataChannel> {
+    let mut config = gst::Structure::builder("config").field("ordered", reliable);
+    if !reliable {
+        config = config.field("max-retransmits", 0i32);
+    }
+    let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+        "create-data-channel",
+        &[&label, &Some(config.build())],
+    )?;
+    let t = traffic.clone();
+    channel.connect("on-message-data", false, move |values| {
+        let n = values
+            .get(1)
+            .and_then(|v| v.get::<Option<gst::glib::Bytes>>().ok())
+            .flatten()
+            .map_or(0, |b| b.len());
+        t.queued_out.fetch_add(n as u64, Ordering::Relaxed);
+        None
+    });
+    let t = traffic.clone();
+    channel.connect("on-message-string", false, move |values| {
+        let n = values
+            .get(1)
+            .and_then(|v| v.get::<Option<String>>().ok())
+            .flatten()
+            .map_or(0, |s| s.len());
+        t.queued_out.fetch_add(n as u64, Ordering::Relaxed);
+        None
+    });
+    Some(channel)
+}
+
+/// Opens the agent's input channels on a READY webrtcbin; every message
+/// on them goes to `input` (which rate-limits and checks roles).
 pub fn open(
     webrtcbin: &gst::Element,
     id: PeerId,
     input: &InputSink,
+    traffic: &Arc<PeerTraffic>,
 ) -> Vec<gst_webrtc::WebRTCDataChannel> {
     let mut channels = Vec::new();
     for (label, reliable) in CHANNELS {
-        let mut config = gst::Structure::builder("config").field("ordered", *reliable);
-        if !reliable {
-            config = config.field("max-retransmits", 0i32);
-        }
-        let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
-            "create-data-channel",
-            &[label, &Some(config.build())],
-        );
-        let Some(c) = channel else {
+        let Some(c) = create(webrtcbin, label, *reliable, traffic) else {
             tracing::warn!(peer = id, label, "could not create a data channel");
             continue;
         };
@@ -70,6 +105,8 @@ pub struct Sends {
     /// The pointer's shapes (everyone's, with `--pointer page`), and its
     /// places too when the flag is set (pages that draw the remote one).
     pub pointer: Option<(Arc<crate::media::pointer_channel::PointerHub>, bool)>,
+    /// Uploads: the controller's only.
+    pub files: Option<Arc<crate::media::files_channel::FilesHub>>,
 }
 
 /// A branch's open channels, held as long as it lives.
@@ -77,19 +114,28 @@ pub struct Opened {
     _input: Vec<gst_webrtc::WebRTCDataChannel>,
     _clipboard: Option<crate::media::clipboard_channel::Registered>,
     _pointer: Option<crate::media::pointer_channel::Registered>,
+    _files: Option<crate::media::files_channel::Opened>,
 }
 
 /// Opens what `sends` asks for on a READY webrtcbin.
-pub fn open_all(webrtcbin: &gst::Element, id: PeerId, sends: Sends) -> Opened {
+pub fn open_all(
+    webrtcbin: &gst::Element,
+    id: PeerId,
+    sends: Sends,
+    traffic: &Arc<PeerTraffic>,
+) -> Opened {
     Opened {
         _input: sends
             .input
-            .map(|input| open(webrtcbin, id, &input))
+            .map(|input| open(webrtcbin, id, &input, traffic))
             .unwrap_or_default(),
-        _clipboard: sends.clipboard.and_then(|hub| hub.open(webrtcbin, id)),
+        _clipboard: sends
+            .clipboard
+            .and_then(|hub| hub.open(webrtcbin, id, traffic)),
         _pointer: sends
             .pointer
-            .and_then(|(hub, places)| hub.open(webrtcbin, id, places)),
+            .and_then(|(hub, places)| hub.open(webrtcbin, id, places, traffic)),
+        _files: sends.files.and_then(|hub| hub.open(webrtcbin, id, traffic)),
     }
 }
 

@@ -74,14 +74,13 @@ impl ClipboardHub {
     }
 
     /// Opens the channel on a READY webrtcbin (before the offer), for `id`.
-    pub fn open(self: &Arc<Self>, webrtcbin: &gst::Element, id: PeerId) -> Option<Registered> {
-        let config = gst::Structure::builder("config")
-            .field("ordered", true)
-            .build();
-        let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
-            "create-data-channel",
-            &[&LABEL, &Some(config)],
-        )?;
+    pub fn open(
+        self: &Arc<Self>,
+        webrtcbin: &gst::Element,
+        id: PeerId,
+        traffic: &Arc<crate::media::traffic::PeerTraffic>,
+    ) -> Option<Registered> {
+        let channel = crate::media::channels::create(webrtcbin, LABEL, true, traffic)?;
         let assembler = Arc::new(Mutex::new(Assembler::new(self.limits)));
         let (a, deliver) = (assembler.clone(), self.deliver.clone());
         channel.connect("on-message-string", false, move |values| {

@@ -11,6 +11,7 @@ pub mod clipboard_channel;
 pub mod congestion;
 pub mod encoder;
 pub mod feedback_guard;
+pub mod files_channel;
 pub mod fragments;
 pub mod frame_drop;
 pub mod gate;

@@ -141,7 +141,8 @@ impl PeerBranch {
             frames.watch_sent(&bin, crate::media::producer::VIDEO_PT as u8);
         }
         bin.add_many([&queue, &webrtcbin])?;
-        crate::media::sctp_budget::install(&webrtcbin, traffic.clone());
+        let uploads = sends.files.is_some();
+        crate::media::sctp_budget::install(&webrtcbin, traffic.clone(), uploads);
         let sink = webrtcbin
             .request_pad_simple("sink_%u")
             .ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
@@ -250,7 +251,7 @@ impl PeerBranch {
         };
         // Data channels can only be created once webrtcbin is READY, and
         // must exist before the offer so that it carries them.
-        let channels = channels::open_all(&webrtcbin, id, sends);
+        let channels = channels::open_all(&webrtcbin, id, sends, &traffic);
         let ev = events.clone();
         channels::refuse_foreign(&webrtcbin, move |label| {
             ev(id, BranchEvent::ForeignChannel(label))

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use gst::prelude::*;
 
 use crate::desktop::pointer::{PointerEvent, Shape};
+use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
 pub const SHAPES: &str = "cursor";
@@ -100,10 +101,11 @@ impl PointerHub {
         webrtcbin: &gst::Element,
         id: PeerId,
         places: bool,
+        traffic: &Arc<PeerTraffic>,
     ) -> Option<Registered> {
-        let shapes = self.create(webrtcbin, id, SHAPES, true)?;
+        let shapes = self.create(webrtcbin, id, SHAPES, true, traffic)?;
         let places = if places {
-            self.create(webrtcbin, id, PLACES, false)
+            self.create(webrtcbin, id, PLACES, false, traffic)
         } else {
             None
         };
@@ -158,15 +160,9 @@ impl PointerHub {
         id: PeerId,
         label: &str,
         reliable: bool,
+        traffic: &Arc<PeerTraffic>,
     ) -> Option<gst_webrtc::WebRTCDataChannel> {
-        let mut config = gst::Structure::builder("config").field("ordered", reliable);
-        if !reliable {
-            config = config.field("max-retransmits", 0i32);
-        }
-        let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
-            "create-data-channel",
-            &[&label, &Some(config.build())],
-        );
+        let channel = crate::media::channels::create(webrtcbin, label, reliable, traffic);
         let Some(channel) = channel else {
             tracing::warn!(peer = id, label, "could not create a data channel");
             return None;

@@ -269,6 +269,11 @@ pub struct PeerTraffic {
     /// SCTP packets from the client dropped over its data-channel budget
     /// (`media::sctp_budget`).
     pub inbound_dropped: AtomicU64,
+    /// Bytes of the client's messages sctpdec handed to webrtcbin, and
+    /// those webrtcbin delivered to the agent's channels: the difference
+    /// is its delivery queue (`media::sctp_budget` bounds it).
+    pub queued_in: AtomicU64,
+    pub queued_out: AtomicU64,
     queue: Mutex<Option<gst::glib::WeakRef<gst::Element>>>,
 }
 

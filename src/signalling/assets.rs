@@ -59,6 +59,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web-client/resize.js"),
     ),
     (
+        "files.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web-client/files.js"),
+    ),
+    (
         "control.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web-client/control.js"),

@@ -85,6 +85,10 @@ impl Service {
                 Some(PeerKind::Controls) => self.config.clipboard.clone(),
                 _ => None,
             },
+            files: match kind {
+                Some(PeerKind::Controls) => self.config.files.clone(),
+                _ => None,
+            },
             // The controller's own mouse is its pointer: shapes only.
             pointer: match kind {
                 Some(PeerKind::Controls) => self.config.pointer.clone().map(|h| (h, false)),

@@ -30,6 +30,8 @@ pub struct MediaConfig {
     /// Every browser's pointer channels (`--pointer page`); `None`: the
     /// pointer is in the picture.
     pub pointer: Option<std::sync::Arc<crate::media::pointer_channel::PointerHub>>,
+    /// Where the controllers' uploads go; `None`: no uploads.
+    pub files: Option<std::sync::Arc<crate::media::files_channel::FilesHub>>,
     /// Asked before each rebuild after a failure; `None` always tries.
     pub source_check: Option<SourceCheck>,
     /// Opened before each producer start; its fragment replaces
@@ -68,6 +70,7 @@ pub fn test_pattern() -> MediaConfig {
         player_microphones: false,
         clipboard: None,
         pointer: None,
+        files: None,
         source_check: None,
         live_source: None,
     }
