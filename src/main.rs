@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Link(args) => oriel::cli::link::run(args),
         Command::Publish(args) => oriel::cli::control::run(args, "publish"),
         Command::Record(args) => oriel::cli::control::run(args, "record"),
+        Command::Send(args) => oriel::cli::send::run(args),
         Command::Config(_) => Ok(()),
     };
     match result {

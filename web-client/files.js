@@ -4,12 +4,26 @@
 // the bytes. Two brakes keep both sides small: this page sends only while
 // the channel's own buffer is under HIGH (waiting for `bufferedamountlow`),
 // and never more than the agent's window past what it acknowledged.
+// The picture comes first: while the desktop is moving, an upload yields
+// when the video's frame rate drops under 90 % of the best it had just
+// before or during the upload (both ends spend CPU on it), and speeds up
+// again when it recovers.
+// The other way, `oriel send FILE` on the desktop: the agent sends a
+// header, the bytes, then `sent`; the page saves the file as a download
+// and lists it under Downloads.
 
 const CHUNK = 64 * 1024;
 const READ = 1024 * 1024;
 const HIGH = 1024 * 1024;
 const LOW = 256 * 1024;
 const MAX_LISTED = 20;
+// The upload's pace: from unlimited down to this at the slowest.
+const RATE_MAX = 256 * 1024 * 1024;
+const RATE_MIN = 256 * 1024;
+// The frame rate is looked at this often; below this, the picture is
+// still (damage-driven) and nothing is yielded to it.
+const FPS_EVERY_MS = 500;
+const FPS_MOVING = 10;
 
 const size = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB`
   : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`);
@@ -19,13 +33,18 @@ export class Files {
    * @param {HTMLButtonElement} button Upload
    * @param {HTMLInputElement} picker the hidden file input
    * @param {HTMLUListElement} list where transfers are shown
+   * @param {HTMLVideoElement} video whose frame rate an upload yields to
    */
-  constructor(button, picker, list) {
+  constructor(button, picker, list, video) {
+    this.video = video;
+    this.pace = { rate: RATE_MAX, tokens: 0, at: 0, baseline: 0, lastFrames: 0, lastAt: 0, fps: 0, timer: null };
     this.button = button;
     this.picker = picker;
     this.list = list;
     this.channel = null;
     this.transfers = [];
+    this.downloads = [];
+    this.incoming = null; // the download being received
     this.nextId = 1;
     this.busy = false;
     this.waiters = new Map(); // id -> resolve, for the agent's next word on it
@@ -71,6 +90,12 @@ export class Files {
   }
 
   failAll(why) {
+    if (this.incoming) {
+      this.incoming.state = 'failed';
+      this.incoming.reason = why;
+      this.incoming.parts = [];
+      this.incoming = null;
+    }
     for (const t of this.transfers) {
       if (t.state === 'sending' || t.state === 'offered' || t.state === 'queued') {
         t.state = 'failed';
@@ -103,10 +128,18 @@ export class Files {
   }
 
   onMessage(data) {
+    if (data instanceof ArrayBuffer) {
+      this.onDownloadData(data);
+      return;
+    }
     let m;
     try {
       m = JSON.parse(data);
     } catch {
+      return;
+    }
+    if (m?.type === 'send' || m?.type === 'sent' || m?.type === 'unsent') {
+      this.onDownload(m);
       return;
     }
     const t = this.transfers.find((x) => x.id === m?.id);
@@ -144,6 +177,59 @@ export class Files {
     this.render();
   }
 
+  onDownload(m) {
+    if (m.type === 'send') {
+      const d = { id: m.id, name: typeof m.name === 'string' ? m.name : 'download', size: Number(m.size) || 0, got: 0, parts: [], state: 'receiving', reason: null, startedAt: performance.now(), doneAt: 0 };
+      this.downloads.push(d);
+      while (this.downloads.length > MAX_LISTED) this.downloads.shift();
+      this.incoming = d;
+    } else {
+      const d = this.downloads.find((x) => x.id === m.id);
+      if (!d) return;
+      if (m.type === 'sent' && d.got === d.size) {
+        this.save(d);
+      } else {
+        d.state = 'failed';
+        d.reason = m.type === 'sent' ? `${d.got} of ${d.size} bytes arrived` : String(m.reason);
+        d.parts = [];
+      }
+      if (this.incoming === d) this.incoming = null;
+    }
+    this.render();
+  }
+
+  onDownloadData(buf) {
+    const d = this.incoming;
+    if (!d) return;
+    d.parts.push(buf);
+    d.got += buf.byteLength;
+    if (d.got > d.size) {
+      d.state = 'failed';
+      d.reason = 'more bytes than announced';
+      d.parts = [];
+      this.incoming = null;
+    }
+    if (performance.now() - (d.rendered ?? 0) > 250) {
+      d.rendered = performance.now();
+      this.render();
+    }
+  }
+
+  /** Hands the file to the browser's downloads (it asks, or saves it). */
+  save(d) {
+    const url = URL.createObjectURL(new Blob(d.parts));
+    d.parts = [];
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = d.name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    d.state = 'saved';
+    d.doneAt = performance.now();
+  }
+
   /** The agent's next message about `t` (null if the upload ended meanwhile). */
   next(t) {
     return new Promise((resolve) => this.waiters.set(t.id, resolve));
@@ -179,6 +265,70 @@ export class Files {
     this.pump();
   }
 
+  frames() {
+    return this.video?.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+  }
+
+  /** Starts watching the frame rate; the last second before is the baseline. */
+  startPacing() {
+    const p = this.pace;
+    p.rate = RATE_MAX;
+    p.tokens = 0;
+    p.at = performance.now();
+    p.lastFrames = this.frames();
+    p.lastAt = p.at;
+    p.baseline = this.recentFps ?? 0;
+    clearInterval(p.timer);
+    p.timer = setInterval(() => {
+      const now = performance.now();
+      const f = this.frames();
+      p.fps = ((f - p.lastFrames) * 1000) / Math.max(1, now - p.lastAt);
+      p.lastFrames = f;
+      p.lastAt = now;
+      // The best rate seen is what the picture can do (a desktop that
+      // starts moving mid-upload raises it).
+      const best = p.baseline;
+      p.baseline = Math.max(p.baseline, p.fps);
+      if (best < FPS_MOVING) return;
+      if (p.fps < 0.9 * best) p.rate = Math.max(RATE_MIN, p.rate === RATE_MAX ? 32 << 20 : p.rate * 0.7);
+      else p.rate = Math.min(RATE_MAX, p.rate * 1.25);
+    }, FPS_EVERY_MS);
+  }
+
+  stopPacing() {
+    clearInterval(this.pace.timer);
+    this.pace.timer = null;
+  }
+
+  /** Waits until `bytes` fit the pace. */
+  async paced(bytes) {
+    const p = this.pace;
+    for (;;) {
+      const now = performance.now();
+      p.tokens = Math.min(p.rate / 4, p.tokens + ((now - p.at) / 1000) * p.rate);
+      p.at = now;
+      if (p.rate >= RATE_MAX || p.tokens >= bytes) {
+        p.tokens -= bytes;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, ((bytes - p.tokens) / p.rate) * 1000)));
+    }
+  }
+
+  /** The frame rate over the last second, watched between uploads. */
+  watchIdleFps() {
+    let frames = this.frames();
+    let at = performance.now();
+    setInterval(() => {
+      if (this.pace.timer) return;
+      const f = this.frames();
+      const now = performance.now();
+      this.recentFps = ((f - frames) * 1000) / Math.max(1, now - at);
+      frames = f;
+      at = now;
+    }, 1000);
+  }
+
   async upload(t) {
     const ch = this.channel;
     t.state = 'offered';
@@ -189,6 +339,19 @@ export class Files {
     const first = await answer;
     if (!first || first.type !== 'accept' || t.state !== 'offered') return;
     t.state = 'sending';
+    this.startPacing();
+    try {
+      await this.sendBytes(t, ch);
+    } finally {
+      this.stopPacing();
+    }
+    // The agent's last word: done, or why not.
+    while (t.state === 'sending') {
+      if (!(await this.next(t))) break;
+    }
+  }
+
+  async sendBytes(t, ch) {
     let lastRender = 0;
     while (t.sent < t.size && t.state === 'sending') {
       const block = new Uint8Array(await t.file.slice(t.sent, Math.min(t.size, t.sent + READ)).arrayBuffer());
@@ -203,6 +366,8 @@ export class Files {
           continue;
         }
         const piece = block.subarray(at, Math.min(block.length, at + CHUNK));
+        await this.paced(piece.length);
+        if (t.state !== 'sending') break;
         ch.send(piece);
         at += piece.length;
         t.sent += piece.length;
@@ -212,16 +377,22 @@ export class Files {
         }
       }
     }
-    // The agent's last word: done, or why not.
-    while (t.state === 'sending') {
-      if (!(await this.next(t))) break;
-    }
   }
 
   render() {
     this.button.hidden = !this.channel;
-    this.list.hidden = this.transfers.length === 0;
-    this.list.replaceChildren(...this.transfers.map((t) => {
+    this.list.hidden = this.transfers.length === 0 && this.downloads.length === 0;
+    const downloads = this.downloads.map((d) => {
+      const li = document.createElement('li');
+      const what = {
+        receiving: `${d.size ? Math.floor((100 * d.got) / d.size) : 100} % of ${size(d.size)}`,
+        saved: 'saved in your downloads',
+        failed: `not received: ${d.reason}`,
+      }[d.state];
+      li.textContent = `\u2193 ${d.name}: ${what}`;
+      return li;
+    });
+    this.list.replaceChildren(...downloads, ...this.transfers.map((t) => {
       const li = document.createElement('li');
       const pct = t.size ? Math.floor((100 * t.acked) / t.size) : 100;
       const what = {
@@ -232,7 +403,7 @@ export class Files {
         failed: `not saved: ${t.reason}`,
         cancelled: 'cancelled',
       }[t.state];
-      li.textContent = `${t.name}: ${what}`;
+      li.textContent = `\u2191 ${t.name}: ${what}`;
       if (t.state === 'sending' || t.state === 'queued' || t.state === 'offered') {
         const b = document.createElement('button');
         b.type = 'button';
@@ -247,9 +418,14 @@ export class Files {
   status() {
     return {
       available: !!this.channel,
+      pace: { rate: this.pace.rate, baseline: this.pace.baseline, fps: this.pace.fps },
       transfers: this.transfers.map((t) => ({
         id: t.id, name: t.name, size: t.size, sent: t.sent, acked: t.acked, state: t.state, savedAs: t.savedAs, reason: t.reason,
         ms: t.doneAt ? t.doneAt - t.startedAt : null,
+      })),
+      downloads: this.downloads.map((d) => ({
+        id: d.id, name: d.name, size: d.size, got: d.got, state: d.state, reason: d.reason,
+        ms: d.doneAt ? d.doneAt - d.startedAt : null,
       })),
     };
   }

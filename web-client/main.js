@@ -514,7 +514,8 @@ const microphone = new Microphone($('btn-mic'), { onError: (m) => recordError(m)
 const clipboard = new Clipboard($('btn-copy'), $('clipboard-note'));
 const pointer = new Pointer(video, $('remote-pointer'), $('pointer-note'));
 const resizer = new Resizer((msg) => page.session?.sig?.send(msg));
-const files = new Files($('btn-upload'), $('file-pick'), $('transfers'));
+const files = new Files($('btn-upload'), $('file-pick'), $('transfers'), video);
+files.watchIdleFps();
 // Typing the clipboard stays an explicit action (long text is better pasted).
 $('btn-type').addEventListener('click', async () => {
   try {

@@ -146,6 +146,13 @@ async fn run(parts: Parts<'_>) -> Result<()> {
     // event sink: create the sink first, then the service.
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let upload_stats = media_config.files.as_ref().map(|f| f.stats.clone());
+    // `oriel send` reaches the controller's page through this socket.
+    let _send_socket = match &media_config.files {
+        Some(f) => crate::signalling::send_socket::listen(&args.state.dir()?, f.outbox.clone())
+            .map_err(|e| tracing::warn!("oriel send will not reach this agent: {e:#}"))
+            .ok(),
+        None => None,
+    };
     let media = service::spawn(media_config, move |ev| {
         let _ = event_tx.send(ev);
     })

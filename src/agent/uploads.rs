@@ -9,8 +9,8 @@ use crate::desktop::uploads::{UploadDir, UploadStats};
 use crate::media::files_channel::FilesHub;
 
 pub fn start(args: &ServeArgs) -> Option<Arc<FilesHub>> {
-    if !args.uploads {
-        tracing::info!("uploads: off (--uploads off)");
+    if !args.files {
+        tracing::info!("files: off (--files off)");
         return None;
     }
     let Some(dir) = args.upload_dir.clone().or_else(UploadDir::default_dir) else {
@@ -28,5 +28,6 @@ pub fn start(args: &ServeArgs) -> Option<Arc<FilesHub>> {
             max_bytes: args.upload_max_bytes,
         }),
         stats: Arc::new(UploadStats::default()),
+        outbox: Arc::default(),
     }))
 }

@@ -6,3 +6,4 @@ pub mod control;
 pub mod link;
 pub mod logging;
 pub mod probe;
+pub mod send;

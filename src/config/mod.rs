@@ -90,10 +90,22 @@ pub enum Command {
     Publish(ControlArgs),
     /// Start or stop recording on the running agent, or show its state.
     Record(ControlArgs),
+    /// Send files to the controller's page from the desktop (the running
+    /// agent offers them; the page saves them as downloads).
+    Send(SendArgs),
     /// Print the effective configuration of `serve` (with the same flags)
     /// and where each value came from: flag, environment, file or default.
     Config(Box<ServeArgs>),
 }
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// The files, sent one after the other.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
     /// Where the link secret and link list live (default

@@ -48,10 +48,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORIEL_CLIPBOARD", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
     pub clipboard: bool,
 
-    /// Files the controller's page uploads (dropped on the page or picked)
-    /// are saved on the desktop (`off`: the page cannot upload).
-    #[arg(long, env = "ORIEL_UPLOADS", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
-    pub uploads: bool,
+    /// Files both ways with the controller's page: what it uploads (dropped
+    /// on the page or picked) is saved on the desktop, and `oriel send FILE`
+    /// on the desktop offers files to it (`off`: neither).
+    #[arg(long, env = "ORIEL_FILES", help_heading = "Serving", default_value = "on", value_parser = parse_on_off)]
+    pub files: bool,
 
     /// Where uploads are saved [default: $XDG_DOWNLOAD_DIR, else ~/Downloads].
     #[arg(long, env = "ORIEL_UPLOAD_DIR", help_heading = "Serving")]

@@ -7,9 +7,9 @@
 
 use gst::prelude::*;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::media::data_channel::create;
 use crate::media::traffic::PeerTraffic;
 use crate::media::PeerId;
 
@@ -20,46 +20,6 @@ pub type InputSink = Arc<dyn Fn(PeerId, &[u8]) + Send + Sync>;
 /// pointer motion and gamepad axes unordered without retransmits (the
 /// latest value wins).
 const CHANNELS: &[(&str, bool)] = &[("input", true), ("motion", false)];
-
-/// Creates one of the agent's channels on a READY webrtcbin; whatever the
-/// page sends on it is counted as delivered out of webrtcbin's queue
-/// (`PeerTraffic::queued_out`) before the channel's own handlers see it.
-pub fn create(
-    webrtcbin: &gst::Element,
-    label: &str,
-    reliable: bool,
-    traffic: &Arc<PeerTraffic>,
-) -> Option<gst_webrtc::WebRTCDataChannel> {
-    let mut config = gst::Structure::builder("config").field("ordered", reliable);
-    if !reliable {
-        config = config.field("max-retransmits", 0i32);
-    }
-    let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
-        "create-data-channel",
-        &[&label, &Some(config.build())],
-    )?;
-    let t = traffic.clone();
-    channel.connect("on-message-data", false, move |values| {
-        let n = values
-            .get(1)
-            .and_then(|v| v.get::<Option<gst::glib::Bytes>>().ok())
-            .flatten()
-            .map_or(0, |b| b.len());
-        t.queued_out.fetch_add(n as u64, Ordering::Relaxed);
-        None
-    });
-    let t = traffic.clone();
-    channel.connect("on-message-string", false, move |values| {
-        let n = values
-            .get(1)
-            .and_then(|v| v.get::<Option<String>>().ok())
-            .flatten()
-            .map_or(0, |s| s.len());
-        t.queued_out.fetch_add(n as u64, Ordering::Relaxed);
-        None
-    });
-    Some(channel)
-}
 
 /// Opens the agent's input channels on a READY webrtcbin; every message
 /// on them goes to `input` (which rate-limits and checks roles).

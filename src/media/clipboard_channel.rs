@@ -80,7 +80,7 @@ impl ClipboardHub {
         id: PeerId,
         traffic: &Arc<crate::media::traffic::PeerTraffic>,
     ) -> Option<Registered> {
-        let channel = crate::media::channels::create(webrtcbin, LABEL, true, traffic)?;
+        let channel = crate::media::data_channel::create(webrtcbin, LABEL, true, traffic)?;
         let assembler = Arc::new(Mutex::new(Assembler::new(self.limits)));
         let (a, deliver) = (assembler.clone(), self.deliver.clone());
         channel.connect("on-message-string", false, move |values| {

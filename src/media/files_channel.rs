@@ -196,6 +196,8 @@ fn reply(kind: &str, id: u64, mut extra: serde_json::Value) -> String {
 pub struct FilesHub {
     pub dir: Arc<UploadDir>,
     pub stats: Arc<UploadStats>,
+    /// Files the desktop sends the other way (`oriel send`).
+    pub outbox: Arc<crate::media::files_send::Outbox>,
 }
 
 impl FilesHub {
@@ -208,7 +210,7 @@ impl FilesHub {
         id: PeerId,
         traffic: &Arc<crate::media::traffic::PeerTraffic>,
     ) -> Option<Opened> {
-        let channel = crate::media::channels::create(webrtcbin, LABEL, true, traffic)?;
+        let channel = crate::media::data_channel::create(webrtcbin, LABEL, true, traffic)?;
         tracing::debug!(
             peer = id,
             "uploads: the files channel is open to this controller"
@@ -255,8 +257,11 @@ impl FilesHub {
                 r.abandon();
             }
         });
+        self.outbox.join(id, &channel);
         Some(Opened {
             receiver,
+            outbox: self.outbox.clone(),
+            peer: id,
             _channel: channel,
         })
     }
@@ -274,11 +279,14 @@ fn send_all(channel: Option<&gst_webrtc::WebRTCDataChannel>, replies: &[String])
 /// A controller's files channel, held by its branch.
 pub struct Opened {
     receiver: Arc<Mutex<Receiver>>,
+    outbox: Arc<crate::media::files_send::Outbox>,
+    peer: PeerId,
     _channel: gst_webrtc::WebRTCDataChannel,
 }
 
 impl Drop for Opened {
     fn drop(&mut self) {
+        self.outbox.leave(self.peer);
         if let Ok(mut r) = self.receiver.lock() {
             r.abandon();
         }

@@ -162,7 +162,7 @@ impl PointerHub {
         reliable: bool,
         traffic: &Arc<PeerTraffic>,
     ) -> Option<gst_webrtc::WebRTCDataChannel> {
-        let channel = crate::media::channels::create(webrtcbin, label, reliable, traffic);
+        let channel = crate::media::data_channel::create(webrtcbin, label, reliable, traffic);
         let Some(channel) = channel else {
             tracing::warn!(peer = id, label, "could not create a data channel");
             return None;

@@ -68,7 +68,7 @@ pub fn install(webrtcbin: &gst::Element, traffic: Arc<PeerTraffic>, uploads: boo
 
 /// Counts the bytes of every message sctpdec hands on (one src pad per
 /// SCTP stream, made as streams appear) into `traffic.queued_in`; the
-/// channels count what is delivered (`channels::create`).
+/// channels count what is delivered (`data_channel::create`).
 fn count_queued(sctpdec: &gst::Element, traffic: Arc<PeerTraffic>) {
     sctpdec.connect_pad_added(move |_, pad| {
         if pad.direction() != gst::PadDirection::Src {

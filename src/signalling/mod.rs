@@ -14,6 +14,7 @@ pub mod control;
 pub mod counters;
 pub mod limits;
 mod listener;
+pub mod send_socket;
 pub mod server;
 mod session;
 pub mod tls;

@@ -4,7 +4,8 @@
 // SHA-256 while the page keeps decoding at 25 fps or more and the agent's
 // resident memory grows less than 16 MiB; a cancelled upload and one cut
 // off by a closed page leave no file; a file over the limit is refused in
-// words; a viewer has no way to upload.
+// words; a viewer has no way to upload. Out: `oriel send FILE` on the
+// desktop, saved by the controller's page as a download, byte for byte.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Harness, status, waitDecoding, waitFor, sleep } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+import { Harness, ORIEL_BIN, status, waitDecoding, waitFor, sleep } from './harness.mjs';
 
 const h = new Harness('files');
 let display;
@@ -65,6 +67,8 @@ h.test('200 MiB arrive with the same SHA-256 while the page decodes at 25 fps or
   const { file, sha256 } = randomFile('big.bin', 200);
   const { agent, dir } = await uploadDirAgent();
   const page = await controllerPage(agent);
+  // Watched for a moment first, as a user would before dropping a file.
+  await sleep(2000);
   const pid = agent.rec.child.pid;
   const rss0 = rssKiB(pid);
   let rssMax = rss0;
@@ -86,7 +90,8 @@ h.test('200 MiB arrive with the same SHA-256 while the page decodes at 25 fps or
   const s1 = await status(page);
   const fps = (s1.framesDecoded - s0.framesDecoded) / secs;
   const grewMiB = (rssMax - rss0) / 1024;
-  console.log(`files: 200 MiB in ${secs.toFixed(1)} s (${(200 / secs).toFixed(1)} MiB/s), ${fps.toFixed(1)} fps decoded meanwhile, agent RSS +${grewMiB.toFixed(1)} MiB at most`);
+  const pace = s1.files.pace;
+  console.log(`files: 200 MiB in ${secs.toFixed(1)} s (${(200 / secs).toFixed(1)} MiB/s), ${fps.toFixed(1)} fps decoded meanwhile (${pace.baseline.toFixed(1)} before; the page's pace ended at ${(pace.rate / (1 << 20)).toFixed(1)} MiB/s), agent RSS +${grewMiB.toFixed(1)} MiB at most`);
   const saved = path.join(dir, 'big.bin');
   assert.equal(t.savedAs, saved, 'the page says where it went');
   assert.equal(sha256Of(saved), sha256, 'the same bytes');
@@ -147,5 +152,39 @@ h.test('a cancelled upload and one cut off by a closed page leave no file; over 
   assert.match(text, /oriel_uploads_refused_total\{reason="too_large"\} 1/);
   await viewer.close();
   await again.close();
+  await h.kill(agent.rec);
+});
+
+h.test('`oriel send` on the desktop: the controller\'s page saves the file intact; without a controller it says so', async () => {
+  const { file, sha256 } = randomFile('report.bin', 24);
+  const { agent } = await uploadDirAgent();
+  const send = (...files) => spawnSync(ORIEL_BIN, ['send', '--state-dir', agent.stateDir, ...files], { encoding: 'utf8', timeout: 120000 });
+
+  const alone = send(file);
+  assert.notEqual(alone.status, 0, 'fails with nobody to send to');
+  assert.match(alone.stderr, /no controller is connected/);
+
+  const page = await controllerPage(agent);
+  const download = page.waitForEvent('download', { timeout: 120000 });
+  const t0 = Date.now();
+  const sent = send(file);
+  assert.equal(sent.status, 0, `oriel send: ${sent.stderr}`);
+  assert.match(sent.stdout, /oriel: sent .*report\.bin \(25165824 bytes\)/);
+  const d = await download;
+  assert.equal(d.suggestedFilename(), 'report.bin');
+  const saved = path.join(scratch, 'downloaded.bin');
+  await d.saveAs(saved);
+  const secs = (Date.now() - t0) / 1000;
+  console.log(`files: oriel send 24 MiB reached the page's downloads in ${secs.toFixed(1)} s`);
+  assert.equal(sha256Of(saved), sha256, 'the same bytes');
+  const st = (await status(page)).files.downloads;
+  assert.equal(st.at(-1).state, 'saved');
+  assert.equal(st.at(-1).got, 24 << 20);
+
+  // Not a file, and a missing one: said, nothing sent.
+  const bad = send(scratch);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /not a regular file/);
+  await page.close();
   await h.kill(agent.rec);
 });
