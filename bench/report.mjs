@@ -29,6 +29,7 @@ export const PARTS = [
   ['shared-viewers', 'shared-viewers.mjs', 'cost per added Chromium viewer, oriel and Selkies 2.1'],
   ['audio', 'audio.mjs', 'the desktop\'s sound: latency, sync with the picture, cost'],
   ['input', 'input.mjs', 'input latency'],
+  ['files', 'files.mjs', 'files both ways, and the picture meanwhile'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],
   ['soak', 'soak.mjs', 'an hour of a controller and 8 viewers', 'reliability'],

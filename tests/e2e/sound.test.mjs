@@ -242,7 +242,8 @@ h.test('through a link losing 5 % of the packets the tone is still heard at its 
       }
       return null;
     });
-    const before = await audioStats();
+    // The audio's inbound stats may come a moment after the first video frame.
+    const before = await waitFor(audioStats, 10000, 'the page\'s audio stats');
     const heard = await hears(page, 880, 'the tone through the lossy link');
     await sleep(3000);
     const after = await audioStats();
