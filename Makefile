@@ -80,7 +80,7 @@ e2e: build-debug
 # Benchmarks (bench/README.md): every part in turn, unattended; a part that
 # fails does not stop the others, but makes `make bench` fail at the end.
 # Each writes bench/results/<date>-<part>.json and regenerates BENCHMARKS.md.
-BENCH_PARTS := glass glass-network viewers peer ttff still click shared-viewers audio input files churn clients sfu network bad-clients
+BENCH_PARTS := glass glass-network viewers peer ttff still click shared-viewers audio input files pointer churn clients sfu network bad-clients
 
 bench: bench-deps
 	@failed=""; for p in $(BENCH_PARTS); do \

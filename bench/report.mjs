@@ -30,6 +30,7 @@ export const PARTS = [
   ['audio', 'audio.mjs', 'the desktop\'s sound: latency, sync with the picture, cost'],
   ['input', 'input.mjs', 'input latency'],
   ['files', 'files.mjs', 'files both ways, and the picture meanwhile'],
+  ['pointer', 'pointer.mjs', 'the remote pointer drawn by the page against in the video'],
   ['churn', 'churn.mjs', 'join/leave churn in every exit mix', 'reliability'],
   ['churn-valgrind', 'churn.mjs', 'join/leave churn under Valgrind memcheck', 'reliability'],
   ['soak', 'soak.mjs', 'an hour of a controller and 8 viewers', 'reliability'],
