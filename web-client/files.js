@@ -215,6 +215,19 @@ export class Files {
     }
   }
 
+  /** No more of download `id`: the agent stops sending it. */
+  stopDownload(id) {
+    const d = this.downloads.find((x) => x.id === id);
+    if (!d || d.state !== 'receiving') return false;
+    this.channel?.send(JSON.stringify({ type: 'stop', id }));
+    d.state = 'failed';
+    d.reason = 'stopped';
+    d.parts = [];
+    if (this.incoming === d) this.incoming = null;
+    this.render();
+    return true;
+  }
+
   /** Hands the file to the browser's downloads (it asks, or saves it). */
   save(d) {
     const url = URL.createObjectURL(new Blob(d.parts));
@@ -390,6 +403,13 @@ export class Files {
         failed: `not received: ${d.reason}`,
       }[d.state];
       li.textContent = `\u2193 ${d.name}: ${what}`;
+      if (d.state === 'receiving') {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.textContent = 'Stop';
+        b.addEventListener('click', () => this.stopDownload(d.id));
+        li.append(' ', b);
+      }
       return li;
     });
     this.list.replaceChildren(...downloads, ...this.transfers.map((t) => {

@@ -662,6 +662,10 @@ window.oriel = {
       setTimeout(() => { if (!opened) resolve({ opened, sent, state: ch.readyState }); }, ms);
     });
   },
+  /** Stop download `id` (as its Stop button does). */
+  stopDownload(id) {
+    return files.stopDownload(id);
+  },
   /** Cancel upload `id` (as its Cancel button does). */
   cancelUpload(id) {
     return files.cancel(id);

@@ -34,6 +34,8 @@ enum FromPage {
     Offer { id: u64, name: String, size: u64 },
     /// Stop the upload `id`; its part file is removed.
     Cancel { id: u64 },
+    /// Stop the download `id` (`oriel send`): the agent sends no more of it.
+    Stop { id: u64 },
 }
 
 /// An upload under way.
@@ -49,6 +51,8 @@ pub struct Receiver {
     dir: Arc<UploadDir>,
     stats: Arc<UploadStats>,
     current: Option<Current>,
+    /// Where a download the page stops is told.
+    outbox: Option<Arc<crate::media::files_send::Outbox>>,
 }
 
 impl Receiver {
@@ -57,13 +61,26 @@ impl Receiver {
             dir,
             stats,
             current: None,
+            outbox: None,
         }
+    }
+
+    /// Stops of downloads go to `outbox`.
+    pub fn with_outbox(mut self, outbox: Arc<crate::media::files_send::Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// A text message; the replies.
     pub fn text(&mut self, text: &str) -> Vec<String> {
         match serde_json::from_str::<FromPage>(text) {
             Ok(FromPage::Offer { id, name, size }) => self.offer(id, &name, size),
+            Ok(FromPage::Stop { id }) => {
+                if let Some(o) = &self.outbox {
+                    o.stop(id);
+                }
+                Vec::new()
+            }
             Ok(FromPage::Cancel { id }) => match self.current.take() {
                 Some(c) if c.id == id => {
                     self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -215,10 +232,9 @@ impl FilesHub {
             peer = id,
             "uploads: the files channel is open to this controller"
         );
-        let receiver = Arc::new(Mutex::new(Receiver::new(
-            self.dir.clone(),
-            self.stats.clone(),
-        )));
+        let receiver = Arc::new(Mutex::new(
+            Receiver::new(self.dir.clone(), self.stats.clone()).with_outbox(self.outbox.clone()),
+        ));
         let r = receiver.clone();
         channel.connect("on-message-string", false, move |values| {
             let text = values

@@ -41,6 +41,8 @@ struct Target {
 #[derive(Default)]
 pub struct Outbox {
     targets: Mutex<HashMap<PeerId, Target>>,
+    /// Downloads the page asked to stop (`{"type":"stop","id":N}`).
+    stopped: Mutex<std::collections::HashSet<u64>>,
     next_id: AtomicU64,
     pub sent: AtomicU64,
     pub sent_bytes: AtomicU64,
@@ -88,6 +90,21 @@ impl Outbox {
         }
     }
 
+    /// The page does not want download `id` any more.
+    pub fn stop(&self, id: u64) {
+        if let Ok(mut s) = self.stopped.lock() {
+            // Bounded: ids of downloads long gone are dropped.
+            if s.len() > 1024 {
+                s.clear();
+            }
+            s.insert(id);
+        }
+    }
+
+    fn is_stopped(&self, id: u64) -> bool {
+        self.stopped.lock().is_ok_and(|s| s.contains(&id))
+    }
+
     /// Whether a controller's page is there to send to.
     pub fn has_target(&self) -> bool {
         self.targets.lock().is_ok_and(|t| {
@@ -125,7 +142,7 @@ impl Outbox {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let header = serde_json::json!({ "type": "send", "id": id, "name": name, "size": size });
         channel.send_string_full(Some(&header.to_string()))?;
-        let result = self.pump(&mut file, size, &channel, &drained, peer);
+        let result = self.pump(&mut file, size, &channel, &drained, (peer, id));
         match &result {
             Ok(()) => {
                 let end = serde_json::json!({ "type": "sent", "id": id });
@@ -155,11 +172,14 @@ impl Outbox {
         size: u64,
         channel: &gst_webrtc::WebRTCDataChannel,
         drained: &(Mutex<u64>, Condvar),
-        peer: PeerId,
+        (peer, id): (PeerId, u64),
     ) -> Result<()> {
         let mut buf = vec![0u8; CHUNK];
         let mut left = size;
         while left > 0 {
+            if self.is_stopped(id) {
+                bail!("the page stopped it");
+            }
             let mut waited = Duration::ZERO;
             while channel.buffered_amount() > HIGH {
                 let still_here = self.targets.lock().is_ok_and(|t| t.contains_key(&peer));

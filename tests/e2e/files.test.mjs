@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { Harness, ORIEL_BIN, status, waitDecoding, waitFor, sleep } from './harness.mjs';
 
 const h = new Harness('files');
@@ -155,7 +155,7 @@ h.test('a cancelled upload and one cut off by a closed page leave no file; over 
   await h.kill(agent.rec);
 });
 
-h.test('`oriel send` on the desktop: the controller\'s page saves the file intact; without a controller it says so', async () => {
+h.test('`oriel send` on the desktop: the controller\'s page saves the file intact, or stops it midway; without a controller it says so', async () => {
   const { file, sha256 } = randomFile('report.bin', 24);
   const { agent } = await uploadDirAgent();
   const send = (...files) => spawnSync(ORIEL_BIN, ['send', '--state-dir', agent.stateDir, ...files], { encoding: 'utf8', timeout: 120000 });
@@ -180,6 +180,19 @@ h.test('`oriel send` on the desktop: the controller\'s page saves the file intac
   const st = (await status(page)).files.downloads;
   assert.equal(st.at(-1).state, 'saved');
   assert.equal(st.at(-1).got, 24 << 20);
+
+  // Stopped by the page midway: the agent sends no more, oriel send says so.
+  const child = spawn(ORIEL_BIN, ['send', '--state-dir', agent.stateDir, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b) => { err += b; });
+  const exited = new Promise((r) => child.on('exit', r));
+  const d2 = await waitFor(async () => {
+    const x = (await status(page)).files.downloads.at(-1);
+    return x && x.id !== st.at(-1).id && x.got > (1 << 20) && x;
+  }, 30000, 'the second download under way', 20);
+  assert.equal(await page.evaluate((id) => window.oriel.stopDownload(id), d2.id), true);
+  assert.notEqual(await exited, 0, 'oriel send fails when the page stops it');
+  assert.match(err, /the page stopped it/);
 
   // Not a file, and a missing one: said, nothing sent.
   const bad = send(scratch);
