@@ -18,10 +18,10 @@ use oriel_input::flood::Bucket;
 
 use crate::media::traffic::{packets, PeerTraffic};
 
-/// Messages a second (DATA chunks that end a message). webrtcbin's cost
-/// is per message: six-byte floods were held by the old byte budget alone
-/// to ~13 600 a second, below what its delivery thread keeps up with, and
-/// that is the limit now whatever the size.
+/// Messages a second (DATA chunks that end a message) on a connection that
+/// may upload. webrtcbin's cost is per message: six-byte floods are held
+/// by the small byte budget to ~13 600 a second, below what its delivery
+/// thread keeps up with, and that is the limit with the upload budget too.
 pub const MESSAGES_PER_SECOND: f64 = 13_600.0;
 
 /// Bytes a second for a connection without uploads. What the input rate
@@ -134,11 +134,18 @@ fn limit(pad: &gst::Pad, traffic: Arc<PeerTraffic>, bytes_per_second: f64) {
         bytes_per_second * BURST_SECONDS,
         now,
     ));
-    let messages = Mutex::new(Bucket::new(
-        MESSAGES_PER_SECOND,
-        MESSAGES_PER_SECOND * BURST_SECONDS,
-        now,
-    ));
+    // Only where bytes may come fast (uploads) do messages need their own
+    // budget: the small byte budget already holds six-byte floods to
+    // MESSAGES_PER_SECOND, and a second budget at the same rate dropped so
+    // many of a flooder's packets that its SCTP slowed below the input rate
+    // limit, and it was never cut off (seen in a CI-style run).
+    let messages = (bytes_per_second > BYTES_PER_SECOND).then(|| {
+        Mutex::new(Bucket::new(
+            MESSAGES_PER_SECOND,
+            MESSAGES_PER_SECOND * BURST_SECONDS,
+            now,
+        ))
+    });
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
@@ -151,7 +158,10 @@ fn limit(pad: &gst::Pad, traffic: Arc<PeerTraffic>, bytes_per_second: f64) {
                     .unwrap_or(false)
             };
             let full = queued(&traffic) > MAX_QUEUED_BYTES;
-            if full || over(&bytes, size as f64) || over(&messages, ended(info) as f64) {
+            let too_many = messages
+                .as_ref()
+                .is_some_and(|m| over(m, ended(info) as f64));
+            if full || over(&bytes, size as f64) || too_many {
                 traffic.inbound_dropped.fetch_add(n, Ordering::Relaxed);
                 crate::media::probe::DROP
             } else {
