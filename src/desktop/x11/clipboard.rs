@@ -56,14 +56,8 @@ struct Session {
 
 impl Session {
     fn open(display: &str) -> Result<Self> {
-        let (conn, screen) = x11rb::connect(Some(display))
-            .with_context(|| format!("connecting to display {display}"))?;
-        let root = conn
-            .setup()
-            .roots
-            .get(screen)
-            .ok_or_else(|| anyhow!("display {display} has no screen {screen}"))?
-            .root;
+        let (conn, screen) = super::open(display)?;
+        let root = screen.root;
         let atoms = Atoms::new(&conn)?.reply()?;
         conn.xfixes_query_version(5, 0)?
             .reply()

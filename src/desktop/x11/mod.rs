@@ -7,14 +7,51 @@ pub mod pointer;
 pub mod randr;
 pub mod screen;
 
+use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context};
 use x11rb::connection::Connection;
+use x11rb::protocol::xproto::Screen;
+use x11rb::rust_connection::RustConnection;
 
 /// A server that accepts but does not answer (stopped, wedged) must not
 /// hold up the media thread that asks.
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+/// A connection to `display` and its default screen (root window, size,
+/// depth), for the watchers and the capture that each keep their own.
+pub fn open(display: &str) -> anyhow::Result<(RustConnection, Screen)> {
+    let (conn, n) = x11rb::connect(Some(display))
+        .with_context(|| format!("connecting to display {display}"))?;
+    let screen = conn
+        .setup()
+        .roots
+        .get(n)
+        .cloned()
+        .ok_or_else(|| anyhow!("display {display} has no screen {n}"))?;
+    Ok((conn, screen))
+}
+
+/// Waits until `conn` has something to read, or `within` (at least 1 ms).
+pub fn readable_within(conn: &RustConnection, within: Duration) -> anyhow::Result<()> {
+    let mut fd = libc::pollfd {
+        fd: conn.stream().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = within.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd, for the call's duration.
+    let r = unsafe { libc::poll(&mut fd, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("waiting on the X connection");
+        }
+    }
+    Ok(())
+}
 
 /// Opens and closes a connection to `display`; the error says why not.
 pub fn reachable(display: &str) -> Result<(), String> {

@@ -7,12 +7,11 @@
 //! One thread per display, for as long as the agent runs; a lost
 //! connection (the X server restarted) is tried again every few seconds.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use x11rb::connection::Connection;
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ConnectionExt as _, Window};
@@ -82,14 +81,8 @@ struct Session {
 
 impl Session {
     fn open(display: &str) -> Result<Self> {
-        let (conn, screen) = x11rb::connect(Some(display))
-            .with_context(|| format!("connecting to display {display}"))?;
-        let root = conn
-            .setup()
-            .roots
-            .get(screen)
-            .ok_or_else(|| anyhow!("display {display} has no screen {screen}"))?
-            .root;
+        let (conn, screen) = super::open(display)?;
+        let root = screen.root;
         conn.xfixes_query_version(4, 0)?
             .reply()
             .context("the X server has no XFixes")?;
@@ -137,26 +130,11 @@ impl Session {
                     last_at = None;
                 }
             }
-            self.readable_within(next_look.saturating_duration_since(Instant::now()))?;
+            super::readable_within(
+                &self.conn,
+                next_look.saturating_duration_since(Instant::now()),
+            )?;
         }
-    }
-
-    fn readable_within(&self, within: Duration) -> Result<()> {
-        let mut fd = libc::pollfd {
-            fd: self.conn.stream().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = within.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the call's duration.
-        let r = unsafe { libc::poll(&mut fd, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).context("waiting on the X connection");
-            }
-        }
-        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@
 //! size and sets the wanted one at once (`desktop::xvfb`).
 
 use anyhow::{anyhow, bail, Context, Result};
-use x11rb::connection::{Connection, RequestConnection};
+use x11rb::connection::RequestConnection;
 use x11rb::protocol::randr::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ConnectionExt as _, Window};
 use x11rb::rust_connection::RustConnection;
@@ -31,13 +31,7 @@ pub struct Randr {
 
 impl Randr {
     pub fn open(display: &str) -> Result<Self> {
-        let (conn, screen) = x11rb::connect(Some(display))
-            .with_context(|| format!("connecting to display {display}"))?;
-        let s = conn
-            .setup()
-            .roots
-            .get(screen)
-            .ok_or_else(|| anyhow!("display {display} has no screen {screen}"))?;
+        let (conn, s) = super::open(display)?;
         let root = s.root;
         let dpi = if s.width_in_millimeters > 0 {
             s.width_in_pixels as f64 * 25.4 / s.width_in_millimeters as f64

@@ -5,7 +5,6 @@
 //! Used by the `orielx11src` element (`media::x11src`); nothing in here
 //! knows GStreamer.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,13 +75,7 @@ impl Screen {
     /// Connects to `display` and sets up the shared segment and the damage
     /// watch over the whole root window.
     pub fn open(display: &str, show_pointer: bool) -> Result<Self> {
-        let (conn, screen) = x11rb::connect(Some(display))
-            .with_context(|| format!("connecting to display {display}"))?;
-        let s = conn
-            .setup()
-            .roots
-            .get(screen)
-            .ok_or_else(|| anyhow!("display {display} has no screen {screen}"))?;
+        let (conn, s) = super::open(display)?;
         let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
         if s.root_depth != 24 && s.root_depth != 32 {
             bail!(
@@ -157,7 +150,7 @@ impl Screen {
                 return Ok(Change::Nothing);
             }
             let slice = (deadline - now).min(pointer_every);
-            self.readable_within(slice)?;
+            super::readable_within(&self.conn, slice)?;
         }
     }
 
@@ -272,25 +265,6 @@ impl Screen {
             serial: c.cursor_serial,
         };
         Ok(self.pointer.is_some_and(|p| p != now))
-    }
-
-    /// Sleeps until the X connection has something to read, or `within`.
-    fn readable_within(&self, within: Duration) -> Result<()> {
-        let mut fd = libc::pollfd {
-            fd: self.conn.stream().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = within.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the call's duration.
-        let r = unsafe { libc::poll(&mut fd, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).context("waiting on the X connection");
-            }
-        }
-        Ok(())
     }
 }
 
