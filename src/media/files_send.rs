@@ -105,14 +105,6 @@ impl Outbox {
         self.stopped.lock().is_ok_and(|s| s.contains(&id))
     }
 
-    /// Whether a controller's page is there to send to.
-    pub fn has_target(&self) -> bool {
-        self.targets.lock().is_ok_and(|t| {
-            t.values()
-                .any(|t| t.channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open)
-        })
-    }
-
     /// Sends `path` to a controller's page (the first whose channel is
     /// open); returns once the last byte is handed to the channel.
     pub fn send(&self, path: &Path) -> Result<Sent> {

@@ -367,11 +367,6 @@ mod imp {
         /// keyframe carrying the new SPS, which browsers decode in-band, so
         /// every client keeps its connection (`desktop::x11::randr`).
         fn follow_resize(&self) -> Result<(), gst::FlowError> {
-            let (x_display, show_pointer) = self
-                .settings
-                .lock()
-                .map(|s| (s.display.clone(), s.show_pointer))
-                .map_err(|_| gst::FlowError::Error)?;
             {
                 let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
                 let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
@@ -386,7 +381,13 @@ mod imp {
                     Ok(_) => {}
                     Err(e) => return Err(self.fail(&format!("{e:#}"))),
                 }
-                // Frames still downstream keep the old segments alive.
+                // Read only now: this runs for every frame. Frames still
+                // downstream keep the old segments alive.
+                let (x_display, show_pointer) = self
+                    .settings
+                    .lock()
+                    .map(|s| (s.display.clone(), s.show_pointer))
+                    .map_err(|_| gst::FlowError::Error)?;
                 st.screen = Screen::open(&x_display, show_pointer)
                     .map_err(|e| self.fail(&format!("reading the resized screen: {e:#}")))?;
                 st.last = None;

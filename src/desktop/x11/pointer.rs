@@ -22,6 +22,8 @@ use crate::desktop::pointer::{PointerEvent, Shape, MAX_SIDE};
 
 /// How often the place is asked for: a 60 Hz screen's frame.
 pub const MOTION_EVERY: Duration = Duration::from_millis(16);
+/// How often `wants` is looked at while nobody wants the place.
+const IDLE_LOOK: Duration = Duration::from_millis(250);
 /// How long before a lost connection is tried again.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -126,8 +128,11 @@ impl Session {
                         on_event(PointerEvent::Moved { x: at.0, y: at.1 });
                     }
                 } else {
-                    // Told again in full when someone wants it next.
+                    // Told again in full when someone wants it next; until
+                    // then only shape changes wake this thread (and a look
+                    // at `wants` a few times a second).
                     last_at = None;
+                    next_look = now + IDLE_LOOK;
                 }
             }
             super::readable_within(

@@ -101,19 +101,16 @@ impl Randr {
     /// Makes the screen `want` (fitted first); the size it now has.
     pub fn resize(&self, want: (u32, u32)) -> Result<(u16, u16)> {
         let (w, h) = self.fit(want);
-        if self.current()? == (w, h) {
+        let (cw, ch) = self.current()?;
+        if (cw, ch) == (w, h) {
             return Ok((w, h));
         }
         let mode = self.mode_for(w, h)?;
         let mm = |px: u16| ((px as f64) * 25.4 / self.dpi).round().max(1.0) as u32;
-        let grows = {
-            let (cw, ch) = self.current()?;
-            w > cw || h > ch
-        };
         // The screen must hold the CRTC at every step: grow it first, or
         // shrink it after.
-        if grows {
-            self.screen_size(w.max(self.current()?.0), h.max(self.current()?.1), &mm)?;
+        if w > cw || h > ch {
+            self.screen_size(w.max(cw), h.max(ch), &mm)?;
         }
         let reply = self
             .conn
